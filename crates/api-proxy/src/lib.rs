@@ -1,0 +1,1 @@
+//! The tenant-facing HTTP API (binary wgate-api).

@@ -1,0 +1,1 @@
+//! Durable job queue and job store over Redis Streams, with an apalis backend.

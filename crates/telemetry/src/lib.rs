@@ -1,0 +1,1 @@
+//! Tracing setup, Prometheus registry and the admin listener (/metrics, /healthz, /readyz).

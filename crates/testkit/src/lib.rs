@@ -1,0 +1,1 @@
+//! Test helpers: private redis-server instances and in-process services on port 0.

@@ -1,0 +1,1 @@
+//! A WhatsGate-compatible simulator for tests, benchmarks and demos (binary wgate-sim).

@@ -1,0 +1,1 @@
+//! The job worker running session-create upstream (binary wgate-worker).
