@@ -1,1 +1,22 @@
-//! Domain types shared by the gateway: request bodies, validated values, job records, errors, JWT claims. No IO.
+//! Domain types shared by every wgate crate: validated request values, the session-create bodies, the job record
+//! and its lifecycle, the error body, and JWT claims.
+//!
+//! Invariant: this crate does no IO and knows nothing of actix, apalis, reqwest or Redis. Each value that comes from
+//! a client is parsed once, through one constructor, into a type whose fields are private, so code holding a
+//! `SessionName` never needs to check it again.
+
+pub mod claims;
+pub mod error;
+pub mod idempotency;
+pub mod job;
+pub mod session;
+pub mod tenant;
+
+pub use claims::{Audience, Claims, Scope, Scopes};
+pub use error::{ErrorBody, FieldProblem};
+pub use idempotency::IdempotencyKey;
+pub use job::{ErrorClass, JobError, JobErrorView, JobId, JobKind, JobRecord, JobStatus, JobView};
+pub use session::{
+    AuthType, CallbackUrl, PhoneNumber, SessionCreate, SessionCreateBody, SessionName, ValidationErrors,
+};
+pub use tenant::TenantId;
