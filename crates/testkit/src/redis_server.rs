@@ -1,0 +1,155 @@
+//! A private `redis-server` process on a free port, killed when dropped.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+
+#[derive(Debug, Clone, Default)]
+pub struct RedisServerOptions {
+    /// Turn on the append-only file, so a restart keeps the data (chaos tests).
+    pub appendonly: bool,
+}
+
+/// One `redis-server` owned by a test. Its data lives in a temporary directory removed on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    options: RedisServerOptions,
+}
+
+impl RedisServer {
+    /// Starts a server with no persistence and waits until it answers PING.
+    pub async fn start() -> Self {
+        Self::start_with(RedisServerOptions::default()).await
+    }
+
+    pub async fn start_with(options: RedisServerOptions) -> Self {
+        // A port picked by the OS can be taken before redis binds it: try a few.
+        let mut last_err = None;
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temporary directory for redis-server");
+            let mut server = Self { child: None, port: crate::free_port(), dir, options: options.clone() };
+            match server.spawn().await {
+                Ok(()) => return server,
+                Err(e) => last_err = Some(e),
+            }
+        }
+        panic!("could not start redis-server: {:?}", last_err.expect("at least one attempt"));
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let bin = which_redis_server()?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--save")
+            .arg("")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--appendonly")
+            .arg(if self.options.appendonly { "yes" } else { "no" })
+            .arg("--appendfsync")
+            .arg("always")
+            .arg("--daemonize")
+            .arg("no")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().context("spawning redis-server")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!("redis-server exited at start with {status} (port {} taken?)", self.port);
+            }
+            if self.ping().await.is_ok() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("redis-server did not answer PING within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn ping(&self) -> redis::RedisResult<()> {
+        let client = redis::Client::open(self.url())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<()>(&mut conn).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL): clients see connection errors until `start_again`.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and directory (with AOF on, the data comes back).
+    pub async fn start_again(&mut self) {
+        self.kill();
+        self.spawn().await.expect("restarting redis-server on its port");
+    }
+
+    /// A fresh async connection, for tests that inspect keys directly.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connecting to the test redis-server")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn which_redis_server() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("REDIS_SERVER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/usr/local/bin".into(), "/usr/sbin".into()])
+        .map(|d| d.join("redis-server"))
+        .find(|p| p.is_file())
+        .context("redis-server is not installed: run `apt-get install -y redis-server` (or set REDIS_SERVER_BIN)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_starts_answers_and_restarts_with_its_data_when_aof_is_on() {
+        let mut server = RedisServer::start_with(RedisServerOptions { appendonly: true }).await;
+        let mut conn = server.connection().await;
+        redis::cmd("SET").arg("k").arg("v").query_async::<()>(&mut conn).await.unwrap();
+        server.kill();
+        assert!(server.ping().await.is_err());
+        server.start_again().await;
+        let mut conn = server.connection().await;
+        let v: String = redis::cmd("GET").arg("k").query_async(&mut conn).await.unwrap();
+        assert_eq!(v, "v");
+    }
+}
