@@ -172,6 +172,11 @@ pub struct JobRecord {
     pub request: SessionCreate,
     /// The `X-Request-Id` of the request that created the job, to link the worker's logs to it.
     pub request_id: Option<String>,
+    /// An unguessable token (at least 128 random bits, URL-safe) made at accept time. WhatsGate is given the
+    /// callback `{WGATE_PUBLIC_URL}/hooks/{hook_token}`, which the gateway relays to the tenant's own callback; the
+    /// same token is the marker that tells this job's upstream session apart from any other of the same name when
+    /// the worker reconciles after an attempt whose outcome it could not see.
+    pub hook_token: String,
 }
 
 impl JobRecord {
@@ -182,6 +187,7 @@ impl JobRecord {
         request: SessionCreate,
         max_attempts: u32,
         request_id: Option<String>,
+        hook_token: String,
         now: OffsetDateTime,
     ) -> Self {
         Self {
@@ -198,6 +204,7 @@ impl JobRecord {
             response: None,
             request,
             request_id,
+            hook_token,
         }
     }
 
@@ -251,7 +258,7 @@ mod tests {
     fn record() -> JobRecord {
         let req = SessionCreate::from_json(br#"{"name":"Shop"}"#).expect("valid");
         let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
-        JobRecord::new(JobId::new(), TenantId::parse("acme").expect("tenant"), req, 6, None, now)
+        JobRecord::new(JobId::new(), TenantId::parse("acme").expect("tenant"), req, 6, None, "tok".into(), now)
     }
 
     #[test]

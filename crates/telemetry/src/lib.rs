@@ -1,1 +1,0 @@
-//! Tracing setup, Prometheus registry and the admin listener (/metrics, /healthz, /readyz).
