@@ -1,0 +1,78 @@
+//! The QR window `/qr/<unique_id>` and the state endpoint its script polls.
+
+use serde_json::json;
+
+use crate::helpers::TestSim;
+
+#[tokio::test]
+async fn the_qr_page_is_self_contained_and_speaks_the_post_message_protocol() {
+    let sim = TestSim::start().await;
+    let id = sim.create_named("n").await;
+    let link = sim.session(&id).await["qr_link"].as_str().expect("qr_link").to_owned();
+    let response = sim.client.get(&link).send().await.expect("page");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().expect("ascii").to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(response.headers().get("x-frame-options").is_none(), "the page can be framed");
+    let page = response.text().await.expect("html");
+
+    assert!(page.contains(&format!("\"/qr/{id}/state\"")), "polls its own state endpoint");
+    assert!(page.contains("window.parent.postMessage({ module: \"qr\", message: message }, \"*\")"));
+    for message in ["loading", "qr", "success", "error", "broken"] {
+        assert!(page.contains(&format!("post(\"{message}\")")), "posts {message}");
+    }
+    assert!(page.contains("1000"), "polls about once a second");
+    for external in ["src=", "href=", "@import", "url("] {
+        assert!(!page.contains(external), "nothing loaded from elsewhere ({external})");
+    }
+}
+
+#[tokio::test]
+async fn the_qr_page_never_echoes_a_foreign_id() {
+    let sim = TestSim::start().await;
+    let page = sim.get("/qr/%3Cscript%3E").await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("\"/qr/0/state\""));
+    assert!(!page.text.contains("<script>\""));
+}
+
+#[tokio::test]
+async fn the_state_endpoint_follows_the_session_and_is_404_once_it_is_gone() {
+    let sim = TestSim::start().await;
+    let id = sim.create_named("n").await;
+    let state_path = format!("/qr/{id}/state");
+    let first = sim.get(&state_path).await;
+    assert_eq!(first.status, 200);
+    assert!(first.json["status"] == "PENDING" || first.json["status"] == "AUTH", "{}", first.text);
+
+    let auth = crate::helpers::eventually("AUTH on the state endpoint", || async {
+        let state = sim.get(&state_path).await.json;
+        (state["status"] == "AUTH").then_some(state)
+    })
+    .await;
+    assert!(auth["qr"].as_str().is_some_and(|q| q.starts_with("2@")));
+    assert!(auth["svg"].as_str().is_some_and(|s| s.starts_with("<svg")), "the qr is drawn");
+    let attempt = auth["attempt"].as_u64().expect("attempt");
+
+    sim.fail(&id).await;
+    let failed = sim.get(&state_path).await.json;
+    assert_eq!(failed["status"], "PENDING");
+    assert_eq!(failed["attempt"].as_u64(), Some(attempt + 1), "the page can tell a failure even between polls");
+
+    sim.scan(&id).await;
+    assert_eq!(sim.get(&state_path).await.json["status"], "READY");
+
+    sim.command("session-delete", json!({ "WhatsappID": id })).await;
+    assert_eq!(sim.get(&state_path).await.status, 404, "broken");
+    assert_eq!(sim.get("/qr/1234567890123/state").await.status, 404);
+    assert_eq!(sim.get("/qr/nope/state").await.status, 404);
+}
+
+#[tokio::test]
+async fn the_state_of_a_code_session_carries_its_code() {
+    let sim = TestSim::start().await;
+    let created = sim.create(json!({ "name": "n", "auth_type": "CODE", "number": "79990001122" })).await;
+    let state = sim.get(&format!("/qr/{}/state", created.unique_id())).await.json;
+    assert_eq!(state["code"], created.data()["code"]);
+    assert!(state["qr"].is_null());
+}
