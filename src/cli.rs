@@ -1,0 +1,51 @@
+//! Command-line parsing and dispatch.
+
+use clap::{Parser, Subcommand};
+
+use crate::token::{self, TokenRequest};
+
+#[derive(Debug, Parser)]
+#[command(name = "wgate", version, about = "wgate: a multi-tenant gateway and job queue in front of WhatsGate")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print an HS256 JWT for a tenant.
+    Token {
+        /// The HS256 secret (one of WGATE_JWT_SECRET's).
+        #[arg(long, env = "WGATE_TOKEN_SECRET", hide_env_values = true)]
+        secret: String,
+        /// The tenant id (the token's `sub`).
+        #[arg(long)]
+        tenant: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Space-separated scopes (default: none in the token, which grants `sessions:write sessions:read`).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Audience (`aud`), as WGATE_JWT_AUDIENCE.
+        #[arg(long, default_value = "wgate")]
+        aud: String,
+        /// Issuer (`iss`), as WGATE_JWT_ISSUER when that is set.
+        #[arg(long)]
+        iss: Option<String>,
+    },
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Token { secret, tenant, ttl, scope, aud, iss } => {
+            let req = TokenRequest { tenant, ttl_secs: ttl, scope, audience: aud, issuer: iss };
+            println!("{}", token::mint(secret.as_bytes(), &req, now_secs())?);
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

@@ -1,0 +1,4 @@
+//! The `wgate` command line as a library, so tests can call each command in process.
+
+pub mod cli;
+pub mod token;

@@ -1,0 +1,60 @@
+//! The `wgate` binary, run as a user would.
+
+use std::process::Command;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+fn wgate(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wgate")).args(args).output().expect("running wgate")
+}
+
+#[test]
+fn token_prints_a_jwt_that_a_standard_hs256_verifier_accepts() {
+    let out = wgate(&["token", "--secret", "s3cret", "--tenant", "acme", "--ttl", "600"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_audience(&["wgate"]);
+    validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+    let data = jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_secret(b"s3cret"), &validation).unwrap();
+    assert_eq!(data.claims["sub"], "acme");
+    assert_eq!(data.claims["aud"], "wgate");
+    let exp = data.claims["exp"].as_u64().unwrap();
+    let iat = data.claims["iat"].as_u64().unwrap();
+    assert_eq!(exp - iat, 600);
+    assert!(data.claims.get("scope").is_none());
+}
+
+#[test]
+fn token_carries_scope_audience_and_issuer_when_asked() {
+    let out = wgate(&[
+        "token",
+        "--secret",
+        "k",
+        "--tenant",
+        "t-1",
+        "--scope",
+        "admin sessions:read",
+        "--aud",
+        "other",
+        "--iss",
+        "me",
+    ]);
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_audience(&["other"]);
+    validation.set_issuer(&["me"]);
+    let data = jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_secret(b"k"), &validation).unwrap();
+    assert_eq!(data.claims["scope"], "admin sessions:read");
+}
+
+#[test]
+fn token_refuses_a_tenant_id_the_gateway_would_reject() {
+    let out = wgate(&["token", "--secret", "k", "--tenant", "bad tenant!"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--tenant"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
