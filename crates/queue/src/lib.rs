@@ -1,1 +1,21 @@
-//! Durable job queue and job store over Redis Streams, with an apalis backend.
+//! The job store and queue over Redis: the key layout, the Lua scripts that change several keys at once, the
+//! completion notifications a synchronous request waits on, and the apalis backend over a Redis Streams consumer
+//! group that the worker runs on.
+//!
+//! Every key starts with `{<namespace>}:` (a Redis Cluster hash tag), so each script's keys share one slot.
+//! `docs/ARCHITECTURE.md` holds the key table; keep it true when a key changes here.
+
+mod completions;
+mod config;
+mod error;
+mod keys;
+mod record;
+mod redis_conn;
+mod scripts;
+mod store;
+
+pub use completions::{Completions, Waiter};
+pub use config::QueueConfig;
+pub use error::QueueError;
+pub use keys::{GROUP, Keys};
+pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, Replay, SessionOwner};

@@ -1,0 +1,189 @@
+//! Completion notifications: one pub/sub subscription per process on `{ns}:done`, fanned out in memory to the
+//! requests waiting for a job. Waiting costs no Redis call per waiter.
+//!
+//! A publish can be missed while the subscription is down, so every (re)subscription wakes every waiter; a woken
+//! waiter re-reads the job and waits again if it is not finished.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use tokio::sync::oneshot;
+use wgate_types::JobId;
+
+use crate::{Keys, QueueConfig, redis_conn};
+
+type Registry = HashMap<JobId, Vec<(u64, oneshot::Sender<()>)>>;
+
+struct Inner {
+    waiters: Mutex<Registry>,
+    next: AtomicU64,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn wake(&self, id: JobId) {
+        if let Some(list) = self.lock().remove(&id) {
+            for (_, tx) in list {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    fn wake_all(&self) {
+        let all = std::mem::take(&mut *self.lock());
+        for (_, list) in all {
+            for (_, tx) in list {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            task.abort();
+        }
+    }
+}
+
+/// The process's completion subscription. Clones share it; the subscription ends with the last clone.
+#[derive(Clone)]
+pub struct Completions {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Completions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completions").finish_non_exhaustive()
+    }
+}
+
+/// Resolves when its job is published as finished, or when the subscription was re-established (re-read then).
+/// Dropping it unregisters it.
+pub struct Waiter {
+    id: JobId,
+    key: u64,
+    rx: oneshot::Receiver<()>,
+    inner: Weak<Inner>,
+}
+
+impl Future for Waiter {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // A dropped sender (subscription gone) resolves too: the caller re-reads.
+        Pin::new(&mut self.rx).poll(cx).map(|_| ())
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            let mut reg = inner.lock();
+            if let Some(list) = reg.get_mut(&self.id) {
+                list.retain(|(k, _)| *k != self.key);
+                if list.is_empty() {
+                    reg.remove(&self.id);
+                }
+            }
+        }
+    }
+}
+
+impl Completions {
+    /// Spawns the subscription task on the current tokio runtime. An invalid URL is logged and retried like a
+    /// dead Redis (waiters then only resolve by their own timeouts); `JobStore::new` reports it properly.
+    pub fn start(config: &QueueConfig) -> Self {
+        let inner =
+            Arc::new(Inner { waiters: Mutex::new(HashMap::new()), next: AtomicU64::new(0), task: Mutex::new(None) });
+        let task = tokio::spawn(run(Arc::downgrade(&inner), config.clone()));
+        *inner.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task.abort_handle());
+        Self { inner }
+    }
+
+    /// Register before enqueueing or reading the job, so that a fast finish is not missed.
+    pub fn waiter(&self, id: JobId) -> Waiter {
+        let (tx, rx) = oneshot::channel();
+        let key = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        self.inner.lock().entry(id).or_default().push((key, tx));
+        Waiter { id, key, rx, inner: Arc::downgrade(&self.inner) }
+    }
+
+    /// Waiters currently registered (for tests and metrics).
+    pub fn waiting(&self) -> usize {
+        self.inner.lock().values().map(Vec::len).sum()
+    }
+}
+
+async fn run(inner: Weak<Inner>, config: QueueConfig) {
+    let channel = Keys::new(&config.namespace).done_channel();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match subscribe_and_listen(&inner, &config, &channel).await {
+            Ok(()) => return, // every Completions handle is gone
+            Err(e) => tracing::warn!(error = %e, "completion subscription lost; reconnecting"),
+        }
+        if inner.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Subscribes, wakes everyone (a publish may have been missed before), then relays messages until the connection
+/// fails (`Err`) or the handles are dropped (`Ok`).
+async fn subscribe_and_listen(inner: &Weak<Inner>, config: &QueueConfig, channel: &str) -> Result<(), String> {
+    let client = redis_conn::client(config).map_err(|e| e.to_string())?;
+    let t = config.command_timeout;
+    let pubsub = tokio::time::timeout(t, client.get_async_pubsub())
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let (mut sink, mut stream) = pubsub.split();
+    tokio::time::timeout(t, sink.subscribe(channel))
+        .await
+        .map_err(|_| "subscribe timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    match inner.upgrade() {
+        Some(i) => i.wake_all(),
+        None => return Ok(()),
+    }
+    let mut ping = tokio::time::interval(Duration::from_secs(5));
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                let Some(msg) = msg else { return Err("subscription closed".into()) };
+                let Some(inner) = inner.upgrade() else { return Ok(()) };
+                match std::str::from_utf8(msg.get_payload_bytes()).ok().and_then(|s| s.parse::<JobId>().ok()) {
+                    Some(id) => inner.wake(id),
+                    None => tracing::warn!("ignoring a malformed completion message"),
+                }
+            }
+            _ = ping.tick() => {
+                if inner.strong_count() == 0 {
+                    return Ok(());
+                }
+                tokio::time::timeout(t, sink.ping::<String>())
+                    .await
+                    .map_err(|_| "ping timed out".to_string())?
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The Redis key layout (mirrored in `docs/ARCHITECTURE.md`).
+
+use sha2::{Digest, Sha256};
+use wgate_types::{JobId, JobKind, TenantId};
+
+/// The consumer group every worker reads the job stream through.
+pub const GROUP: &str = "workers";
+
+/// Builds every key of one namespace: `{<namespace>}:...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(namespace: &str) -> Self {
+        Self { prefix: format!("{{{namespace}}}:") }
+    }
+
+    /// `{ns}:` — scripts build keys of records they only learn about inside Redis from it (same hash slot).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn job(&self, id: JobId) -> String {
+        format!("{}job:{id}", self.prefix)
+    }
+
+    pub fn stream(&self, kind: JobKind) -> String {
+        format!("{}queue:{}", self.prefix, kind.as_str())
+    }
+
+    pub fn scheduled(&self) -> String {
+        format!("{}scheduled", self.prefix)
+    }
+
+    pub fn dead(&self) -> String {
+        format!("{}dead", self.prefix)
+    }
+
+    pub fn hook(&self, token: &str) -> String {
+        format!("{}hook:{token}", self.prefix)
+    }
+
+    /// The key of an `Idempotency-Key`: hashed, so any printable key makes a short, safe Redis key.
+    pub fn idempotency(&self, tenant: &TenantId, key: &str) -> String {
+        format!("{}idem:{}:{}", self.prefix, tenant.as_str(), sha256_hex(key.as_bytes()))
+    }
+
+    pub fn tenant_pending(&self, tenant: &TenantId) -> String {
+        format!("{}tenant:{}:pending", self.prefix, tenant.as_str())
+    }
+
+    pub fn tenant_sessions(&self, tenant: &TenantId) -> String {
+        format!("{}tenant:{}:sessions", self.prefix, tenant.as_str())
+    }
+
+    pub fn session(&self, unique_id: &str) -> String {
+        format!("{}session:{unique_id}", self.prefix)
+    }
+
+    /// The pub/sub channel terminal job ids are published on.
+    pub fn done_channel(&self) -> String {
+        format!("{}done", self.prefix)
+    }
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}

@@ -1,0 +1,276 @@
+//! `JobStore`: what the API (and the worker's bookkeeping) reads and writes about jobs.
+
+use std::collections::HashMap;
+
+use redis::{AsyncCommands, Value};
+use time::OffsetDateTime;
+use wgate_types::{CallbackUrl, IdempotencyKey, JobId, JobRecord, JobStatus, TenantId};
+
+use crate::{
+    Keys, QueueConfig, QueueError,
+    keys::{GROUP, sha256_hex},
+    record,
+    redis_conn::Redis,
+    scripts,
+};
+
+/// The outcome of [`JobStore::enqueue`].
+// Returned once per request and matched at once: boxing the record would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enqueued {
+    /// The job was stored and queued.
+    Created,
+    /// The same tenant sent the same request under the same `Idempotency-Key`: this is the job it made.
+    Existing(JobRecord),
+    /// The same tenant used the same `Idempotency-Key` for another request.
+    IdempotencyConflict,
+    /// The tenant's live sessions plus unfinished create jobs already reach `limit`.
+    QuotaExceeded { limit: u32 },
+}
+
+/// The outcome of [`JobStore::replay`].
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replay {
+    Requeued(JobRecord),
+    NotDead(JobStatus),
+    NotFound,
+}
+
+/// Queue gauges, read from Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    /// In the stream and not yet delivered to any worker.
+    pub pending: u64,
+    /// Retries waiting for their backoff.
+    pub scheduled: u64,
+    /// Delivered to a worker and not yet finished.
+    pub running: u64,
+    /// Out of attempts, kept for inspection and replay.
+    pub dead: u64,
+}
+
+/// Where a webhook for a relay token goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookTarget {
+    pub tenant: TenantId,
+    pub job_id: JobId,
+    /// The tenant's own callback, if it gave one.
+    pub callback: Option<CallbackUrl>,
+}
+
+/// Who owns an upstream session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOwner {
+    pub tenant: TenantId,
+    pub job_id: JobId,
+    pub hook_token: String,
+}
+
+/// The job store: cheap to clone, connects lazily and reconnects by itself.
+#[derive(Clone)]
+pub struct JobStore {
+    redis: Redis,
+    keys: Keys,
+    config: QueueConfig,
+}
+
+impl std::fmt::Debug for JobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobStore").field("namespace", &self.config.namespace).finish_non_exhaustive()
+    }
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Okay => Some("OK".into()),
+        _ => None,
+    }
+}
+
+fn strings(v: &Value) -> Result<Vec<String>, QueueError> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| text(i).ok_or_else(|| QueueError::Corrupt(format!("unexpected script reply item {i:?}"))))
+            .collect(),
+        other => Err(QueueError::Corrupt(format!("unexpected script reply {other:?}"))),
+    }
+}
+
+/// Splits a script reply `{tag, ...}` into its tag and the rest.
+fn tagged(v: Value) -> Result<(String, Vec<Value>), QueueError> {
+    match v {
+        Value::Array(mut items) if !items.is_empty() => {
+            let tag = text(&items[0]).ok_or_else(|| QueueError::Corrupt("script reply without a tag".into()))?;
+            items.remove(0);
+            Ok((tag, items))
+        }
+        other => Err(QueueError::Corrupt(format!("unexpected script reply {other:?}"))),
+    }
+}
+
+impl JobStore {
+    /// Checks the URL only; nothing is connected until the first call.
+    pub fn new(config: QueueConfig) -> Result<Self, QueueError> {
+        let redis = Redis::new(&config)?;
+        Ok(Self { redis, keys: Keys::new(&config.namespace), config })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        self.redis.call("PING", |mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await }).await
+    }
+
+    /// Stores and queues `job` atomically, with the idempotency and quota checks in the same script.
+    pub async fn enqueue(
+        &self,
+        job: &JobRecord,
+        idempotency_key: Option<&IdempotencyKey>,
+        max_sessions: Option<u32>,
+    ) -> Result<Enqueued, QueueError> {
+        let keys = &self.keys;
+        let request_hash = sha256_hex(job.request.canonical_json().as_bytes());
+        let idem_key = idempotency_key.map(|k| keys.idempotency(&job.tenant, k.as_str()));
+        let fields = record::to_fields(job)?;
+        let mut inv = scripts::ENQUEUE.prepare_invoke();
+        inv.key(keys.job(job.id))
+            .key(keys.hook(&job.hook_token))
+            .key(keys.tenant_pending(&job.tenant))
+            .key(keys.tenant_sessions(&job.tenant))
+            .key(keys.stream(job.kind))
+            .key(idem_key.clone().unwrap_or_else(|| keys.job(job.id)))
+            .arg(if idem_key.is_some() { "1" } else { "0" })
+            .arg(format!("{}:{request_hash}", job.id))
+            .arg(ms(self.config.idempotency_ttl))
+            .arg(max_sessions.map_or(-1, i64::from))
+            .arg(job.id.to_string())
+            .arg(job.tenant.as_str())
+            .arg(job.request.callback().map_or("", CallbackUrl::as_str))
+            .arg(GROUP)
+            .arg(keys.prefix());
+        for (k, v) in &fields {
+            inv.arg(*k).arg(v);
+        }
+        let reply: Value = self.redis.call("enqueue", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let (tag, rest) = tagged(reply)?;
+        match tag.as_str() {
+            "created" => Ok(Enqueued::Created),
+            "conflict" => Ok(Enqueued::IdempotencyConflict),
+            "quota" => Ok(Enqueued::QuotaExceeded { limit: max_sessions.unwrap_or(0) }),
+            "existing" => {
+                let flat = rest.first().map(strings).transpose()?.unwrap_or_default();
+                record::from_flat(flat)?
+                    .map(Enqueued::Existing)
+                    .ok_or_else(|| QueueError::Corrupt("idempotent job vanished".into()))
+            }
+            "duplicate" => Err(QueueError::Corrupt(format!("job id {} is already taken", job.id))),
+            other => Err(QueueError::Corrupt(format!("enqueue script answered {other:?}"))),
+        }
+    }
+
+    pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {
+        let key = self.keys.job(id);
+        let map: HashMap<String, String> =
+            self.redis.call("HGETALL job", |mut c| async move { c.hgetall(key).await }).await?;
+        record::from_map(&map)
+    }
+
+    /// A dead job goes back to `queued` with its attempts reset to 0 and a new stream entry.
+    pub async fn replay(&self, id: JobId) -> Result<Replay, QueueError> {
+        let keys = &self.keys;
+        let mut inv = scripts::REPLAY.prepare_invoke();
+        inv.key(keys.job(id))
+            .key(keys.stream(wgate_types::JobKind::SessionCreate))
+            .key(keys.dead())
+            .arg(id.to_string())
+            .arg(record::ts(OffsetDateTime::now_utc()))
+            .arg(GROUP)
+            .arg(keys.prefix());
+        let reply: Value = self.redis.call("replay", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let (tag, rest) = tagged(reply)?;
+        match tag.as_str() {
+            "notfound" => Ok(Replay::NotFound),
+            "notdead" => {
+                let status = rest.first().and_then(text).unwrap_or_default();
+                status.parse().map(Replay::NotDead).map_err(QueueError::Corrupt)
+            }
+            "requeued" => {
+                let flat = rest.first().map(strings).transpose()?.unwrap_or_default();
+                record::from_flat(flat)?
+                    .map(Replay::Requeued)
+                    .ok_or_else(|| QueueError::Corrupt("replayed job vanished".into()))
+            }
+            other => Err(QueueError::Corrupt(format!("replay script answered {other:?}"))),
+        }
+    }
+
+    pub async fn queue_counts(&self) -> Result<QueueCounts, QueueError> {
+        let keys = &self.keys;
+        let mut inv = scripts::COUNTS.prepare_invoke();
+        inv.key(keys.stream(wgate_types::JobKind::SessionCreate)).key(keys.scheduled()).key(keys.dead()).arg(GROUP);
+        let (pending, scheduled, running, dead): (i64, i64, i64, i64) =
+            self.redis.call("queue counts", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(QueueCounts { pending: n(pending), scheduled: n(scheduled), running: n(running), dead: n(dead) })
+    }
+
+    /// The relay target of a hook token; `None` for an unknown (or malformed) token.
+    pub async fn hook(&self, token: &str) -> Result<Option<HookTarget>, QueueError> {
+        if !safe_key_part(token) {
+            return Ok(None);
+        }
+        let key = self.keys.hook(token);
+        let map: HashMap<String, String> =
+            self.redis.call("HGETALL hook", |mut c| async move { c.hgetall(key).await }).await?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        let bad = |what: &str| QueueError::Corrupt(format!("hook {token}: bad {what}"));
+        let tenant = map.get("tenant").and_then(|t| TenantId::parse(t).ok()).ok_or_else(|| bad("tenant"))?;
+        let job_id = map.get("job").and_then(|j| j.parse().ok()).ok_or_else(|| bad("job"))?;
+        let callback = match map.get("callback").filter(|c| !c.is_empty()) {
+            Some(c) => Some(CallbackUrl::parse(c).map_err(|_| bad("callback"))?),
+            None => None,
+        };
+        Ok(Some(HookTarget { tenant, job_id, callback }))
+    }
+
+    /// The owner of an upstream session created through the gateway; `None` for any other id.
+    pub async fn session_owner(&self, unique_id: &str) -> Result<Option<SessionOwner>, QueueError> {
+        if !safe_key_part(unique_id) {
+            return Ok(None);
+        }
+        let key = self.keys.session(unique_id);
+        let map: HashMap<String, String> =
+            self.redis.call("HGETALL session", |mut c| async move { c.hgetall(key).await }).await?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        let bad = |what: &str| QueueError::Corrupt(format!("session {unique_id}: bad {what}"));
+        let tenant = map.get("tenant").and_then(|t| TenantId::parse(t).ok()).ok_or_else(|| bad("tenant"))?;
+        let job_id = map.get("job").and_then(|j| j.parse().ok()).ok_or_else(|| bad("job"))?;
+        let hook_token = map.get("hook_token").cloned().ok_or_else(|| bad("hook_token"))?;
+        Ok(Some(SessionOwner { tenant, job_id, hook_token }))
+    }
+}
+
+/// Client-supplied key parts (tokens, session ids) are short and URL-safe, or they match nothing.
+fn safe_key_part(s: &str) -> bool {
+    (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}

@@ -1,0 +1,64 @@
+//! A private redis-server and a `JobStore` on it, one per test.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use wgate_queue::{JobStore, QueueConfig};
+use wgate_testkit::{RedisServer, unique_namespace};
+use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
+
+pub struct TestQueue {
+    pub redis: RedisServer,
+    pub config: QueueConfig,
+    pub store: JobStore,
+}
+
+impl TestQueue {
+    pub async fn start() -> Self {
+        Self::start_with(wgate_testkit::RedisServerOptions::default()).await
+    }
+
+    pub async fn start_with(options: wgate_testkit::RedisServerOptions) -> Self {
+        let redis = RedisServer::start_with(options).await;
+        let config = QueueConfig::new(redis.url(), unique_namespace("queue"));
+        let store = JobStore::new(config.clone()).unwrap();
+        Self { redis, config, store }
+    }
+
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        self.redis.connection().await
+    }
+
+    pub fn key(&self, rest: &str) -> String {
+        format!("{{{}}}:{rest}", self.config.namespace)
+    }
+}
+
+pub fn tenant(t: &str) -> TenantId {
+    TenantId::parse(t).unwrap()
+}
+
+pub fn request(body: serde_json::Value) -> SessionCreate {
+    SessionCreate::from_json(body.to_string().as_bytes()).unwrap()
+}
+
+/// A fresh job as the API makes it, with a unique hook token.
+pub fn job(tenant_id: &str, body: serde_json::Value) -> JobRecord {
+    let id = JobId::new();
+    JobRecord::new(
+        id,
+        tenant(tenant_id),
+        request(body),
+        6,
+        Some(format!("req-{id}")),
+        format!("hook{id}"),
+        OffsetDateTime::now_utc(),
+    )
+}
+
+pub async fn within<T>(what: &str, d: Duration, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(d, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what} did not happen within {d:?}"),
+    }
+}
