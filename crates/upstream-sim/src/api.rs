@@ -229,6 +229,7 @@ async fn session_create(state: &SimState, body: &[u8]) -> Result<HttpResponse, A
         (Some(Fault::Throttle), _) => Err(ApiError::TooManyRequests),
         (Some(Fault::Timeout), _) => {
             tracing::debug!("session-create held open (timeout fault)");
+            let _held = state.hold();
             std::future::pending::<()>().await;
             Err(ApiError::Internal("Timed out."))
         }

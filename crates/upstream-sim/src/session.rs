@@ -76,7 +76,8 @@ pub struct Session {
     pub unique_id: u64,
     pub name: Arc<str>,
     pub callback: Option<String>,
-    pub date_add: String,
+    /// Creation time, unix seconds (UTC), shown as `date_add`.
+    pub created: i64,
     pub auth: AuthMode,
     /// Seeds this session's QR values and codes.
     pub secret: u64,
@@ -162,7 +163,7 @@ impl Session {
             unique_id: UniqueId(self.unique_id),
             status: snapshot.status.as_str(),
             callback: self.callback.as_deref(),
-            date_add: &self.date_add,
+            date_add: crate::clock::Date(self.created),
             qr: snapshot.qr,
             code: snapshot.code,
             status_name: snapshot.status.name(),
@@ -181,7 +182,7 @@ pub struct SessionView<'a> {
     pub unique_id: UniqueId,
     pub status: &'static str,
     pub callback: Option<&'a str>,
-    pub date_add: &'a str,
+    pub date_add: crate::clock::Date,
     pub qr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<Option<String>>,
@@ -284,7 +285,7 @@ mod tests {
             unique_id: 1_234_567_890_123,
             name: Arc::from("n"),
             callback: None,
-            date_add: "2022-10-11 19:30:14".into(),
+            created: 1_665_516_614,
             auth,
             secret: 42,
             phase: Phase::Authorizing { since, attempt: 0 },

@@ -59,7 +59,9 @@ impl Application {
         let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
             .workers(workers)
             .backlog(4096)
-            // Requests held open by the timeout fault never finish; do not wait long for them.
+            // Requests held open by the timeout fault never finish: drop them as soon as their client hangs up
+            // (else every one would keep a connection slot for ever), and do not wait for them at shutdown.
+            .h1_allow_half_closed(false)
             .shutdown_timeout(1)
             .listen(listener)
             .context("cannot start the HTTP server")?

@@ -91,6 +91,16 @@ struct StatsView<'a> {
     webhook_attempts: u64,
     webhooks_failed: u64,
     sessions_live: usize,
+    requests_held: u64,
+}
+
+/// A request held open by the timeout fault; see [`SimState::hold`].
+pub struct HeldRequest<'a>(&'a AtomicU64);
+
+impl Drop for HeldRequest<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Shared by every worker thread.
@@ -98,6 +108,8 @@ pub struct SimState {
     inner: Mutex<Inner>,
     /// Read before the lock is taken, so kept apart from the rest of the fault settings.
     latency_ms: AtomicU64,
+    /// session-create calls held open by the timeout fault right now.
+    held: AtomicU64,
     timing: Timing,
     public_url: String,
     api_keys: Vec<String>,
@@ -180,7 +192,11 @@ impl Inner {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let name: Arc<str> = Arc::from(new.name);
+        // Many sessions share a name (a benchmark's, a tenant's); share its allocation too.
+        let name: Arc<str> = match self.by_name.get_key_value(new.name.as_str()) {
+            Some((name, _)) => Arc::clone(name),
+            None => Arc::from(new.name),
+        };
         self.by_name.entry(Arc::clone(&name)).or_default().insert(id);
         match self.created_by_name.get_mut(&*name) {
             Some(count) => *count += 1,
@@ -193,7 +209,7 @@ impl Inner {
             unique_id,
             name,
             callback: new.callback,
-            date_add: crate::clock::now_text(),
+            created: crate::clock::unix_seconds(),
             auth: new.auth,
             secret: self.id_rng.random(),
             phase: Phase::Authorizing { since: now, attempt: 0 },
@@ -243,6 +259,7 @@ impl SimState {
         Self {
             inner: Mutex::new(Inner::new(seed, faults)),
             latency_ms: AtomicU64::new(faults.latency_ms),
+            held: AtomicU64::new(0),
             timing,
             public_url,
             api_keys,
@@ -252,6 +269,12 @@ impl SimState {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a request held open by the timeout fault until the guard is dropped (its client hung up).
+    pub fn hold(&self) -> HeldRequest<'_> {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        HeldRequest(&self.held)
     }
 
     pub fn latency_ms(&self) -> u64 {
@@ -453,6 +476,7 @@ impl SimState {
             webhook_attempts: attempts,
             webhooks_failed: failed,
             sessions_live: inner.sessions.len(),
+            requests_held: self.held.load(Ordering::Relaxed),
         })
     }
 

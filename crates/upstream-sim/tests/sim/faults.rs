@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wgate_upstream_sim::SimConfig;
 
-use crate::helpers::{KEY, TestSim, test_config};
+use crate::helpers::{KEY, TestSim, eventually, test_config};
 
 async fn only(sim: &TestSim, fault: &str) {
     let answer = sim.set_faults(json!({ fault: 1.0 })).await;
@@ -41,20 +41,25 @@ async fn the_throttle_fault_answers_429_with_retry_after_and_creates_nothing() {
 async fn the_timeout_fault_never_answers_and_creates_nothing() {
     let sim = TestSim::start().await;
     only(&sim, "timeout_rate").await;
-    let result = sim
+    let call = sim
         .client
         .post(sim.url("/api/v1/session-create"))
         .header("X-Api-Key", KEY)
         .json(&json!({ "name": "n" }))
-        .timeout(Duration::from_millis(500))
-        .send()
-        .await;
-    let error = result.expect_err("no answer");
+        .timeout(Duration::from_millis(1000))
+        .send();
+    let call = tokio::spawn(call);
+    eventually("the request to be held", || async { (sim.stats().await["requests_held"] == 1).then_some(()) }).await;
+    // Other commands still answer meanwhile.
+    assert_eq!(sim.sessions_get(json!({})).await.json["elements"], 0);
+
+    let error = call.await.expect("the call ran").expect_err("no answer");
     assert!(error.is_timeout(), "{error:?}");
     let stats = sim.stats().await;
     assert_eq!((&stats["create_calls"], &stats["sessions_created"]), (&json!(1), &json!(0)));
-    // Other commands still answer meanwhile.
-    assert_eq!(sim.sessions_get(json!({})).await.json["elements"], 0);
+    // The held request goes away with its connection, so held requests cannot pile up.
+    eventually("the held request to be dropped", || async { (sim.stats().await["requests_held"] == 0).then_some(()) })
+        .await;
 }
 
 #[tokio::test]
