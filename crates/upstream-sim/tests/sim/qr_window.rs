@@ -76,3 +76,74 @@ async fn the_state_of_a_code_session_carries_its_code() {
     assert_eq!(state["code"], created.data()["code"]);
     assert!(state["qr"].is_null());
 }
+
+/// Runs the page's own script in node (when node is installed) against the simulator and follows the
+/// messages it posts while the test fails and then authorizes the device.
+#[tokio::test]
+async fn the_qr_page_script_posts_loading_qr_error_success_and_broken_when_run() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let Ok(node) = std::process::Command::new("node").arg("--version").output() else {
+        eprintln!("node is not installed: the page script itself is not run (the page is still checked above)");
+        return;
+    };
+    let major: u32 = String::from_utf8_lossy(&node.stdout)
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 18 {
+        eprintln!("node {major} has no fetch: the page script is not run");
+        return;
+    }
+    let sim = TestSim::start().await;
+    let dir = std::env::temp_dir();
+    let harness = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sim/qr_harness.js");
+
+    async fn run(sim: &TestSim, unique_id: &str, file: std::path::PathBuf, harness: &str) -> tokio::process::Child {
+        let page = sim.get(&format!("/qr/{unique_id}")).await.text;
+        std::fs::write(&file, page).expect("page written");
+        tokio::process::Command::new("node")
+            .args([harness, sim.base.as_str(), file.to_str().expect("utf-8 path")])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs")
+    }
+    async fn next_message(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(5), lines.next_line())
+            .await
+            .expect("a message within 5 s")
+            .expect("stdout readable")
+            .expect("a line");
+        let posted: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(posted["target"], "*");
+        posted["message"].as_str().expect("message").to_owned()
+    }
+
+    let id = sim.create_named("n").await;
+    let (page, gone_page) =
+        (dir.join(format!("wgate-sim-qr-{id}.html")), dir.join(format!("wgate-sim-qr-gone-{id}.html")));
+    let mut child = run(&sim, &id, page.clone(), harness).await;
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert_eq!(next_message(&mut lines).await, "loading");
+    assert_eq!(next_message(&mut lines).await, "qr");
+    sim.fail(&id).await;
+    assert_eq!(next_message(&mut lines).await, "error");
+    assert_eq!(next_message(&mut lines).await, "qr", "a fresh qr after the failure");
+    sim.scan(&id).await;
+    let mut message = next_message(&mut lines).await;
+    while message == "qr" {
+        message = next_message(&mut lines).await; // a rotation may land before the scan is seen
+    }
+    assert_eq!(message, "success");
+    drop(child);
+
+    let mut gone = run(&sim, "1234567890123", gone_page.clone(), harness).await;
+    let mut lines = BufReader::new(gone.stdout.take().expect("stdout")).lines();
+    assert_eq!(next_message(&mut lines).await, "loading");
+    assert_eq!(next_message(&mut lines).await, "broken");
+    let _ = std::fs::remove_file(page);
+    let _ = std::fs::remove_file(gone_page);
+}
