@@ -323,17 +323,20 @@ impl SimState {
         };
         let name_ok = |session: &Session| query.name.as_deref().is_none_or(|name| &*session.name == name);
         let skip = (query.page - 1).saturating_mul(query.page_cnt);
-        let by_id = |id: &u64| inner.sessions.get(id);
-        let candidates: Box<dyn Iterator<Item = &Session> + '_> = match (&query.unique_id, &query.name) {
-            (Some(None), _) => Box::new(std::iter::empty()),
-            (Some(Some(unique_id)), _) => Box::new(inner.session(*unique_id).ok().into_iter()),
-            (None, Some(name)) => Box::new(inner.by_name.get(name.as_str()).into_iter().flatten().filter_map(by_id)),
-            (None, None) => Box::new(inner.sessions.values()),
-        };
         let (elements, data): (usize, Vec<&Session>) =
             if query.unique_id.is_none() && query.name.is_none() && query.status.is_none() {
+                // No filter: count and page without looking at each session.
                 (inner.sessions.len(), inner.sessions.values().skip(skip).take(query.page_cnt).collect())
             } else {
+                let by_id = |id: &u64| inner.sessions.get(id);
+                let candidates: Box<dyn Iterator<Item = &Session> + '_> = match (&query.unique_id, &query.name) {
+                    (Some(None), _) => Box::new(std::iter::empty()),
+                    (Some(Some(unique_id)), _) => Box::new(inner.session(*unique_id).ok().into_iter()),
+                    (None, Some(name)) => {
+                        Box::new(inner.by_name.get(name.as_str()).into_iter().flatten().filter_map(by_id))
+                    }
+                    (None, None) => Box::new(inner.sessions.values()),
+                };
                 let mut elements = 0usize;
                 let mut data = Vec::new();
                 for session in candidates.filter(|s| name_ok(s) && status_ok(s)) {

@@ -148,7 +148,8 @@ async fn sessions_get_pages_over_all_sessions_in_id_order() {
 
 #[tokio::test]
 async fn sessions_get_filters_by_name_status_and_whatsapp_id() {
-    let sim = TestSim::start().await;
+    // Sessions stay PENDING for the whole test, so the status filter has a stable answer.
+    let sim = TestSim::start_with(SimConfig { init_ms: 60_000, ..test_config() }).await;
     let mut ids = Vec::new();
     for name in ["a", "b", "a", "c", "a"] {
         ids.push(sim.create_named(name).await);

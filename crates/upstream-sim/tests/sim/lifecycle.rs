@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::TestSim;
+use wgate_upstream_sim::SimConfig;
+
+use crate::helpers::{TestSim, test_config};
 
 fn qr(session: &Value) -> Option<String> {
     session["qr"].as_str().map(str::to_owned)
@@ -59,7 +61,8 @@ async fn a_failed_authorization_goes_back_to_pending_then_shows_a_fresh_qr() {
 
 #[tokio::test]
 async fn a_code_session_shows_a_rotating_code_and_becomes_ready_as_its_number() {
-    let sim = TestSim::start().await;
+    // A slower rotation, so the first code seen in AUTH is surely the first one shown.
+    let sim = TestSim::start_with(SimConfig { qr_rotate_ms: 1000, ..test_config() }).await;
     let created = sim.create(json!({ "name": "n", "auth_type": "CODE", "number": "79990001122" })).await;
     let id = created.unique_id();
     let first = created.data()["code"].as_str().expect("code").to_owned();

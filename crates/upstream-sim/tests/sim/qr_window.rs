@@ -56,7 +56,7 @@ async fn the_state_endpoint_follows_the_session_and_is_404_once_it_is_gone() {
 
     sim.fail(&id).await;
     let failed = sim.get(&state_path).await.json;
-    assert_eq!(failed["status"], "PENDING");
+    assert!(failed["status"] == "PENDING" || failed["status"] == "AUTH", "{failed}");
     assert_eq!(failed["attempt"].as_u64(), Some(attempt + 1), "the page can tell a failure even between polls");
 
     sim.scan(&id).await;
