@@ -13,59 +13,60 @@ pub const DEFAULT_API_KEY: &str = "sim-key";
 /// Tests build it with struct update syntax over [`SimConfig::default`], e.g.
 /// `SimConfig { listen: "127.0.0.1:0".parse()?, init_ms: 20, ..SimConfig::default() }`.
 #[derive(Parser, Clone, Debug)]
-#[command(name = "wgate-sim", version, about = "A WhatsGate-compatible simulator for tests, benchmarks and demos")]
+#[command(name = "wgate-sim", version, about = "A WhatsGate-compatible simulator for tests, benchmarks and demos",
+    long_about = None)]
 pub struct SimConfig {
     /// Address to listen on (port 0 picks a free port; the bound address is printed on stdout).
-    #[arg(long, env = "WGATE_SIM_LISTEN", default_value = "127.0.0.1:8090")]
+    #[arg(long, env = "WGATE_SIM_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8090")]
     pub listen: SocketAddr,
 
     /// An accepted `X-Api-Key` value; repeat the flag (or separate by commas) for more. Default `sim-key`.
-    #[arg(long = "api-key", env = "WGATE_SIM_API_KEY", value_delimiter = ',')]
+    #[arg(long = "api-key", env = "WGATE_SIM_API_KEY", value_name = "KEY", value_delimiter = ',')]
     pub api_keys: Vec<String>,
 
     /// Delay, in milliseconds, before every `/api/v1` command is answered.
-    #[arg(long, env = "WGATE_SIM_LATENCY_MS", default_value_t = 0)]
+    #[arg(long, env = "WGATE_SIM_LATENCY_MS", value_name = "N", default_value_t = 0)]
     pub latency_ms: u64,
 
     /// Share of session-create calls answered 500 InternalError without creating.
-    #[arg(long, env = "WGATE_SIM_ERROR_RATE", default_value_t = 0.0)]
+    #[arg(long, env = "WGATE_SIM_ERROR_RATE", value_name = "F", default_value_t = 0.0)]
     pub error_rate: f64,
 
     /// Share of session-create calls answered 429 with `Retry-After: 1` without creating.
-    #[arg(long, env = "WGATE_SIM_THROTTLE_RATE", default_value_t = 0.0)]
+    #[arg(long, env = "WGATE_SIM_THROTTLE_RATE", value_name = "F", default_value_t = 0.0)]
     pub throttle_rate: f64,
 
     /// Share of session-create calls never answered (nothing is created).
-    #[arg(long, env = "WGATE_SIM_TIMEOUT_RATE", default_value_t = 0.0)]
+    #[arg(long, env = "WGATE_SIM_TIMEOUT_RATE", value_name = "F", default_value_t = 0.0)]
     pub timeout_rate: f64,
 
     /// Share of session-create calls that create the session and then lose the answer.
-    #[arg(long, env = "WGATE_SIM_AMBIGUOUS_RATE", default_value_t = 0.0)]
+    #[arg(long, env = "WGATE_SIM_AMBIGUOUS_RATE", value_name = "F", default_value_t = 0.0)]
     pub ambiguous_rate: f64,
 
     /// Seed of the random generator (faults, ids, QR values); random when absent.
-    #[arg(long, env = "WGATE_SIM_SEED")]
+    #[arg(long, env = "WGATE_SIM_SEED", value_name = "N")]
     pub seed: Option<u64>,
 
     /// Base of the `qr_link` handed out; default `http://<bound address>`.
-    #[arg(long, env = "WGATE_SIM_PUBLIC_URL")]
+    #[arg(long, env = "WGATE_SIM_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
     /// How long a new (or failed) session stays PENDING before it shows a QR/code (AUTH), in milliseconds.
-    #[arg(long, env = "WGATE_SIM_INIT_MS", default_value_t = 300)]
+    #[arg(long, env = "WGATE_SIM_INIT_MS", value_name = "N", default_value_t = 300)]
     pub init_ms: u64,
 
     /// How often the QR (or pairing code) of a session in AUTH changes, in milliseconds.
-    #[arg(long, env = "WGATE_SIM_QR_ROTATE_MS", default_value_t = 20_000,
+    #[arg(long, env = "WGATE_SIM_QR_ROTATE_MS", value_name = "N", default_value_t = 20_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub qr_rotate_ms: u64,
 
     /// Pause between webhook delivery attempts, in milliseconds.
-    #[arg(long, env = "WGATE_SIM_WEBHOOK_RETRY_MS", default_value_t = 20_000)]
+    #[arg(long, env = "WGATE_SIM_WEBHOOK_RETRY_MS", value_name = "N", default_value_t = 20_000)]
     pub webhook_retry_ms: u64,
 
     /// HTTP worker threads; default the number of cores.
-    #[arg(long, env = "WGATE_SIM_WORKERS")]
+    #[arg(long, env = "WGATE_SIM_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
 }
 
