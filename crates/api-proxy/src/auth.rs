@@ -1,0 +1,427 @@
+//! Tenant authentication: a JWT in `Authorization: Bearer` or `X-Api-Key`, verified against HS256 secrets, PEM
+//! public keys and a JWKS URL, each key pinned to its algorithm family.
+//!
+//! The algorithm in a token's header only selects among keys of that family: an HS256 token is tried against the
+//! HS256 secrets only, never against a public key's bytes, and `alg: none` does not parse. A `kid` must name a
+//! configured key (a PEM file's name without extension, or a JWKS key); an unknown `kid` refetches the JWKS once
+//! per cooldown, one fetch at a time.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use actix_web::{HttpRequest, http::header};
+use jsonwebtoken::{
+    Algorithm, AlgorithmFamily, DecodingKey, Validation,
+    errors::ErrorKind,
+    jwk::{AlgorithmParameters, JwkSet},
+};
+use secrecy::ExposeSecret;
+use wgate_service::ConfigError;
+use wgate_types::{Claims, Scope, Scopes, TenantId};
+
+use crate::settings::ApiSettings;
+
+/// Clock skew allowed on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// Who is calling, once the token checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: TenantId,
+    pub scopes: Scopes,
+}
+
+impl Principal {
+    pub fn require(&self, scope: Scope) -> Result<(), AuthError> {
+        if self.scopes.contains(scope) { Ok(()) } else { Err(AuthError::Scope(scope)) }
+    }
+}
+
+/// Why a request was not authenticated; `reason()` is the metric label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no token: send `Authorization: Bearer <JWT>` or `X-Api-Key: <JWT>`")]
+    Missing,
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's algorithm matches no configured key")]
+    Algorithm,
+    #[error("the token's kid names no known key")]
+    UnknownKid,
+    #[error("the token's signature does not verify")]
+    Signature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet (nbf or iat in the future)")]
+    NotYetValid,
+    #[error("the token's aud does not hold the expected audience")]
+    Audience,
+    #[error("the token's iss is not the expected issuer")]
+    Issuer,
+    #[error("the token's claims are invalid: {0}")]
+    Claims(String),
+    #[error("the token lacks the scope {}", .0.as_str())]
+    Scope(Scope),
+}
+
+impl AuthError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Algorithm => "algorithm",
+            Self::UnknownKid => "unknown_kid",
+            Self::Signature => "signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Audience => "audience",
+            Self::Issuer => "issuer",
+            Self::Claims(_) => "claims",
+            Self::Scope(_) => "scope",
+        }
+    }
+}
+
+/// The token of a request, from `Authorization: Bearer` or else `X-Api-Key`.
+pub fn token_of(req: &HttpRequest) -> Result<&str, AuthError> {
+    let headers = req.headers();
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().map_err(|_| AuthError::Malformed)?.trim();
+        let (scheme, token) = v.split_once(' ').ok_or(AuthError::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        return Ok(token.trim());
+    }
+    if let Some(v) = headers.get("x-api-key") {
+        let v = v.to_str().map_err(|_| AuthError::Malformed)?.trim();
+        if v.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        return Ok(v);
+    }
+    Err(AuthError::Missing)
+}
+
+#[derive(Clone)]
+struct NamedKey {
+    kid: Option<String>,
+    family: AlgorithmFamily,
+    /// A JWK's own `alg`, when it names one: the token must use exactly that.
+    alg: Option<Algorithm>,
+    key: DecodingKey,
+}
+
+/// Verifies tenant tokens. Keys are parsed once, when it is built.
+pub struct Verifier {
+    hmac: Vec<NamedKey>,
+    pem: Vec<NamedKey>,
+    jwks: Option<Jwks>,
+    validations: HashMap<Algorithm, Validation>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("hmac_secrets", &self.hmac.len())
+            .field("pem_keys", &self.pem.len())
+            .field("jwks", &self.jwks.as_ref().map(|j| j.url.as_str()))
+            .finish()
+    }
+}
+
+const ALL_ALGORITHMS: [Algorithm; 12] = [
+    Algorithm::HS256,
+    Algorithm::HS384,
+    Algorithm::HS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::EdDSA,
+];
+
+impl Verifier {
+    /// Parses every configured key; a malformed value or file is an error naming its variable.
+    pub fn from_settings(s: &ApiSettings) -> Result<Self, ConfigError> {
+        let mut hmac = Vec::new();
+        if let Some(secrets) = &s.jwt_secret {
+            for secret in secrets.expose_secret().split(',') {
+                let secret = secret.trim();
+                if secret.is_empty() {
+                    return Err(ConfigError::setting("jwt_secret", "an empty secret in the comma-separated list"));
+                }
+                hmac.push(NamedKey {
+                    kid: None,
+                    family: AlgorithmFamily::Hmac,
+                    alg: None,
+                    key: DecodingKey::from_secret(secret.as_bytes()),
+                });
+            }
+        }
+        let mut pem = Vec::new();
+        if let Some(files) = &s.jwt_public_keys {
+            for file in files.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+                pem.push(load_pem(Path::new(file)).map_err(|e| ConfigError::setting("jwt_public_keys", e))?);
+            }
+        }
+        let jwks = s.jwt_jwks_url.as_ref().map(|url| Jwks::new(url.clone(), s.jwt_jwks_cooldown_ms));
+        if hmac.is_empty() && pem.is_empty() && jwks.is_none() {
+            return Err(ConfigError::setting(
+                "jwt_secret",
+                "no JWT key configured: set WGATE_JWT_SECRET, WGATE_JWT_PUBLIC_KEYS or WGATE_JWT_JWKS_URL",
+            ));
+        }
+        let validations = ALL_ALGORITHMS
+            .into_iter()
+            .map(|alg| {
+                let mut v = Validation::new(alg);
+                v.leeway = LEEWAY_SECS;
+                v.validate_exp = true;
+                v.validate_nbf = true;
+                v.validate_aud = true;
+                v.set_audience(&[&s.jwt_audience]);
+                let mut required = vec!["exp", "aud", "sub"];
+                if let Some(iss) = &s.jwt_issuer {
+                    v.set_issuer(&[iss]);
+                    required.push("iss");
+                }
+                v.set_required_spec_claims(&required);
+                (alg, v)
+            })
+            .collect();
+        Ok(Self { hmac, pem, jwks, validations })
+    }
+
+    /// Fetches the JWKS once at start, so the first request does not pay for it. A failure is logged, not fatal:
+    /// the next token with an unknown `kid` fetches again.
+    pub async fn warm_up(&self) {
+        if let Some(jwks) = &self.jwks
+            && let Err(e) = jwks.refresh().await
+        {
+            tracing::warn!(error = %e, url = %jwks.url, "fetching the JWKS at start failed; will retry on demand");
+        }
+    }
+
+    /// Verifies a token and reads the tenant and scopes from it.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let head = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => AuthError::Algorithm,
+            _ => AuthError::Malformed,
+        })?;
+        let alg = head.alg;
+        let family = alg.family();
+        let candidates: Vec<NamedKey> = match &head.kid {
+            Some(kid) => {
+                let key = match self.pem.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())) {
+                    Some(k) => Some(k.clone()),
+                    None => match &self.jwks {
+                        Some(jwks) => jwks.find(kid).await,
+                        None => None,
+                    },
+                };
+                vec![key.ok_or(AuthError::UnknownKid)?]
+            }
+            None => {
+                let mut keys: Vec<NamedKey> = if family == AlgorithmFamily::Hmac {
+                    self.hmac.clone()
+                } else {
+                    self.pem.iter().filter(|k| k.family == family).cloned().collect()
+                };
+                if family != AlgorithmFamily::Hmac
+                    && let Some(jwks) = &self.jwks
+                {
+                    keys.extend(jwks.unnamed(family));
+                }
+                keys
+            }
+        };
+        self.verify_with(token, alg, &candidates)
+    }
+
+    /// The synchronous part of `verify` once the candidate keys are known (HS256 needs no await at all).
+    pub fn verify_hmac(&self, token: &str) -> Result<Principal, AuthError> {
+        let head = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if head.kid.is_some() {
+            return Err(AuthError::UnknownKid);
+        }
+        self.verify_with(token, head.alg, &self.hmac)
+    }
+
+    fn verify_with(&self, token: &str, alg: Algorithm, candidates: &[NamedKey]) -> Result<Principal, AuthError> {
+        let validation = self.validations.get(&alg).ok_or(AuthError::Algorithm)?;
+        let mut usable = candidates.iter().filter(|k| k.family == alg.family() && k.alg.is_none_or(|a| a == alg));
+        let mut last = AuthError::Algorithm;
+        for key in usable.by_ref() {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, validation) {
+                Ok(data) => return principal(data.claims),
+                Err(e) => match e.kind() {
+                    ErrorKind::InvalidSignature
+                    | ErrorKind::InvalidEcdsaKey
+                    | ErrorKind::InvalidEddsaKey
+                    | ErrorKind::InvalidRsaKey(_)
+                    | ErrorKind::InvalidKeyFormat => last = AuthError::Signature,
+                    other => return Err(map_kind(other)),
+                },
+            }
+        }
+        Err(last)
+    }
+}
+
+fn map_kind(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidAudience => AuthError::Audience,
+        ErrorKind::InvalidIssuer => AuthError::Issuer,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => AuthError::Algorithm,
+        ErrorKind::MissingRequiredClaim(c) => AuthError::Claims(format!("the claim {c} is required")),
+        ErrorKind::InvalidClaimFormat(c) => AuthError::Claims(format!("the claim {c} is malformed")),
+        ErrorKind::Json(_) => AuthError::Claims("the claims are not the expected JSON".into()),
+        _ => AuthError::Malformed,
+    }
+}
+
+fn principal(claims: Claims) -> Result<Principal, AuthError> {
+    if let Some(iat) = claims.iat
+        && iat > jsonwebtoken::get_current_timestamp().saturating_add(LEEWAY_SECS)
+    {
+        return Err(AuthError::NotYetValid);
+    }
+    let tenant = TenantId::parse(&claims.sub)
+        .map_err(|_| AuthError::Claims("sub is not a tenant id ([A-Za-z0-9][A-Za-z0-9._-]{0,63})".into()))?;
+    Ok(Principal { tenant, scopes: Scopes::from_claim(claims.scope.as_deref()) })
+}
+
+fn load_pem(path: &Path) -> Result<NamedKey, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let kid = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned);
+    let (family, key) = if let Ok(k) = DecodingKey::from_rsa_pem(&bytes) {
+        (AlgorithmFamily::Rsa, k)
+    } else if let Ok(k) = DecodingKey::from_ec_pem(&bytes) {
+        (AlgorithmFamily::Ec, k)
+    } else if let Ok(k) = DecodingKey::from_ed_pem(&bytes) {
+        (AlgorithmFamily::Ed, k)
+    } else {
+        return Err(format!("{} is not a PEM public key (RSA, EC P-256 or Ed25519)", path.display()));
+    };
+    check_key(family, &key).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(NamedKey { kid, family, alg: None, key })
+}
+
+/// Rejects keys the crypto backend would refuse (or, for a short Ed25519 key, panic on) at verify time.
+fn check_key(family: AlgorithmFamily, key: &DecodingKey) -> Result<(), String> {
+    match family {
+        AlgorithmFamily::Ed => match key.try_get_as_bytes() {
+            Ok(b) if b.len() == 32 => Ok(()),
+            _ => Err("an Ed25519 public key must be 32 bytes".into()),
+        },
+        AlgorithmFamily::Ec => {
+            // Building a verifier parses the point; a dummy signature then simply does not verify.
+            jsonwebtoken::crypto::verify("AA", b"x", key, Algorithm::ES256)
+                .or_else(|_| jsonwebtoken::crypto::verify("AA", b"x", key, Algorithm::ES384))
+                .map(|_| ())
+                .map_err(|_| "not a valid EC public key".into())
+        }
+        AlgorithmFamily::Rsa | AlgorithmFamily::Hmac => Ok(()),
+    }
+}
+
+/// The JWKS cache: keys by `kid`, refetched on an unknown `kid` at most once per cooldown, one fetch at a time.
+struct Jwks {
+    url: String,
+    client: reqwest::Client,
+    cooldown: Duration,
+    keys: RwLock<Arc<Vec<NamedKey>>>,
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Jwks {
+    fn new(url: String, cooldown_ms: u64) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap_or_default();
+        Self {
+            url,
+            client,
+            cooldown: Duration::from_millis(cooldown_ms),
+            keys: RwLock::new(Arc::new(Vec::new())),
+            last_fetch: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn snapshot(&self) -> Arc<Vec<NamedKey>> {
+        self.keys.read().map(|k| k.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn cached(&self, kid: &str) -> Option<NamedKey> {
+        self.snapshot().iter().find(|k| k.kid.as_deref() == Some(kid)).cloned()
+    }
+
+    fn unnamed(&self, family: AlgorithmFamily) -> Vec<NamedKey> {
+        self.snapshot().iter().filter(|k| k.family == family).cloned().collect()
+    }
+
+    async fn find(&self, kid: &str) -> Option<NamedKey> {
+        if let Some(k) = self.cached(kid) {
+            return Some(k);
+        }
+        // Single flight: whoever holds the lock fetches; the others then find the key in the cache.
+        let mut last = self.last_fetch.lock().await;
+        if let Some(k) = self.cached(kid) {
+            return Some(k);
+        }
+        if last.is_some_and(|t| t.elapsed() < self.cooldown) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = self.fetch_and_store().await {
+            tracing::warn!(error = %e, url = %self.url, "refetching the JWKS failed");
+        }
+        drop(last);
+        self.cached(kid)
+    }
+
+    /// The fetch at start; it does not count against the cooldown of refetches on unknown `kid`s.
+    async fn refresh(&self) -> anyhow::Result<()> {
+        let _single = self.last_fetch.lock().await;
+        self.fetch_and_store().await
+    }
+
+    async fn fetch_and_store(&self) -> anyhow::Result<()> {
+        let set: JwkSet = self.client.get(&self.url).send().await?.error_for_status()?.json().await?;
+        let mut keys = Vec::with_capacity(set.keys.len());
+        for jwk in &set.keys {
+            let family = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => AlgorithmFamily::Rsa,
+                AlgorithmParameters::EllipticCurve(_) => AlgorithmFamily::Ec,
+                AlgorithmParameters::OctetKeyPair(_) => AlgorithmFamily::Ed,
+                // Shared secrets do not belong in a published key set; unknown key types are skipped.
+                _ => continue,
+            };
+            let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+            if check_key(family, &key).is_err() {
+                continue;
+            }
+            let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
+            keys.push(NamedKey { kid: jwk.common.key_id.clone(), family, alg, key });
+        }
+        tracing::info!(keys = keys.len(), url = %self.url, "JWKS loaded");
+        match self.keys.write() {
+            Ok(mut k) => *k = Arc::new(keys),
+            Err(p) => *p.into_inner() = Arc::new(keys),
+        }
+        Ok(())
+    }
+}

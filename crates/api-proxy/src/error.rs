@@ -1,0 +1,199 @@
+//! The API's one error type, by how the client must react, mapped to HTTP in one `ResponseError` impl. Every
+//! error answer is an `ErrorBody`; the client gets a clear message, the log gets the whole cause chain.
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
+use wgate_types::{ErrorBody, FieldProblem, JobStatus, ValidationErrors};
+
+use crate::auth::AuthError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after: u64, bucket: &'static str },
+    #[error(transparent)]
+    Validation(#[from] ValidationErrors),
+    #[error("bad header {header}: {problem}")]
+    BadHeader { header: &'static str, problem: String },
+    #[error("body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request body could not be read: {0}")]
+    BadBody(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("job is {0}, not dead")]
+    NotDead(JobStatus),
+    #[error("idempotency key reused with another body")]
+    IdempotencyConflict,
+    #[error("session quota of {limit} reached")]
+    QuotaExceeded { limit: u32 },
+    /// The job failed because upstream rejected the request (422).
+    #[error("upstream rejected the request: {name}: {message}")]
+    UpstreamRejected { name: String, message: String },
+    /// The job failed because upstream rejected the gateway's credentials (502).
+    #[error("upstream rejected the gateway's credentials: {name}: {message}")]
+    UpstreamCredentials { name: String, message: String },
+    /// The job used up its attempts (502, or 504 when the last attempt timed out).
+    #[error("upstream failed after every attempt: {name}: {message}")]
+    UpstreamExhausted { name: String, message: String, timeout: bool },
+    /// A webhook relay the tenant did not acknowledge (502, so WhatsGate retries).
+    #[error("the tenant's callback did not acknowledge the webhook: {0}")]
+    CallbackFailed(String),
+    /// Redis could not be reached in time (503).
+    #[error("redis unavailable during {op}: {cause}")]
+    Unavailable { op: &'static str, cause: String },
+    /// An error answer produced outside our handlers (actix extractors, routing), rewritten into an `ErrorBody`.
+    #[error("{message}")]
+    Http { status: StatusCode, message: String },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    fn body(&self) -> ErrorBody {
+        let status = self.status_code();
+        let name = status.canonical_reason().unwrap_or("Error");
+        let body = |msg: String| ErrorBody::new(status.as_u16(), name, msg);
+        match self {
+            Self::Auth(AuthError::Scope(scope)) => {
+                body(format!("The token lacks the scope `{}`; ask for a token that grants it.", scope.as_str()))
+            }
+            Self::Auth(e) => body(format!(
+                "Authentication failed: {e}. Send a valid JWT as `Authorization: Bearer <token>` or `X-Api-Key`."
+            )),
+            Self::RateLimited { retry_after, bucket } => body(format!(
+                "Too many {bucket} requests for this tenant; retry after {retry_after} s (see Retry-After)."
+            )),
+            Self::Validation(e) => body(e.summary()).with_details(e.0.clone()),
+            Self::BadHeader { header, problem } => body(format!("The header {header} is invalid: {problem}."))
+                .with_details(vec![FieldProblem::new(*header, problem.clone())]),
+            Self::PayloadTooLarge { limit } => {
+                body(format!("The request body is larger than {limit} bytes; send a smaller body."))
+            }
+            Self::BadBody(why) => body(format!("The request body could not be read ({why}); send it again.")),
+            Self::UnsupportedMediaType => {
+                body("The body must be JSON: send `Content-Type: application/json`.".to_owned())
+            }
+            Self::NotFound(what) => body(format!("No such {what}; check the URL.")),
+            Self::MethodNotAllowed => body("This method is not allowed on this resource.".to_owned()),
+            Self::NotDead(status) => body(format!("Only a dead job can be replayed; this job is {status}.")),
+            Self::IdempotencyConflict => body(
+                "This Idempotency-Key was already used with another request body; use a new key for a new request."
+                    .to_owned(),
+            ),
+            Self::QuotaExceeded { limit } => body(format!(
+                "Session quota exceeded: this tenant may have at most {limit} sessions (live sessions plus \
+                 unfinished creates, max_sessions); delete a session or ask for a higher quota."
+            )),
+            Self::UpstreamRejected { name, message } => {
+                body("WhatsGate rejected the request; see details and correct it.".to_owned())
+                    .with_details(upstream_details(name, message))
+            }
+            Self::UpstreamCredentials { name, message } => body(
+                "WhatsGate rejected the gateway's credentials; the operator must fix the upstream key. Retry later."
+                    .to_owned(),
+            )
+            .with_details(upstream_details(name, message)),
+            Self::UpstreamExhausted { name, message, timeout } => body(format!(
+                "WhatsGate {} on every attempt; the job is dead and can be replayed. Retry later.",
+                if *timeout { "did not answer in time" } else { "could not be reached or failed" }
+            ))
+            .with_details(upstream_details(name, message)),
+            Self::CallbackFailed(_) => {
+                body("The tenant's callback did not acknowledge the webhook; retry later.".to_owned())
+            }
+            Self::Unavailable { .. } => {
+                body("The job store is unreachable; nothing was accepted. Retry in a moment.".to_owned())
+            }
+            Self::Http { message, .. } => body(message.clone()),
+            Self::Internal(_) => body("An internal error occurred; retry, and report it if it persists.".to_owned()),
+        }
+    }
+}
+
+fn upstream_details(name: &str, message: &str) -> Vec<FieldProblem> {
+    vec![FieldProblem::new("upstream.name", name), FieldProblem::new("upstream.message", message)]
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Auth(AuthError::Scope(_)) => StatusCode::FORBIDDEN,
+            Self::Auth(_) => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Validation(_) | Self::BadHeader { .. } | Self::BadBody(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotDead(_) => StatusCode::CONFLICT,
+            Self::IdempotencyConflict | Self::UpstreamRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
+            Self::UpstreamCredentials { .. } | Self::CallbackFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamExhausted { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamExhausted { timeout: false, .. } => StatusCode::BAD_GATEWAY,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Http { status, .. } => *status,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            Self::Auth(AuthError::Scope(scope)) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", scope.as_str()),
+                ));
+            }
+            Self::Auth(e) => {
+                // The description is one of our own fixed sentences: no quote or backslash to escape.
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer error=\"invalid_token\", error_description=\"{e}\""),
+                ));
+            }
+            Self::RateLimited { retry_after, .. } => {
+                res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            Self::Unavailable { .. } => {
+                res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        res.json(self.body())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_answers_an_error_body_with_its_status_as_code() {
+        let errors = [
+            ApiError::Auth(AuthError::Expired),
+            ApiError::Auth(AuthError::Scope(wgate_types::Scope::Admin)),
+            ApiError::RateLimited { retry_after: 2, bucket: "write" },
+            ApiError::PayloadTooLarge { limit: 16 },
+            ApiError::NotDead(JobStatus::Queued),
+            ApiError::UpstreamExhausted { name: "Timeout".into(), message: "m".into(), timeout: true },
+            ApiError::Unavailable { op: "enqueue", cause: "down".into() },
+        ];
+        for e in errors {
+            let b = e.body();
+            assert_eq!(b.code, e.status_code().as_u16());
+            assert_eq!(b.result, "ERROR");
+            assert_eq!(Some(b.name.as_str()), e.status_code().canonical_reason());
+        }
+    }
+}

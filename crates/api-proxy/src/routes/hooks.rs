@@ -1,0 +1,53 @@
+//! `POST /hooks/{token}`: the webhook relay. WhatsGate calls the callback the worker gave it,
+//! `{WGATE_PUBLIC_URL}/hooks/{hook_token}`; the gateway forwards the body to the tenant's own callback and
+//! acknowledges WhatsGate only once the tenant did, so WhatsGate's retries cover a tenant that is down.
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use serde_json::{Value, json};
+
+use super::{concerns_job, session_create::read_body};
+use crate::{error::ApiError, state::AppState};
+
+/// Largest webhook body relayed.
+pub const MAX_HOOK_BYTES: usize = 1024 * 1024;
+
+fn plausible_token(t: &str) -> bool {
+    (16..=128).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub async fn relay_hook(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let token = req.match_info().get("token").unwrap_or_default().to_owned();
+    if !plausible_token(&token) {
+        return Err(ApiError::NotFound("hook"));
+    }
+    let body = read_body(&req, payload, MAX_HOOK_BYTES).await?;
+    let Some(target) = state.store.hook(&token).await? else {
+        return Err(ApiError::NotFound("hook"));
+    };
+    concerns_job(&req, target.job_id);
+    tracing::Span::current().record("tenant", target.tenant.as_str());
+    let event_id =
+        serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("id").cloned()).unwrap_or(Value::Null);
+    let ack = HttpResponse::Ok().json(json!({"result": "OK", "id": event_id}));
+    let Some(callback) = target.callback else {
+        tracing::debug!("webhook for a job without a tenant callback dropped");
+        return Ok(ack);
+    };
+    let sent = state
+        .hooks
+        .post(callback.as_str())
+        .header(header::CONTENT_TYPE.as_str(), "application/json")
+        .header("x-job-id", target.job_id.to_string())
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => Ok(ack),
+        Ok(r) => Err(ApiError::CallbackFailed(format!("the tenant's callback answered {}", r.status()))),
+        Err(e) => Err(ApiError::CallbackFailed(format!("the tenant's callback could not be reached: {e}"))),
+    }
+}

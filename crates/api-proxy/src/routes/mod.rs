@@ -1,0 +1,106 @@
+//! The HTTP handlers and what they share: authorising a tenant request (token, rate limit, scope) and the shapes
+//! of job answers.
+
+mod hooks;
+mod jobs;
+mod session_create;
+
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
+use serde_json::json;
+use wgate_types::{ErrorClass, JobId, JobRecord, JobStatus, Scope};
+
+pub use hooks::relay_hook;
+pub use jobs::{get_job, replay_job};
+pub use session_create::session_create;
+
+use crate::{
+    auth::{self, Principal},
+    error::ApiError,
+    limits::Bucket,
+    middleware::{JobHeader, RateHeaders},
+    state::AppState,
+};
+
+/// Authenticates the token, draws from the tenant's bucket (recording the rate-limit headers for the answer),
+/// then checks the scope.
+pub async fn authorize(
+    req: &HttpRequest,
+    state: &AppState,
+    scope: Scope,
+    bucket: Bucket,
+) -> Result<Principal, ApiError> {
+    let token = auth::token_of(req)?;
+    let principal = state.verifier.verify(token).await?;
+    tracing::Span::current().record("tenant", principal.tenant.as_str());
+    let decision = state.limits.check(&principal.tenant, bucket);
+    req.extensions_mut().insert(RateHeaders { policy: decision.policy, current: decision.current });
+    if let Some(retry_after) = decision.retry_after {
+        let label = state.metrics.tenant_label(principal.tenant.as_str());
+        state.metrics.rate_limited.with_label_values(&[label.as_str()]).inc();
+        return Err(ApiError::RateLimited { retry_after, bucket: bucket.name() });
+    }
+    principal.require(scope)?;
+    Ok(principal)
+}
+
+/// Marks the answer as concerning `job` (header `X-Job-Id`, log field `job_id`).
+pub fn concerns_job(req: &HttpRequest, job: JobId) {
+    req.extensions_mut().insert(JobHeader(job));
+    tracing::Span::current().record("job_id", tracing::field::display(job));
+}
+
+/// `202 {"result":"ACCEPTED","data":<job>}` with `Location` of the job resource.
+pub fn accepted(state: &AppState, job: &JobRecord) -> HttpResponse {
+    HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("{}/api/v1/jobs/{}", state.public_base, job.id)))
+        .json(json!({"result": "ACCEPTED", "data": job.view()}))
+}
+
+/// The answer of a finished job: upstream's body on success, the mapped error otherwise.
+pub fn finished(job: &JobRecord) -> Result<HttpResponse, ApiError> {
+    let (name, message, class) = match &job.error {
+        Some(e) => (e.name.clone(), e.message.clone(), Some(e.class)),
+        None => ("Unknown".to_owned(), "no error was recorded".to_owned(), None),
+    };
+    match job.status {
+        JobStatus::Succeeded => Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": job.response}))),
+        JobStatus::Failed => Err(match class {
+            Some(ErrorClass::Credentials) => ApiError::UpstreamCredentials { name, message },
+            Some(ErrorClass::Rejected) => ApiError::UpstreamRejected { name, message },
+            other => ApiError::UpstreamExhausted { name, message, timeout: other == Some(ErrorClass::Timeout) },
+        }),
+        JobStatus::Dead => {
+            Err(ApiError::UpstreamExhausted { name, message, timeout: class == Some(ErrorClass::Timeout) })
+        }
+        // Not finished: callers only pass terminal jobs; answer as accepted would need the state, so say so.
+        _ => Err(ApiError::Internal(anyhow::anyhow!("job {} is not finished", job.id))),
+    }
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("resource"))
+}
+
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// Routes of the tenant API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/session-create")
+            .route(web::post().to(session_create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/jobs/{id}").route(web::get().to(get_job)).default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/jobs/{id}/replay")
+            .route(web::post().to(replay_job))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/hooks/{token}").route(web::post().to(relay_hook)).default_service(web::to(method_not_allowed)),
+    );
+}

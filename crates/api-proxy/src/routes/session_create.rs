@@ -1,0 +1,177 @@
+//! `POST /api/v1/session-create`: validate, store and queue the job (idempotency and quota checked atomically in
+//! Redis), then wait for it on the completion subscription — synchronously by default, up to `WGATE_SYNC_WAIT_MS`
+//! or the client's `Prefer: wait=N` — or answer 202 at once for `Prefer: respond-async`.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
+use base64::Engine;
+use bytes::BytesMut;
+use futures::StreamExt;
+use rand::RngCore;
+use time::OffsetDateTime;
+use wgate_queue::Enqueued;
+use wgate_types::{IdempotencyKey, JobId, JobRecord, Scope, SessionCreate};
+
+use super::{accepted, authorize, concerns_job, finished};
+use crate::{error::ApiError, limits::Bucket, middleware::RequestId, prefer, state::AppState};
+
+/// Largest accepted body.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub async fn session_create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
+    check_json_content_type(&req)?;
+    let body = read_body(&req, payload, MAX_BODY_BYTES).await?;
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            Some(v.to_str().ok().and_then(|s| IdempotencyKey::parse(s).ok()).ok_or_else(|| ApiError::BadHeader {
+                header: "Idempotency-Key",
+                problem: "must be 1 to 255 printable ASCII characters".into(),
+            })?)
+        }
+    };
+    let request = SessionCreate::from_json(&body)?;
+    let prefs = prefer::parse(req.headers());
+
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let job = JobRecord::new(
+        JobId::new(),
+        principal.tenant.clone(),
+        request,
+        state.max_attempts,
+        request_id,
+        hook_token(),
+        OffsetDateTime::now_utc(),
+    );
+    let tenants = state.tenants.current();
+    let max_sessions = tenants.get(&principal.tenant).and_then(|o| o.max_sessions).or(state.max_sessions);
+
+    // How long to wait, and what to tell the client about its preferences.
+    let (wait, applied) = if prefs.respond_async {
+        (Duration::ZERO, Some("respond-async".to_owned()))
+    } else if let Some(secs) = prefs.wait {
+        let asked = Duration::from_secs(secs);
+        if asked <= state.sync_wait { (asked, Some(format!("wait={secs}"))) } else { (state.sync_wait, None) }
+    } else {
+        (state.sync_wait, None)
+    };
+
+    // Register before enqueueing, so a job that finishes at once is not missed.
+    let waiter = (!wait.is_zero()).then(|| state.completions.waiter(job.id));
+    let outcome = state.store.enqueue(&job, key.as_ref(), max_sessions).await?;
+    let (job, waiter) = match outcome {
+        Enqueued::Created => {
+            let label = state.metrics.tenant_label(principal.tenant.as_str());
+            state.metrics.jobs_enqueued.with_label_values(&[label.as_str(), job.kind.as_str()]).inc();
+            tracing::info!(job_id = %job.id, "job accepted");
+            (job, waiter)
+        }
+        Enqueued::Existing(existing) => {
+            let waiter = (!wait.is_zero()).then(|| state.completions.waiter(existing.id));
+            (existing, waiter)
+        }
+        Enqueued::IdempotencyConflict => return Err(ApiError::IdempotencyConflict),
+        Enqueued::QuotaExceeded { limit } => return Err(ApiError::QuotaExceeded { limit }),
+    };
+    concerns_job(&req, job.id);
+
+    let answer = match waiter {
+        _ if job.status.is_terminal() => finished(&job),
+        None => Ok(accepted(&state, &job)),
+        Some(waiter) => wait_for(&state, job, waiter, wait).await,
+    };
+    match (answer, applied) {
+        (Ok(mut res), Some(applied)) => {
+            if let Ok(v) = header::HeaderValue::from_str(&applied) {
+                res.headers_mut().insert(header::HeaderName::from_static("preference-applied"), v);
+            }
+            Ok(res)
+        }
+        (answer, _) => answer,
+    }
+}
+
+/// Waits on the completion subscription (no polling): each wake-up is a finish or a resubscription, after which
+/// the record is read again.
+async fn wait_for(
+    state: &AppState,
+    mut job: JobRecord,
+    mut waiter: wgate_queue::Waiter,
+    wait: Duration,
+) -> Result<HttpResponse, ApiError> {
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::now() + wait;
+    let answer = loop {
+        if tokio::time::timeout_at(deadline, &mut waiter).await.is_err() {
+            break None;
+        }
+        // Register again before reading, so a finish between the read and the next wait is not missed.
+        waiter = state.completions.waiter(job.id);
+        match state.store.get(job.id).await {
+            Ok(Some(fresh)) if fresh.status.is_terminal() => break Some(finished(&fresh)),
+            Ok(Some(fresh)) => job = fresh,
+            // The job was stored: a read failure now does not undo that; answer 202 with what we know.
+            Ok(None) | Err(_) => break None,
+        }
+    };
+    state.metrics.sync_wait.observe(start.elapsed().as_secs_f64());
+    match answer {
+        Some(a) => a,
+        None => Ok(accepted(state, &job)),
+    }
+}
+
+fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    match req.mime_type() {
+        Ok(Some(m)) if m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json") => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+/// Reads the body, refusing one larger than `limit` bytes as soon as that is known.
+pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok())
+        && len.parse::<u64>().is_ok_and(|n| n > limit as u64)
+    {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge { limit },
+            other => ApiError::BadBody(other.to_string()),
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// 256 random bits, URL-safe base64 without padding: the relay capability for this job's webhooks.
+pub fn hook_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_tokens_are_url_safe_and_distinct() {
+        let a = hook_token();
+        let b = hook_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+}

@@ -1,0 +1,282 @@
+//! The settings of `wgate-api`: every field is set by `WGATE_<FIELD>` or by `<field> = ...` in the TOML file given
+//! by `--config FILE` / `WGATE_CONFIG`. Defaults are the documented ones.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+use wgate_service::{ConfigError, LogFormat};
+
+/// Everything `wgate-api` reads at start. Secrets are `secrecy` values: their `Debug` prints a placeholder.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiSettings {
+    #[serde(default = "default_redis_url")]
+    pub redis_url: String,
+    #[serde(default = "default_namespace", deserialize_with = "string_like")]
+    pub namespace: String,
+    #[serde(default = "default_api_listen")]
+    pub api_listen: SocketAddr,
+    #[serde(default = "default_admin_listen")]
+    pub api_admin_listen: SocketAddr,
+    /// Base of the links the gateway hands out (`Location`).
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    /// HS256 secrets, comma separated; the first signs nothing (wgate only verifies), all verify (rotation).
+    #[serde(default, deserialize_with = "secret_like")]
+    pub jwt_secret: Option<SecretString>,
+    /// PEM public key files (RSA, EC P-256, Ed25519), comma separated. A key's `kid` is its file name without
+    /// the extension.
+    #[serde(default, deserialize_with = "opt_string_like")]
+    pub jwt_public_keys: Option<String>,
+    #[serde(default, deserialize_with = "opt_string_like")]
+    pub jwt_jwks_url: Option<String>,
+    /// Least time between two JWKS fetches triggered by an unknown `kid`.
+    #[serde(default = "default_jwks_cooldown_ms")]
+    pub jwt_jwks_cooldown_ms: u64,
+    #[serde(default = "default_audience", deserialize_with = "string_like")]
+    pub jwt_audience: String,
+    #[serde(default, deserialize_with = "opt_string_like")]
+    pub jwt_issuer: Option<String>,
+    /// Default write rate per tenant (reads get ten times this).
+    #[serde(default = "default_rate")]
+    pub rate_per_second: f64,
+    #[serde(default = "default_burst")]
+    pub rate_burst: u32,
+    /// TOML with `[tenants.<id>] rate_per_second, burst, max_sessions, frame_ancestors`; reloaded on SIGHUP and
+    /// when the file changes.
+    #[serde(default)]
+    pub tenants_file: Option<PathBuf>,
+    /// How often the tenants file's modification time is checked (SIGHUP reloads at once).
+    #[serde(default = "default_tenants_poll_ms")]
+    pub tenants_poll_ms: u64,
+    /// Default session quota per tenant; unset means no limit.
+    #[serde(default)]
+    pub max_sessions: Option<u32>,
+    #[serde(default = "default_sync_wait_ms")]
+    pub sync_wait_ms: u64,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Bound on every Redis call: a dead Redis is a 503 within this time.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub redis_timeout_ms: u64,
+    /// Bound on relaying one webhook to a tenant's callback.
+    #[serde(default = "default_hook_timeout_ms")]
+    pub hook_timeout_ms: u64,
+    #[serde(default = "default_log")]
+    pub log: String,
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379".into()
+}
+fn default_namespace() -> String {
+    "wgate".into()
+}
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8080))
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 9464))
+}
+fn default_public_url() -> String {
+    "http://127.0.0.1:8080".into()
+}
+fn default_jwks_cooldown_ms() -> u64 {
+    10_000
+}
+fn default_audience() -> String {
+    "wgate".into()
+}
+fn default_rate() -> f64 {
+    10.0
+}
+fn default_burst() -> u32 {
+    20
+}
+fn default_tenants_poll_ms() -> u64 {
+    1_000
+}
+fn default_sync_wait_ms() -> u64 {
+    25_000
+}
+fn default_max_attempts() -> u32 {
+    6
+}
+fn default_redis_timeout_ms() -> u64 {
+    1_000
+}
+fn default_hook_timeout_ms() -> u64 {
+    10_000
+}
+fn default_log() -> String {
+    "info".into()
+}
+
+/// A scalar read as text: an environment value such as `12345` reaches serde as a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    S(String),
+    I(i64),
+    U(u64),
+    F(f64),
+    B(bool),
+}
+
+impl Scalar {
+    fn into_string(self) -> String {
+        match self {
+            Self::S(s) => s,
+            Self::I(i) => i.to_string(),
+            Self::U(u) => u.to_string(),
+            Self::F(f) => f.to_string(),
+            Self::B(b) => b.to_string(),
+        }
+    }
+}
+
+fn string_like<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Scalar::deserialize(d).map(Scalar::into_string)
+}
+
+fn opt_string_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<Scalar>::deserialize(d)?.map(Scalar::into_string).filter(|s| !s.trim().is_empty()))
+}
+
+fn secret_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    Ok(opt_string_like(d)?.map(SecretString::from))
+}
+
+impl ApiSettings {
+    /// Reads the settings (file, then environment) and checks what can be checked without IO.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let s: Self = wgate_service::load_config(file)?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Settings for a test: listeners on 127.0.0.1 port 0, the given Redis and namespace, one HS256 secret.
+    pub fn for_tests(redis_url: &str, namespace: &str, secret: &str) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            namespace: namespace.into(),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: default_public_url(),
+            jwt_secret: Some(SecretString::from(secret.to_owned())),
+            jwt_public_keys: None,
+            jwt_jwks_url: None,
+            jwt_jwks_cooldown_ms: default_jwks_cooldown_ms(),
+            jwt_audience: default_audience(),
+            jwt_issuer: None,
+            rate_per_second: default_rate(),
+            rate_burst: default_burst(),
+            tenants_file: None,
+            tenants_poll_ms: default_tenants_poll_ms(),
+            max_sessions: None,
+            sync_wait_ms: default_sync_wait_ms(),
+            max_attempts: default_max_attempts(),
+            redis_timeout_ms: default_redis_timeout_ms(),
+            hook_timeout_ms: default_hook_timeout_ms(),
+            log: default_log(),
+            log_format: LogFormat::Pretty,
+        }
+    }
+
+    /// Checks of single values; keys and files are checked when the application is built.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.jwt_secret.is_none() && self.jwt_public_keys.is_none() && self.jwt_jwks_url.is_none() {
+            return Err(ConfigError::setting(
+                "jwt_secret",
+                "no JWT key configured: set WGATE_JWT_SECRET, WGATE_JWT_PUBLIC_KEYS or WGATE_JWT_JWKS_URL",
+            ));
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose_secret().split(',').any(|s| s.trim().is_empty())
+        {
+            return Err(ConfigError::setting("jwt_secret", "an empty secret in the comma-separated list"));
+        }
+        if let Some(url) = &self.jwt_jwks_url {
+            check_http_url(url).map_err(|p| ConfigError::setting("jwt_jwks_url", p))?;
+        }
+        check_http_url(&self.public_url).map_err(|p| ConfigError::setting("public_url", p))?;
+        if self.jwt_audience.trim().is_empty() {
+            return Err(ConfigError::setting("jwt_audience", "must not be empty"));
+        }
+        if !(self.rate_per_second.is_finite() && self.rate_per_second > 0.0) {
+            return Err(ConfigError::setting("rate_per_second", "must be a number above 0"));
+        }
+        if self.rate_burst == 0 {
+            return Err(ConfigError::setting("rate_burst", "must be at least 1"));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::setting("max_attempts", "must be at least 1"));
+        }
+        if self.redis_timeout_ms == 0 {
+            return Err(ConfigError::setting("redis_timeout_ms", "must be at least 1"));
+        }
+        if self.namespace.is_empty() || self.namespace.contains(['{', '}', ' ']) {
+            return Err(ConfigError::setting("namespace", "must be non-empty, without braces or spaces"));
+        }
+        Ok(())
+    }
+
+    pub fn sync_wait(&self) -> Duration {
+        Duration::from_millis(self.sync_wait_ms)
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// The public URL without a trailing slash.
+    pub fn public_base(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+}
+
+fn check_http_url(s: &str) -> Result<(), String> {
+    let url = url_parse(s)?;
+    if !matches!(url.0.as_str(), "http" | "https") || url.1.is_empty() {
+        return Err(format!("{s:?} is not an absolute http(s) URL"));
+    }
+    Ok(())
+}
+
+/// Scheme and host of an absolute URL (reqwest re-exports the `url` parser).
+fn url_parse(s: &str) -> Result<(String, String), String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    Ok((url.scheme().to_owned(), url.host_str().unwrap_or_default().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let s = ApiSettings::for_tests("redis://x", "ns", "super-secret-value");
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("super-secret-value"), "{dbg}");
+    }
+
+    #[test]
+    fn no_key_at_all_is_an_error_naming_the_variable() {
+        let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
+        s.jwt_secret = None;
+        let err = s.check().unwrap_err().to_string();
+        assert!(err.contains("WGATE_JWT_SECRET") && !err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn a_bad_rate_or_url_names_its_variable() {
+        let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
+        s.rate_per_second = 0.0;
+        assert!(s.check().unwrap_err().to_string().contains("WGATE_RATE_PER_SECOND"));
+        let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
+        s.public_url = "not a url".into();
+        assert!(s.check().unwrap_err().to_string().contains("WGATE_PUBLIC_URL"));
+    }
+}

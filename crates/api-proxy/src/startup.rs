@@ -1,0 +1,179 @@
+//! Building and running the application: both listeners bound (port 0 allowed), background tasks started
+//! (completion subscription, limiter pruning, tenants-file reload) and stopped when the application is dropped.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
+use anyhow::Context;
+use wgate_queue::{Completions, JobStore, QueueConfig};
+use wgate_service::{AdminServer, ReadyCheck};
+
+use crate::{
+    auth::Verifier,
+    limits::{Limits, Rate},
+    metrics::ApiMetrics,
+    middleware::observe,
+    routes,
+    settings::ApiSettings,
+    state::AppState,
+    store::Store,
+    tenants::{TenantTable, Tenants},
+};
+
+/// How often idle limiter keys are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+/// Aborts a background task when dropped.
+struct TaskGuard(tokio::task::AbortHandle);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub struct Application {
+    address: SocketAddr,
+    admin_address: SocketAddr,
+    server: Server,
+    admin: Server,
+    state: web::Data<AppState>,
+    _tasks: Vec<TaskGuard>,
+}
+
+impl Application {
+    /// Parses the keys and the tenants file, connects lazily to Redis (the API starts while Redis is down and
+    /// answers 503 until it is back), and binds both listeners.
+    pub async fn build(settings: ApiSettings) -> anyhow::Result<Self> {
+        settings.check()?;
+        let verifier = Verifier::from_settings(&settings)?;
+        verifier.warm_up().await;
+        let tenants = match &settings.tenants_file {
+            Some(path) => Tenants::load(path).map_err(|e| wgate_service::ConfigError::setting("tenants_file", e))?,
+            None => Tenants::default(),
+        };
+        let registry = wgate_service::metrics::new_registry();
+        let metrics = Arc::new(ApiMetrics::register(&registry).context("registering the API metrics")?);
+
+        let mut queue = QueueConfig::new(settings.redis_url.clone(), settings.namespace.clone());
+        queue.command_timeout = settings.redis_timeout();
+        let job_store =
+            JobStore::new(queue.clone()).map_err(|e| wgate_service::ConfigError::setting("redis_url", e))?;
+        let store = Store::new(job_store, settings.redis_timeout(), metrics.clone());
+        let completions = Completions::start(&queue);
+
+        let limits = Arc::new(Limits::new(Rate { per_second: settings.rate_per_second, burst: settings.rate_burst }));
+        limits.apply(&tenants);
+        let table = TenantTable::new(tenants);
+
+        let mut tasks = Vec::new();
+        let pruner = limits.clone();
+        tasks.push(TaskGuard(
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(PRUNE_EVERY);
+                loop {
+                    tick.tick().await;
+                    pruner.prune();
+                }
+            })
+            .abort_handle(),
+        ));
+        if let Some(path) = settings.tenants_file.clone() {
+            let l = limits.clone();
+            let watcher = crate::tenants::watch(
+                path,
+                table.clone(),
+                Duration::from_millis(settings.tenants_poll_ms.max(10)),
+                move |t| l.apply(t),
+            );
+            tasks.push(TaskGuard(tokio::spawn(watcher).abort_handle()));
+        }
+
+        let hooks = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.hook_timeout_ms))
+            .connect_timeout(Duration::from_millis(settings.hook_timeout_ms.min(5_000)))
+            .build()
+            .context("building the webhook relay client")?;
+        let state = web::Data::new(AppState {
+            verifier,
+            limits,
+            tenants: table,
+            store: store.clone(),
+            completions,
+            metrics: metrics.clone(),
+            sync_wait: settings.sync_wait(),
+            max_attempts: settings.max_attempts,
+            max_sessions: settings.max_sessions,
+            public_base: settings.public_base().to_owned(),
+            hooks,
+        });
+
+        let app_state = state.clone();
+        let app_metrics = web::Data::new(metrics);
+        let http = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(app_metrics.clone())
+                .wrap(from_fn(observe))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(30)
+        .bind(settings.api_listen)
+        .with_context(|| format!("WGATE_API_LISTEN: cannot listen on {}", settings.api_listen))?;
+        let address = http.addrs().first().copied().unwrap_or(settings.api_listen);
+        let server = http.run();
+
+        let ready_store = store;
+        let ready: ReadyCheck = Arc::new(move || {
+            let store = ready_store.clone();
+            Box::pin(async move { store.ping().await.map_err(|e| format!("redis unreachable: {e}")) })
+        });
+        let admin = AdminServer::bind(settings.api_admin_listen, registry, ready)
+            .with_context(|| format!("WGATE_API_ADMIN_LISTEN: cannot listen on {}", settings.api_admin_listen))?;
+        let admin_address = admin.local_addr();
+        tracing::info!(%address, %admin_address, "wgate-api listening");
+        Ok(Self { address, admin_address, server, admin: admin.into_server(), state, _tasks: tasks })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn admin_address(&self) -> SocketAddr {
+        self.admin_address
+    }
+
+    /// Live keys in the default rate limiters (for tests and benchmarks).
+    pub fn limiter_keys(&self) -> usize {
+        self.state.limits.tracked_keys()
+    }
+
+    /// Prunes idle limiter keys now (the timer does it every 10 s).
+    pub fn prune_limiters(&self) {
+        self.state.limits.prune();
+    }
+
+    /// Serves until SIGTERM/SIGINT (then stops gracefully: in-flight requests finish, bounded) or until a
+    /// listener fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let api = self.server.handle();
+        let admin = self.admin.handle();
+        let mut server = tokio::spawn(self.server);
+        let mut admin_server = tokio::spawn(self.admin);
+        let outcome = tokio::select! {
+            r = &mut server => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            r = &mut admin_server => r.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            () = wgate_service::shutdown::signal() => Ok(()),
+        };
+        api.stop(true).await;
+        admin.stop(false).await;
+        drop(self._tasks);
+        outcome
+    }
+}

@@ -1,0 +1,26 @@
+//! What every handler shares, built once by `Application::build`.
+
+use std::{sync::Arc, time::Duration};
+
+use wgate_queue::Completions;
+
+use crate::{auth::Verifier, limits::Limits, metrics::ApiMetrics, store::Store, tenants::TenantTable};
+
+pub struct AppState {
+    pub verifier: Verifier,
+    pub limits: Arc<Limits>,
+    pub tenants: TenantTable,
+    pub store: Store,
+    pub completions: Completions,
+    pub metrics: Arc<ApiMetrics>,
+    /// Longest a synchronous session-create waits (`WGATE_SYNC_WAIT_MS`).
+    pub sync_wait: Duration,
+    /// Stored in each job record (`WGATE_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// Default session quota (`WGATE_MAX_SESSIONS`); a tenant's own `max_sessions` wins.
+    pub max_sessions: Option<u32>,
+    /// `WGATE_PUBLIC_URL` without a trailing slash.
+    pub public_base: String,
+    /// The client that relays webhooks to tenants' callbacks (bounded timeout).
+    pub hooks: reqwest::Client,
+}

@@ -1,0 +1,62 @@
+//! The job store as the API uses it: every call bounded in time, every failure counted in
+//! `wgate_redis_errors_total{op}` and turned into an `ApiError` (unreachable Redis: 503).
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use wgate_queue::{Enqueued, HookTarget, JobStore, QueueError, Replay};
+use wgate_types::{IdempotencyKey, JobId, JobRecord};
+
+use crate::{error::ApiError, metrics::ApiMetrics};
+
+#[derive(Clone)]
+pub struct Store {
+    inner: JobStore,
+    timeout: Duration,
+    metrics: Arc<ApiMetrics>,
+}
+
+impl Store {
+    pub fn new(inner: JobStore, timeout: Duration, metrics: Arc<ApiMetrics>) -> Self {
+        Self { inner, timeout, metrics }
+    }
+
+    async fn call<T>(&self, op: &'static str, fut: impl Future<Output = Result<T, QueueError>>) -> Result<T, ApiError> {
+        // The queue bounds its own calls; this outer bound keeps the promise even if one path forgets.
+        let outcome = tokio::time::timeout(self.timeout + Duration::from_millis(50), fut).await;
+        let err = match outcome {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(_) => QueueError::Unavailable(format!("{op} timed out")),
+        };
+        self.metrics.redis_errors.with_label_values(&[op]).inc();
+        Err(match err {
+            QueueError::Unavailable(cause) => ApiError::Unavailable { op, cause },
+            other => ApiError::Internal(anyhow::Error::new(other).context(op)),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), ApiError> {
+        self.call("ping", self.inner.ping()).await
+    }
+
+    pub async fn enqueue(
+        &self,
+        job: &JobRecord,
+        key: Option<&IdempotencyKey>,
+        max_sessions: Option<u32>,
+    ) -> Result<Enqueued, ApiError> {
+        self.call("enqueue", self.inner.enqueue(job, key, max_sessions)).await
+    }
+
+    pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, ApiError> {
+        self.call("get", self.inner.get(id)).await
+    }
+
+    pub async fn replay(&self, id: JobId) -> Result<Replay, ApiError> {
+        self.call("replay", self.inner.replay(id)).await
+    }
+
+    pub async fn hook(&self, token: &str) -> Result<Option<HookTarget>, ApiError> {
+        self.call("hook", self.inner.hook(token)).await
+    }
+}
