@@ -5,6 +5,8 @@
 //! Every key starts with `{<namespace>}:` (a Redis Cluster hash tag), so each script's keys share one slot.
 //! `docs/ARCHITECTURE.md` holds the key table; keep it true when a key changes here.
 
+mod attempt;
+mod backend;
 mod completions;
 mod config;
 mod error;
@@ -14,6 +16,8 @@ mod redis_conn;
 mod scripts;
 mod store;
 
+pub use attempt::{Delivery, Finished, Outcome, Started, Written};
+pub use backend::{StopHandle, StreamAck, StreamBackend, StreamConfig, consumer_name};
 pub use completions::{Completions, Waiter};
 pub use config::QueueConfig;
 pub use error::QueueError;

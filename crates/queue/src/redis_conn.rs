@@ -21,6 +21,10 @@ impl Redis {
         Ok(Self { client, manager: Arc::new(OnceCell::new()), timeout: config.command_timeout })
     }
 
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     /// The shared multiplexed connection (created lazily; it connects at its first command).
     pub(crate) async fn conn(&self) -> Result<ConnectionManager, QueueError> {
         let config = ConnectionManagerConfig::new()
@@ -46,6 +50,29 @@ impl Redis {
         let conn = self.conn().await?;
         match tokio::time::timeout(self.timeout, f(conn)).await {
             Ok(r) => r.map_err(QueueError::from),
+            Err(_) => Err(QueueError::Unavailable(format!("{what}: no answer from redis within {:?}", self.timeout))),
+        }
+    }
+
+    /// Like [`Redis::call`] for calls that are safe to repeat (reads): the first call after Redis restarted
+    /// fails on the dead connection, so it is tried once more on the new one, within the same time bound.
+    pub(crate) async fn call_again<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, QueueError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let attempt = async {
+            let conn = self.conn().await?;
+            match f(conn).await {
+                Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                    let conn = self.conn().await?;
+                    f(conn).await.map_err(QueueError::from)
+                }
+                r => r.map_err(QueueError::from),
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(r) => r,
             Err(_) => Err(QueueError::Unavailable(format!("{what}: no answer from redis within {:?}", self.timeout))),
         }
     }

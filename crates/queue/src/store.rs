@@ -86,7 +86,7 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
         Value::SimpleString(s) => Some(s.clone()),
@@ -96,7 +96,7 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-fn strings(v: &Value) -> Result<Vec<String>, QueueError> {
+pub(crate) fn to_strings(v: &Value) -> Result<Vec<String>, QueueError> {
     match v {
         Value::Array(items) => items
             .iter()
@@ -107,7 +107,7 @@ fn strings(v: &Value) -> Result<Vec<String>, QueueError> {
 }
 
 /// Splits a script reply `{tag, ...}` into its tag and the rest.
-fn tagged(v: Value) -> Result<(String, Vec<Value>), QueueError> {
+pub(crate) fn tagged(v: Value) -> Result<(String, Vec<Value>), QueueError> {
     match v {
         Value::Array(mut items) if !items.is_empty() => {
             let tag = text(&items[0]).ok_or_else(|| QueueError::Corrupt("script reply without a tag".into()))?;
@@ -125,6 +125,10 @@ impl JobStore {
         Ok(Self { redis, keys: Keys::new(&config.namespace), config })
     }
 
+    pub(crate) fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
@@ -134,7 +138,7 @@ impl JobStore {
     }
 
     pub async fn ping(&self) -> Result<(), QueueError> {
-        self.redis.call("PING", |mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await }).await
+        self.redis.call_again("PING", |mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await }).await
     }
 
     /// Stores and queues `job` atomically, with the idempotency and quota checks in the same script.
@@ -174,7 +178,7 @@ impl JobStore {
             "conflict" => Ok(Enqueued::IdempotencyConflict),
             "quota" => Ok(Enqueued::QuotaExceeded { limit: max_sessions.unwrap_or(0) }),
             "existing" => {
-                let flat = rest.first().map(strings).transpose()?.unwrap_or_default();
+                let flat = rest.first().map(to_strings).transpose()?.unwrap_or_default();
                 record::from_flat(flat)?
                     .map(Enqueued::Existing)
                     .ok_or_else(|| QueueError::Corrupt("idempotent job vanished".into()))
@@ -186,8 +190,13 @@ impl JobStore {
 
     pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {
         let key = self.keys.job(id);
-        let map: HashMap<String, String> =
-            self.redis.call("HGETALL job", |mut c| async move { c.hgetall(key).await }).await?;
+        let map: HashMap<String, String> = self
+            .redis
+            .call_again("HGETALL job", |mut c| {
+                let key = key.clone();
+                async move { c.hgetall(key).await }
+            })
+            .await?;
         record::from_map(&map)
     }
 
@@ -211,7 +220,7 @@ impl JobStore {
                 status.parse().map(Replay::NotDead).map_err(QueueError::Corrupt)
             }
             "requeued" => {
-                let flat = rest.first().map(strings).transpose()?.unwrap_or_default();
+                let flat = rest.first().map(to_strings).transpose()?.unwrap_or_default();
                 record::from_flat(flat)?
                     .map(Replay::Requeued)
                     .ok_or_else(|| QueueError::Corrupt("replayed job vanished".into()))
@@ -222,10 +231,16 @@ impl JobStore {
 
     pub async fn queue_counts(&self) -> Result<QueueCounts, QueueError> {
         let keys = &self.keys;
-        let mut inv = scripts::COUNTS.prepare_invoke();
-        inv.key(keys.stream(wgate_types::JobKind::SessionCreate)).key(keys.scheduled()).key(keys.dead()).arg(GROUP);
-        let (pending, scheduled, running, dead): (i64, i64, i64, i64) =
-            self.redis.call("queue counts", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let (stream, scheduled, dead) =
+            (keys.stream(wgate_types::JobKind::SessionCreate), keys.scheduled(), keys.dead());
+        let (pending, scheduled, running, dead): (i64, i64, i64, i64) = self
+            .redis
+            .call_again("queue counts", |mut c| {
+                let mut inv = scripts::COUNTS.prepare_invoke();
+                inv.key(&stream).key(&scheduled).key(&dead).arg(GROUP);
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(QueueCounts { pending: n(pending), scheduled: n(scheduled), running: n(running), dead: n(dead) })
     }
@@ -236,8 +251,13 @@ impl JobStore {
             return Ok(None);
         }
         let key = self.keys.hook(token);
-        let map: HashMap<String, String> =
-            self.redis.call("HGETALL hook", |mut c| async move { c.hgetall(key).await }).await?;
+        let map: HashMap<String, String> = self
+            .redis
+            .call_again("HGETALL hook", |mut c| {
+                let key = key.clone();
+                async move { c.hgetall(key).await }
+            })
+            .await?;
         if map.is_empty() {
             return Ok(None);
         }
@@ -257,8 +277,13 @@ impl JobStore {
             return Ok(None);
         }
         let key = self.keys.session(unique_id);
-        let map: HashMap<String, String> =
-            self.redis.call("HGETALL session", |mut c| async move { c.hgetall(key).await }).await?;
+        let map: HashMap<String, String> = self
+            .redis
+            .call_again("HGETALL session", |mut c| {
+                let key = key.clone();
+                async move { c.hgetall(key).await }
+            })
+            .await?;
         if map.is_empty() {
             return Ok(None);
         }
