@@ -1,0 +1,221 @@
+//! One attempt of a session-create job: start it (counting the attempt), reconcile when an earlier attempt may
+//! have created the session, call WhatsGate, and decide the outcome. The acknowledger writes it.
+
+use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+
+use apalis_core::{error::BoxDynError, task::data::Data};
+use futures::FutureExt;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tracing::Instrument;
+use wgate_queue::{Delivery, Finished, JobStore, Outcome, Started};
+use wgate_types::{CallbackUrl, ErrorClass, JobError, JobRecord};
+use wgate_upstream::{SessionsQuery, Upstream, UpstreamError};
+
+use crate::metrics::WorkerMetrics;
+
+/// Exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `n + 1` after attempt `n` failed: uniform in `[0, min(max, base * 2^(n-1))]`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(30);
+        let cap = self.base.saturating_mul(1u32 << exp).min(self.max);
+        let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(if ms == 0 { 0 } else { rand::random_range(0..=ms) })
+    }
+}
+
+/// What every attempt needs.
+pub struct Deps {
+    pub store: JobStore,
+    pub upstream: Upstream,
+    pub public_url: String,
+    pub retry: RetryPolicy,
+    pub metrics: WorkerMetrics,
+}
+
+impl Deps {
+    fn relay_url(&self, job: &JobRecord) -> String {
+        format!("{}/hooks/{}", self.public_url.trim_end_matches('/'), job.hook_token)
+    }
+}
+
+/// The apalis handler. A panic becomes an error: the entry is then taken over and the attempt counted.
+pub async fn handle(delivery: Delivery, deps: Data<Arc<Deps>>) -> Result<Finished, BoxDynError> {
+    let deps: Arc<Deps> = (*deps).clone();
+    match AssertUnwindSafe(run(delivery, deps)).catch_unwind().await {
+        Ok(r) => r,
+        Err(_) => Err("the job handler panicked".into()),
+    }
+}
+
+async fn run(d: Delivery, deps: Arc<Deps>) -> Result<Finished, BoxDynError> {
+    let started = start(&deps.store, &d).await?;
+    let kind = "session-create";
+    match started {
+        Started::Skip => Ok(Finished { delivery: d, job: None, outcome: None }),
+        Started::Dead(job) => {
+            tracing::warn!(job.id = %job.id, tenant = %job.tenant.as_str(), "job is dead: its last attempt never finished");
+            deps.metrics.finished.with_label_values(&[kind, "dead"]).inc();
+            observe_latency(&deps, &job);
+            Ok(Finished { delivery: d, job: None, outcome: None })
+        }
+        Started::Run { record, reconcile } => {
+            let span = tracing::info_span!("job", job.id = %record.id, tenant = %record.tenant.as_str(),
+                attempt = record.attempts, request.id = record.request_id.as_deref().unwrap_or(""));
+            async move {
+                deps.metrics.busy.inc();
+                let t0 = std::time::Instant::now();
+                let outcome = attempt(&deps, &record, reconcile || d.taken_over).await;
+                deps.metrics.busy.dec();
+                let label = outcome.label();
+                deps.metrics.attempt_duration.with_label_values(&[kind, label]).observe(t0.elapsed().as_secs_f64());
+                deps.metrics.finished.with_label_values(&[kind, label]).inc();
+                match &outcome {
+                    Outcome::Succeeded { unique_id, .. } => tracing::info!(session.unique_id = %unique_id, "job succeeded"),
+                    Outcome::Failed(e) => tracing::warn!(error.name = %e.name, error.message = %e.message, "job failed for good"),
+                    Outcome::Retry { error, due, .. } => {
+                        tracing::info!(error.name = %error.name, error.message = %error.message, next_attempt_at = %due, "attempt failed; will retry")
+                    }
+                    Outcome::Dead(e) => tracing::warn!(error.name = %e.name, error.message = %e.message, "job is dead: no attempt left"),
+                }
+                if !matches!(outcome, Outcome::Retry { .. }) {
+                    observe_latency(&deps, &record);
+                }
+                Ok(Finished { delivery: d, job: Some(record), outcome: Some(outcome) })
+            }
+            .instrument(span)
+            .await
+        }
+    }
+}
+
+fn observe_latency(deps: &Deps, job: &JobRecord) {
+    let secs = (OffsetDateTime::now_utc() - job.created_at).as_seconds_f64().max(0.0);
+    deps.metrics.latency.with_label_values(&["session-create"]).observe(secs);
+}
+
+/// Starts the attempt, riding out a short Redis outage (the entry is taken over otherwise, much later).
+async fn start(store: &JobStore, d: &Delivery) -> Result<Started, BoxDynError> {
+    let mut backoff = Duration::from_millis(50);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.start_attempt(d).await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.is_unavailable() && std::time::Instant::now() + backoff < deadline => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(Box::new(e)),
+        }
+    }
+}
+
+async fn attempt(deps: &Deps, job: &JobRecord, reconcile: bool) -> Outcome {
+    let relay = deps.relay_url(job);
+    if reconcile {
+        match find_created(&deps.upstream, job, &relay).await {
+            Ok(Some(session)) => {
+                tracing::info!("adopting the session an earlier attempt created");
+                return succeeded(deps, job, session);
+            }
+            Ok(None) => {}
+            Err(e) => return retry_or_dead(deps, job, &e, true),
+        }
+    }
+    let callback = match CallbackUrl::parse(&relay) {
+        Ok(c) => c,
+        Err(why) => {
+            return Outcome::Failed(JobError {
+                name: "GatewayMisconfigured".into(),
+                message: format!("the relay URL {relay} is not usable: {why}"),
+                class: ErrorClass::Unavailable,
+            });
+        }
+    };
+    let request = job.request.with_callback(Some(callback));
+    match deps.upstream.session_create(&request).await {
+        Ok(data) => succeeded(deps, job, data),
+        Err(e) if !e.is_retryable() => Outcome::Failed(job_error(&e)),
+        Err(e) => retry_or_dead(deps, job, &e, e.maybe_sent()),
+    }
+}
+
+fn succeeded(deps: &Deps, job: &JobRecord, data: Value) -> Outcome {
+    let unique_id = match data.get("unique_id") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            let e = UpstreamError::new(
+                ErrorClass::Unavailable,
+                "UnexpectedAnswer",
+                "session-create answered without a unique_id",
+                true,
+            );
+            return retry_or_dead(deps, job, &e, true);
+        }
+    };
+    Outcome::Succeeded { response: data, unique_id }
+}
+
+fn job_error(e: &UpstreamError) -> JobError {
+    JobError { name: e.name().to_owned(), message: e.message().to_owned(), class: e.class() }
+}
+
+fn retry_or_dead(deps: &Deps, job: &JobRecord, e: &UpstreamError, maybe_sent: bool) -> Outcome {
+    if job.attempts >= job.max_attempts {
+        return Outcome::Dead(job_error(e));
+    }
+    let mut delay = deps.retry.delay(job.attempts);
+    if let Some(ra) = e.retry_after() {
+        delay = delay.max(ra);
+    }
+    Outcome::Retry { error: job_error(e), due: OffsetDateTime::now_utc() + delay, maybe_sent }
+}
+
+/// Looks upstream for the session an earlier attempt of this job created: same exact name, and the callback is
+/// this job's relay URL (the marker only this job carries).
+async fn find_created(upstream: &Upstream, job: &JobRecord, relay: &str) -> Result<Option<Value>, UpstreamError> {
+    const PAGE: u32 = 100;
+    let mut page = 1u32;
+    loop {
+        let q = SessionsQuery {
+            name: Some(job.request.name().as_str().to_owned()),
+            page_cnt: Some(PAGE),
+            page: Some(page),
+            ..SessionsQuery::default()
+        };
+        let result = upstream.sessions_get(&q).await?;
+        if let Some(s) = result.data.into_iter().find(|s| s.get("callback").and_then(Value::as_str) == Some(relay)) {
+            return Ok(Some(s));
+        }
+        if u64::from(page) >= result.pages || page >= 50 {
+            return Ok(None);
+        }
+        page += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_within_its_exponential_cap() {
+        let p = RetryPolicy { base: Duration::from_millis(100), max: Duration::from_millis(1000) };
+        for _ in 0..200 {
+            assert!(p.delay(1) <= Duration::from_millis(100));
+            assert!(p.delay(3) <= Duration::from_millis(400));
+            assert!(p.delay(10) <= Duration::from_millis(1000));
+            assert!(p.delay(64) <= Duration::from_millis(1000));
+        }
+        let zero = RetryPolicy { base: Duration::ZERO, max: Duration::ZERO };
+        assert_eq!(zero.delay(5), Duration::ZERO);
+    }
+}

@@ -1,0 +1,45 @@
+//! The worker's Prometheus metrics (names fixed by the contract).
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct WorkerMetrics {
+    pub finished: IntCounterVec,
+    pub attempt_duration: HistogramVec,
+    pub latency: HistogramVec,
+    pub queue_jobs: IntGaugeVec,
+    pub busy: IntGauge,
+}
+
+impl WorkerMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let finished = IntCounterVec::new(
+            Opts::new("wgate_jobs_finished_total", "Job attempts finished, by outcome (retried counts each retry)."),
+            &["type", "outcome"],
+        )?;
+        let attempt_duration = HistogramVec::new(
+            HistogramOpts::new("wgate_job_attempt_duration_seconds", "Duration of one job attempt.").buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0,
+            ]),
+            &["type", "outcome"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new("wgate_job_latency_seconds", "From accept to a terminal state.").buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+                1800.0, 3600.0, 7200.0, 14400.0,
+            ]),
+            &["type"],
+        )?;
+        let queue_jobs = IntGaugeVec::new(
+            Opts::new("wgate_queue_jobs", "Jobs in the queue by state, read from Redis."),
+            &["queue", "state"],
+        )?;
+        let busy = IntGauge::new("wgate_worker_busy", "Jobs this worker is running now.")?;
+        registry.register(Box::new(finished.clone()))?;
+        registry.register(Box::new(attempt_duration.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(queue_jobs.clone()))?;
+        registry.register(Box::new(busy.clone()))?;
+        Ok(Self { finished, attempt_duration, latency, queue_jobs, busy })
+    }
+}

@@ -1,0 +1,132 @@
+//! The worker's settings: `WGATE_*` environment variables over an optional TOML file.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use wgate_service::{ConfigError, LogFormat};
+
+/// Every setting, with the documented defaults.
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub redis_url: String,
+    pub namespace: String,
+    pub worker_admin_listen: SocketAddr,
+    /// Base of the relay URL given to WhatsGate as the session callback: `{public_url}/hooks/{hook_token}`.
+    pub public_url: String,
+    pub upstream_url: String,
+    #[serde(deserialize_with = "secret")]
+    pub upstream_api_key: Option<SecretString>,
+    pub upstream_timeout_ms: u64,
+    pub worker_concurrency: usize,
+    /// Attempts per job, the first included. Jobs carry the value they were accepted with; this one applies to
+    /// records that carry none (0).
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub log: String,
+    pub log_format: LogFormat,
+    /// How long terminal job records (and dead-set entries) are kept.
+    pub job_ttl_secs: u64,
+    /// Bound on every Redis call.
+    pub redis_timeout_ms: u64,
+    /// A job whose worker stopped answering for this long is taken over by another worker.
+    pub visibility_timeout_ms: u64,
+    /// How long SIGTERM waits for in-flight jobs.
+    pub shutdown_timeout_ms: u64,
+    /// How often `wgate_queue_jobs` is read from Redis.
+    pub queue_gauge_interval_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            namespace: "wgate".into(),
+            worker_admin_listen: SocketAddr::from(([0, 0, 0, 0], 9465)),
+            public_url: "http://127.0.0.1:8080".into(),
+            upstream_url: "https://whatsgate.ru".into(),
+            upstream_api_key: None,
+            upstream_timeout_ms: 15_000,
+            worker_concurrency: 32,
+            max_attempts: 6,
+            retry_base_ms: 1000,
+            retry_max_ms: 60_000,
+            log: "info".into(),
+            log_format: LogFormat::Json,
+            job_ttl_secs: 7 * 24 * 3600,
+            redis_timeout_ms: 1000,
+            visibility_timeout_ms: 15_000,
+            shutdown_timeout_ms: 20_000,
+            queue_gauge_interval_ms: 2000,
+        }
+    }
+}
+
+/// Accepts a string or a bare number (a TOML file or the environment may give either).
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        S(String),
+        I(i64),
+        U(u64),
+    }
+    Ok(Option::<Raw>::deserialize(d)?
+        .map(|r| match r {
+            Raw::S(s) => s,
+            Raw::I(i) => i.to_string(),
+            Raw::U(u) => u.to_string(),
+        })
+        .filter(|s| !s.is_empty())
+        .map(SecretString::from))
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("namespace", &self.namespace)
+            .field("upstream_url", &self.upstream_url)
+            .field("upstream_api_key", &self.upstream_api_key.as_ref().map(|_| "[redacted]"))
+            .field("worker_concurrency", &self.worker_concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Loads and checks the settings; a missing required one is a one-line error naming its variable.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let s: Self = wgate_service::load_config(file)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.upstream_api_key.is_none() {
+            return Err(ConfigError::setting("upstream_api_key", "is required (the WhatsGate X-Api-Key)"));
+        }
+        if self.worker_concurrency == 0 {
+            return Err(ConfigError::setting("worker_concurrency", "must be at least 1"));
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::setting("max_attempts", "must be at least 1"));
+        }
+        if self.upstream_timeout_ms == 0 || self.redis_timeout_ms == 0 {
+            return Err(ConfigError::setting("upstream_timeout_ms", "timeouts must be positive"));
+        }
+        let url = url_ok(&self.public_url);
+        if !url {
+            return Err(ConfigError::setting("public_url", "must be an absolute http(s) URL"));
+        }
+        Ok(())
+    }
+
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_millis(self.upstream_timeout_ms)
+    }
+}
+
+fn url_ok(s: &str) -> bool {
+    wgate_types::CallbackUrl::parse(&format!("{}/hooks/x", s.trim_end_matches('/'))).is_ok()
+}
