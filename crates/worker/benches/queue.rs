@@ -1,0 +1,209 @@
+//! Worker and queue benchmark: end-to-end jobs/s against the simulator (latency 0), no-op drain through the
+//! Streams backend, idle pickup latency (enqueue to handler), and Redis bytes per finished job.
+//!
+//! Run: `cargo bench -p wgate-worker --bench queue` (env `BENCH_JOBS`, default 20000; `BENCH_CONCURRENCY`, 256).
+//! Prints a table for docs/BENCHMARKS.md.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use apalis_core::{
+    error::BoxDynError,
+    task::data::Data,
+    worker::{builder::WorkerBuilder, context::WorkerContext, ext::parallelize::ParallelizeExt},
+};
+use futures::{StreamExt, stream};
+use redis::AsyncCommands;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use wgate_queue::{Delivery, Finished, JobStore, Outcome, QueueConfig, Started, StreamBackend, StreamConfig};
+use wgate_testkit::{RedisServer, unique_namespace};
+use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
+use wgate_upstream_sim::SimConfig;
+use wgate_worker::{Application, Settings};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn job(i: usize) -> JobRecord {
+    let request = SessionCreate::from_json(json!({"name": format!("bench {i}")}).to_string().as_bytes()).unwrap();
+    let id = JobId::new();
+    JobRecord::new(id, TenantId::parse("bench").unwrap(), request, 6, None, format!("h{id}"), OffsetDateTime::now_utc())
+}
+
+async fn enqueue_all(store: &JobStore, n: usize) -> Duration {
+    let t = Instant::now();
+    stream::iter(0..n)
+        .map(|i| {
+            let store = store.clone();
+            async move { store.enqueue(&job(i), None, None).await.unwrap() }
+        })
+        .buffer_unordered(128)
+        .collect::<Vec<_>>()
+        .await;
+    t.elapsed()
+}
+
+async fn used_memory(redis: &RedisServer) -> i64 {
+    let mut c = redis.connection().await;
+    let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap();
+    info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+async fn unfinished(redis: &RedisServer, ns: &str) -> u64 {
+    let mut c = redis.connection().await;
+    c.scard(format!("{{{ns}}}:tenant:bench:pending")).await.unwrap()
+}
+
+async fn wait_drained(redis: &RedisServer, ns: &str) {
+    while unfinished(redis, ns).await > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// End to end through the real worker and the simulator: a backlog of `n` jobs drained.
+async fn end_to_end(n: usize, concurrency: usize) -> (f64, f64, f64) {
+    let redis = RedisServer::start().await;
+    let sim =
+        SimConfig { listen: "127.0.0.1:0".parse().unwrap(), seed: Some(1), workers: Some(1), ..SimConfig::default() };
+    let (sim_addr, _sim) = wgate_upstream_sim::spawn(sim).await.unwrap();
+    let ns = unique_namespace("bench");
+    let store = JobStore::new(QueueConfig::new(redis.url(), ns.clone())).unwrap();
+    store.ensure_group().await.unwrap();
+    let before = used_memory(&redis).await;
+    let enq = enqueue_all(&store, n).await;
+    let settings = Settings {
+        redis_url: redis.url(),
+        namespace: ns.clone(),
+        worker_admin_listen: "127.0.0.1:0".parse().unwrap(),
+        upstream_url: format!("http://{sim_addr}"),
+        upstream_api_key: Some("sim-key".to_owned().into()),
+        worker_concurrency: concurrency,
+        log: "error".into(),
+        ..Settings::default()
+    };
+    let app = Application::build(settings).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let t = Instant::now();
+    let run = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    wait_drained(&redis, &ns).await;
+    let drain = t.elapsed();
+    let _ = tx.send(());
+    run.await.unwrap().unwrap();
+    let after = used_memory(&redis).await;
+    let per_job = (after - before) as f64 / n as f64;
+    (n as f64 / enq.as_secs_f64(), n as f64 / drain.as_secs_f64(), per_job)
+}
+
+struct Probe {
+    store: JobStore,
+    picked: Option<mpsc::UnboundedSender<Instant>>,
+}
+
+/// A no-op handler: start the attempt, finish it as succeeded (two scripts, no upstream).
+async fn noop(d: Delivery, probe: Data<Arc<Probe>>) -> Result<Finished, BoxDynError> {
+    if let Some(tx) = &probe.picked {
+        let _ = tx.send(Instant::now());
+    }
+    match probe.store.start_attempt(&d).await? {
+        Started::Run { record, .. } => Ok(Finished {
+            delivery: d,
+            job: Some(record),
+            outcome: Some(Outcome::Succeeded { response: json!({"unique_id": "1"}), unique_id: "1".into() }),
+        }),
+        _ => Ok(Finished { delivery: d, job: None, outcome: None }),
+    }
+}
+
+fn start_noop_worker(
+    store: &JobStore,
+    concurrency: usize,
+    picked: Option<mpsc::UnboundedSender<Instant>>,
+) -> WorkerContext {
+    let backend = StreamBackend::new(store.clone(), StreamConfig::new(wgate_queue::consumer_name(), concurrency));
+    let ctx = WorkerContext::new("bench");
+    let worker = WorkerBuilder::new(&ctx)
+        .backend(backend)
+        .data(Arc::new(Probe { store: store.clone(), picked }))
+        .parallelize(tokio::spawn)
+        .build(noop);
+    tokio::spawn(worker.run());
+    ctx
+}
+
+/// The Streams backend alone: a backlog drained by the no-op handler.
+async fn noop_drain(n: usize, concurrency: usize) -> f64 {
+    let redis = RedisServer::start().await;
+    let ns = unique_namespace("noop");
+    let store = JobStore::new(QueueConfig::new(redis.url(), ns.clone())).unwrap();
+    store.ensure_group().await.unwrap();
+    enqueue_all(&store, n).await;
+    let t = Instant::now();
+    let ctx = start_noop_worker(&store, concurrency, None);
+    wait_drained(&redis, &ns).await;
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let _ = ctx.stop();
+    rate
+}
+
+/// Idle pickup: one job at a time into an idle worker; time from the enqueue call to the handler.
+async fn pickup(samples: usize) -> (Duration, Duration, Duration) {
+    let redis = RedisServer::start().await;
+    let ns = unique_namespace("pickup");
+    let store = JobStore::new(QueueConfig::new(redis.url(), ns)).unwrap();
+    store.ensure_group().await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let ctx = start_noop_worker(&store, 32, Some(tx));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut lat = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let j = job(i);
+        let t = Instant::now();
+        store.enqueue(&j, None, None).await.unwrap();
+        let at = rx.recv().await.unwrap();
+        lat.push(at.saturating_duration_since(t));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let _ = ctx.stop();
+    lat.sort();
+    let q = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    (q(0.5), q(0.99), q(1.0))
+}
+
+fn main() {
+    wgate_service::init_crypto();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let n = env_usize("BENCH_JOBS", 20_000);
+        let c = env_usize("BENCH_CONCURRENCY", 256);
+        let (p50, p99, max) = pickup(env_usize("BENCH_PICKUPS", 1000)).await;
+        let noop = noop_drain(n, c).await;
+        let (enq, e2e, bytes) = end_to_end(n, c).await;
+        println!();
+        println!("| measure | result |");
+        println!("| --- | --- |");
+        println!(
+            "| idle pickup, enqueue to handler | p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms |",
+            ms(p50),
+            ms(p99),
+            ms(max)
+        );
+        println!("| no-op drain ({n} jobs, concurrency {c}) | {noop:.0} jobs/s |");
+        println!("| enqueue (JobStore::enqueue, 128 concurrent) | {enq:.0} jobs/s |");
+        println!("| end to end, simulator latency 0 ({n} jobs, concurrency {c}) | {e2e:.0} jobs/s |");
+        println!("| Redis bytes per finished job (before TTL) | {bytes:.0} |");
+        println!();
+        println!("command: BENCH_JOBS={n} BENCH_CONCURRENCY={c} cargo bench -p wgate-worker --bench queue");
+    });
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
