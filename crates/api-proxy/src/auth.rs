@@ -6,8 +6,8 @@
 //! configured key (a PEM file's name without extension, or a JWKS key); an unknown `kid` refetches the JWKS once
 //! per cooldown, one fetch at a time.
 
+use base64::Engine;
 use std::{
-    collections::HashMap,
     path::Path,
     sync::{Arc, RwLock},
     time::{Duration, Instant},
@@ -15,13 +15,13 @@ use std::{
 
 use actix_web::{HttpRequest, http::header};
 use jsonwebtoken::{
-    Algorithm, AlgorithmFamily, DecodingKey, Validation,
+    Algorithm, AlgorithmFamily, DecodingKey,
     errors::ErrorKind,
     jwk::{AlgorithmParameters, JwkSet},
 };
 use secrecy::ExposeSecret;
 use wgate_service::ConfigError;
-use wgate_types::{Claims, Scope, Scopes, TenantId};
+use wgate_types::{Audience, Claims, Scope, Scopes, TenantId};
 
 use crate::settings::ApiSettings;
 
@@ -121,7 +121,8 @@ pub struct Verifier {
     hmac: Vec<NamedKey>,
     pem: Vec<NamedKey>,
     jwks: Option<Jwks>,
-    validations: HashMap<Algorithm, Validation>,
+    audience: String,
+    issuer: Option<String>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -133,21 +134,6 @@ impl std::fmt::Debug for Verifier {
             .finish()
     }
 }
-
-const ALL_ALGORITHMS: [Algorithm; 12] = [
-    Algorithm::HS256,
-    Algorithm::HS384,
-    Algorithm::HS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::EdDSA,
-];
 
 impl Verifier {
     /// Parses every configured key; a malformed value or file is an error naming its variable.
@@ -180,25 +166,7 @@ impl Verifier {
                 "no JWT key configured: set WGATE_JWT_SECRET, WGATE_JWT_PUBLIC_KEYS or WGATE_JWT_JWKS_URL",
             ));
         }
-        let validations = ALL_ALGORITHMS
-            .into_iter()
-            .map(|alg| {
-                let mut v = Validation::new(alg);
-                v.leeway = LEEWAY_SECS;
-                v.validate_exp = true;
-                v.validate_nbf = true;
-                v.validate_aud = true;
-                v.set_audience(&[&s.jwt_audience]);
-                let mut required = vec!["exp", "aud", "sub"];
-                if let Some(iss) = &s.jwt_issuer {
-                    v.set_issuer(&[iss]);
-                    required.push("iss");
-                }
-                v.set_required_spec_claims(&required);
-                (alg, v)
-            })
-            .collect();
-        Ok(Self { hmac, pem, jwks, validations })
+        Ok(Self { hmac, pem, jwks, audience: s.jwt_audience.clone(), issuer: s.jwt_issuer.clone() })
     }
 
     /// Fetches the JWKS once at start, so the first request does not pay for it. A failure is logged, not fatal:
@@ -219,87 +187,89 @@ impl Verifier {
         })?;
         let alg = head.alg;
         let family = alg.family();
-        let candidates: Vec<NamedKey> = match &head.kid {
-            Some(kid) => {
-                let key = match self.pem.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())) {
-                    Some(k) => Some(k.clone()),
-                    None => match &self.jwks {
-                        Some(jwks) => jwks.find(kid).await,
-                        None => None,
-                    },
-                };
-                vec![key.ok_or(AuthError::UnknownKid)?]
-            }
+        match &head.kid {
+            None if family == AlgorithmFamily::Hmac => self.verify_with(token, alg, self.hmac.iter()),
             None => {
-                let mut keys: Vec<NamedKey> = if family == AlgorithmFamily::Hmac {
-                    self.hmac.clone()
-                } else {
-                    self.pem.iter().filter(|k| k.family == family).cloned().collect()
-                };
-                if family != AlgorithmFamily::Hmac
-                    && let Some(jwks) = &self.jwks
-                {
-                    keys.extend(jwks.unnamed(family));
+                let jwks = self.jwks.as_ref().map(Jwks::snapshot);
+                let keys = self.pem.iter().chain(jwks.iter().flat_map(|s| s.iter()));
+                self.verify_with(token, alg, keys)
+            }
+            Some(kid) => {
+                if let Some(key) = self.pem.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())) {
+                    return self.verify_with(token, alg, std::iter::once(key));
                 }
-                keys
+                let key = match &self.jwks {
+                    Some(jwks) => jwks.find(kid).await,
+                    None => None,
+                };
+                let key = key.ok_or(AuthError::UnknownKid)?;
+                self.verify_with(token, alg, std::iter::once(&key))
             }
-        };
-        self.verify_with(token, alg, &candidates)
-    }
-
-    /// The synchronous part of `verify` once the candidate keys are known (HS256 needs no await at all).
-    pub fn verify_hmac(&self, token: &str) -> Result<Principal, AuthError> {
-        let head = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
-        if head.kid.is_some() {
-            return Err(AuthError::UnknownKid);
         }
-        self.verify_with(token, head.alg, &self.hmac)
     }
 
-    fn verify_with(&self, token: &str, alg: Algorithm, candidates: &[NamedKey]) -> Result<Principal, AuthError> {
-        let validation = self.validations.get(&alg).ok_or(AuthError::Algorithm)?;
-        let mut usable = candidates.iter().filter(|k| k.family == alg.family() && k.alg.is_none_or(|a| a == alg));
+    /// Tries the keys of the token's family (and, for a JWK that names one, its algorithm) in turn.
+    fn verify_with<'k>(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        candidates: impl Iterator<Item = &'k NamedKey>,
+    ) -> Result<Principal, AuthError> {
+        // `decode_header` already refused anything but three base64url parts with a known `alg`.
+        let (message, signature) = token.rsplit_once('.').ok_or(AuthError::Malformed)?;
+        let (_, payload) = message.split_once('.').ok_or(AuthError::Malformed)?;
+        let usable = candidates.filter(|k| k.family == alg.family() && k.alg.is_none_or(|a| a == alg));
         let mut last = AuthError::Algorithm;
-        for key in usable.by_ref() {
-            match jsonwebtoken::decode::<Claims>(token, &key.key, validation) {
-                Ok(data) => return principal(data.claims),
-                Err(e) => match e.kind() {
-                    ErrorKind::InvalidSignature
-                    | ErrorKind::InvalidEcdsaKey
-                    | ErrorKind::InvalidEddsaKey
-                    | ErrorKind::InvalidRsaKey(_)
-                    | ErrorKind::InvalidKeyFormat => last = AuthError::Signature,
-                    other => return Err(map_kind(other)),
-                },
+        let mut verified = false;
+        for key in usable {
+            // The backend builds a verifier for `alg` and refuses a key of another family.
+            match jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.key, alg) {
+                Ok(true) => {
+                    verified = true;
+                    break;
+                }
+                Ok(false) | Err(_) => last = AuthError::Signature,
             }
         }
-        Err(last)
+        if !verified {
+            return Err(last);
+        }
+        // Only a verified payload is parsed, once.
+        let json =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&json)
+            .map_err(|e| AuthError::Claims(format!("the claims are not as expected ({e})")))?;
+        self.check_claims(claims)
     }
-}
 
-fn map_kind(kind: &ErrorKind) -> AuthError {
-    match kind {
-        ErrorKind::ExpiredSignature => AuthError::Expired,
-        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-        ErrorKind::InvalidAudience => AuthError::Audience,
-        ErrorKind::InvalidIssuer => AuthError::Issuer,
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => AuthError::Algorithm,
-        ErrorKind::MissingRequiredClaim(c) => AuthError::Claims(format!("the claim {c} is required")),
-        ErrorKind::InvalidClaimFormat(c) => AuthError::Claims(format!("the claim {c} is malformed")),
-        ErrorKind::Json(_) => AuthError::Claims("the claims are not the expected JSON".into()),
-        _ => AuthError::Malformed,
+    /// `exp` required, `nbf`/`iat` honoured (with leeway), `aud` must hold the audience, `iss` when configured,
+    /// `sub` must be a tenant id.
+    fn check_claims(&self, claims: Claims) -> Result<Principal, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if claims.exp.saturating_add(LEEWAY_SECS) < now {
+            return Err(AuthError::Expired);
+        }
+        let future = |t: Option<u64>| t.is_some_and(|t| t > now.saturating_add(LEEWAY_SECS));
+        if future(claims.nbf) || future(claims.iat) {
+            return Err(AuthError::NotYetValid);
+        }
+        let aud_ok = match &claims.aud {
+            Some(Audience::One(a)) => *a == self.audience,
+            Some(Audience::Many(list)) => list.contains(&self.audience),
+            None => false,
+        };
+        if !aud_ok {
+            return Err(AuthError::Audience);
+        }
+        if let Some(want) = &self.issuer
+            && claims.iss.as_deref() != Some(want.as_str())
+        {
+            return Err(AuthError::Issuer);
+        }
+        let tenant = TenantId::parse(&claims.sub)
+            .map_err(|_| AuthError::Claims("sub is not a tenant id ([A-Za-z0-9][A-Za-z0-9._-]{0,63})".into()))?;
+        Ok(Principal { tenant, scopes: Scopes::from_claim(claims.scope.as_deref()) })
     }
-}
-
-fn principal(claims: Claims) -> Result<Principal, AuthError> {
-    if let Some(iat) = claims.iat
-        && iat > jsonwebtoken::get_current_timestamp().saturating_add(LEEWAY_SECS)
-    {
-        return Err(AuthError::NotYetValid);
-    }
-    let tenant = TenantId::parse(&claims.sub)
-        .map_err(|_| AuthError::Claims("sub is not a tenant id ([A-Za-z0-9][A-Za-z0-9._-]{0,63})".into()))?;
-    Ok(Principal { tenant, scopes: Scopes::from_claim(claims.scope.as_deref()) })
 }
 
 fn load_pem(path: &Path) -> Result<NamedKey, String> {
@@ -367,10 +337,6 @@ impl Jwks {
 
     fn cached(&self, kid: &str) -> Option<NamedKey> {
         self.snapshot().iter().find(|k| k.kid.as_deref() == Some(kid)).cloned()
-    }
-
-    fn unnamed(&self, family: AlgorithmFamily) -> Vec<NamedKey> {
-        self.snapshot().iter().filter(|k| k.family == family).cloned().collect()
     }
 
     async fn find(&self, kid: &str) -> Option<NamedKey> {
