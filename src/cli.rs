@@ -34,6 +34,8 @@ pub enum Command {
         #[arg(long)]
         iss: Option<String>,
     },
+    /// Run the whole stack locally: redis-server, the WhatsGate simulator, the API and a worker.
+    Dev(crate::dev::DevArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,6 +44,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let req = TokenRequest { tenant, ttl_secs: ttl, scope, audience: aud, issuer: iss };
             println!("{}", token::mint(secret.as_bytes(), &req, now_secs())?);
             Ok(())
+        }
+        Command::Dev(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(crate::dev::run(args))
         }
     }
 }

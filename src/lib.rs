@@ -1,4 +1,5 @@
 //! The `wgate` command line as a library, so tests can call each command in process.
 
 pub mod cli;
+pub mod dev;
 pub mod token;

@@ -1,5 +1,5 @@
 //! Test helpers shared by every crate's integration tests: a private `redis-server` per test, free ports, and a
-//! test-only tracing initialiser. Dev-only: no production crate depends on this one.
+//! test-only tracing initialiser. No service depends on this crate; `wgate dev` uses its `RedisServer` for a throwaway Redis.
 
 mod redis_server;
 

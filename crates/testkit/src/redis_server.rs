@@ -29,17 +29,26 @@ impl RedisServer {
     }
 
     pub async fn start_with(options: RedisServerOptions) -> Self {
+        match Self::try_start_with(options).await {
+            Ok(server) => server,
+            Err(e) => panic!("could not start redis-server: {e:#}"),
+        }
+    }
+
+    /// Like `start_with`, but says why it could not start instead of panicking (for `wgate dev`).
+    pub async fn try_start_with(options: RedisServerOptions) -> anyhow::Result<Self> {
+        which_redis_server()?;
         // A port picked by the OS can be taken before redis binds it: try a few.
         let mut last_err = None;
         for _ in 0..5 {
-            let dir = tempfile::tempdir().expect("temporary directory for redis-server");
+            let dir = tempfile::tempdir().context("temporary directory for redis-server")?;
             let mut server = Self { child: None, port: crate::free_port(), dir, options: options.clone() };
             match server.spawn().await {
-                Ok(()) => return server,
+                Ok(()) => return Ok(server),
                 Err(e) => last_err = Some(e),
             }
         }
-        panic!("could not start redis-server: {:?}", last_err.expect("at least one attempt"));
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("redis-server did not start")))
     }
 
     async fn spawn(&mut self) -> anyhow::Result<()> {
@@ -133,7 +142,7 @@ fn which_redis_server() -> anyhow::Result<PathBuf> {
         .chain(["/usr/bin".into(), "/usr/local/bin".into(), "/usr/sbin".into()])
         .map(|d| d.join("redis-server"))
         .find(|p| p.is_file())
-        .context("redis-server is not installed: run `apt-get install -y redis-server` (or set REDIS_SERVER_BIN)")
+        .context("redis-server is not installed: run `sudo apt-get install -y redis-server` (or set REDIS_SERVER_BIN)")
 }
 
 #[cfg(test)]

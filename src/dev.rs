@@ -1,0 +1,122 @@
+//! `wgate dev`: the whole stack in one command, for a developer's machine. A throwaway redis-server (unless
+//! `--redis-url` is given), the WhatsGate simulator, the API and a worker run in this process (Redis as a child
+//! process), and Ctrl-C stops all of them.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use wgate_testkit::{RedisServer, RedisServerOptions};
+
+use crate::token::{self, TokenRequest};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Use this Redis instead of starting a throwaway redis-server.
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Where the tenant API listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub api_listen: SocketAddr,
+    /// Where the API's /metrics, /healthz, /readyz listen.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub api_admin_listen: SocketAddr,
+    /// Where the worker's /metrics, /healthz, /readyz listen.
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    pub worker_admin_listen: SocketAddr,
+    /// Where the WhatsGate simulator listens.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub sim_listen: SocketAddr,
+    /// The tenant of the printed token.
+    #[arg(long, default_value = "demo")]
+    pub tenant: String,
+    /// HS256 secret for tenant tokens (default: a fresh random one each run).
+    #[arg(long, hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Redis key namespace.
+    #[arg(long, default_value = "wgate")]
+    pub namespace: String,
+}
+
+const SIM_KEY: &str = "dev-upstream-key";
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    wgate_service::init_crypto();
+    let _ = wgate_service::init_tracing("info,actix_server=warn", wgate_service::LogFormat::Pretty);
+
+    let (redis_url, _redis) = match &args.redis_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let server = RedisServer::try_start_with(RedisServerOptions::default()).await.context(
+                "starting a throwaway redis-server (install it with `sudo apt-get install -y redis-server`, or pass --redis-url)",
+            )?;
+            (server.url(), Some(server))
+        }
+    };
+
+    let sim = wgate_upstream_sim::Application::build(wgate_upstream_sim::SimConfig {
+        listen: args.sim_listen,
+        api_keys: vec![SIM_KEY.to_owned()],
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("starting the simulator on {} (--sim-listen)", args.sim_listen))?;
+    let sim_url = sim.base_url();
+
+    let secret = args.secret.clone().unwrap_or_else(random_secret);
+    let public_url = format!("http://{}", args.api_listen);
+    let mut api_settings = wgate_api_proxy::ApiSettings::for_tests(&redis_url, &args.namespace, &secret);
+    api_settings.api_listen = args.api_listen;
+    api_settings.api_admin_listen = args.api_admin_listen;
+    api_settings.public_url = public_url.clone();
+    let api = wgate_api_proxy::Application::build(api_settings)
+        .await
+        .with_context(|| format!("starting the API on {} (--api-listen)", args.api_listen))?;
+
+    let worker = wgate_worker::Application::build(wgate_worker::Settings {
+        redis_url: redis_url.clone(),
+        namespace: args.namespace.clone(),
+        worker_admin_listen: args.worker_admin_listen,
+        public_url: public_url.clone(),
+        upstream_url: sim_url.clone(),
+        upstream_api_key: Some(SecretString::from(SIM_KEY)),
+        log_format: wgate_service::LogFormat::Pretty,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("starting the worker (admin on {}, --worker-admin-listen)", args.worker_admin_listen))?;
+
+    let token = token::mint(
+        secret.as_bytes(),
+        &TokenRequest {
+            tenant: args.tenant.clone(),
+            ttl_secs: 24 * 3600,
+            scope: None,
+            audience: "wgate".into(),
+            issuer: None,
+        },
+        crate::cli::now_secs(),
+    )?;
+    println!(
+        "\nwgate dev stack is up (Ctrl-C stops it)\n  redis     {redis_url}\n  simulator {sim_url}  (stats: {sim_url}/sim/stats)\n  api       http://{api_addr}  (metrics: http://{api_admin}/metrics)\n  worker    metrics: http://{worker_admin}/metrics\n  tenant    {tenant}, HS256 secret {secret}\n\nTry:\n  curl -s -X POST http://{api_addr}/api/v1/session-create \\\n    -H 'Authorization: Bearer {token}' \\\n    -H 'Content-Type: application/json' -d '{{\"name\":\"My WhatsApp\"}}'\n",
+        api_addr = api.address(),
+        api_admin = api.admin_address(),
+        worker_admin = worker.admin_addr(),
+        tenant = args.tenant,
+    );
+
+    let sim_task = tokio::spawn(sim.run_until_stopped());
+    let worker_task = tokio::spawn(worker.run_until_stopped(wgate_service::shutdown::signal()));
+    // Each part stops on Ctrl-C (SIGINT) or SIGTERM by itself; the API's end is ours.
+    let api_result = api.run_until_stopped().await;
+    let _ = worker_task.await;
+    sim_task.abort();
+    api_result.context("the API stopped with an error")?;
+    Ok(())
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
