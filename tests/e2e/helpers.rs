@@ -1,0 +1,193 @@
+//! `Stack`: the real API, a real worker and the simulator in this process, against a private redis-server.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Response;
+use serde_json::{Value, json};
+use wgate_api_proxy::ApiSettings;
+use wgate_queue::{Completions, JobStore, QueueConfig};
+use wgate_testkit::RedisServer;
+use wgate_types::{JobId, JobRecord};
+
+pub const SECRET: &str = "e2e-secret";
+pub const SIM_KEY: &str = "e2e-upstream-key";
+
+/// Knobs a test may turn before the stack starts.
+pub struct StackOptions {
+    /// Simulator faults, as `POST /sim/faults` takes them.
+    pub faults: Value,
+    /// The key the worker sends upstream (the simulator accepts only `SIM_KEY`).
+    pub worker_upstream_key: String,
+    pub upstream_timeout_ms: u64,
+    pub max_attempts: u32,
+    pub workers: usize,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            faults: json!({}),
+            worker_upstream_key: SIM_KEY.into(),
+            upstream_timeout_ms: 2_000,
+            max_attempts: 6,
+            workers: 1,
+        }
+    }
+}
+
+pub struct Stack {
+    pub api: String,
+    pub sim: String,
+    pub http: reqwest::Client,
+    store: JobStore,
+    completions: Completions,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop_workers: Vec<tokio::sync::oneshot::Sender<()>>,
+    _redis: RedisServer,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Self {
+        wgate_service::init_test_tracing();
+        let redis = RedisServer::start().await;
+        let namespace = wgate_testkit::unique_namespace("e2e");
+        let http = wgate_testkit::http_client();
+        let mut tasks = Vec::new();
+
+        let sim = wgate_upstream_sim::Application::build(wgate_upstream_sim::SimConfig {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            api_keys: vec![SIM_KEY.into()],
+            seed: Some(7),
+            init_ms: 50,
+            workers: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("simulator starts");
+        let sim_url = sim.base_url();
+        tasks.push(tokio::spawn(async move {
+            let _ = sim.run_until_stopped().await;
+        }));
+        let r = http.post(format!("{sim_url}/sim/faults")).json(&options.faults).send().await.expect("sim faults");
+        assert!(r.status().is_success(), "faults refused: {}", r.text().await.unwrap_or_default());
+
+        let mut api_settings = ApiSettings::for_tests(&redis.url(), &namespace, SECRET);
+        api_settings.max_attempts = options.max_attempts;
+        api_settings.sync_wait_ms = 10_000;
+        // These tests are about the pipeline, not the limiter (the API's own tests cover it).
+        api_settings.rate_per_second = 10_000.0;
+        api_settings.rate_burst = 10_000;
+        let api = wgate_api_proxy::Application::build(api_settings).await.expect("API starts");
+        let api_url = format!("http://{}", api.address());
+        tasks.push(tokio::spawn(async move {
+            let _ = api.run_until_stopped().await;
+        }));
+
+        let mut stop_workers = Vec::new();
+        for _ in 0..options.workers {
+            let worker = wgate_worker::Application::build(wgate_worker::Settings {
+                redis_url: redis.url(),
+                namespace: namespace.clone(),
+                worker_admin_listen: "127.0.0.1:0".parse().expect("addr"),
+                public_url: api_url.clone(),
+                upstream_url: sim_url.clone(),
+                upstream_api_key: Some(options.worker_upstream_key.clone().into()),
+                upstream_timeout_ms: options.upstream_timeout_ms,
+                max_attempts: options.max_attempts,
+                retry_base_ms: 10,
+                retry_max_ms: 200,
+                ..Default::default()
+            })
+            .await
+            .expect("worker starts");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            stop_workers.push(tx);
+            tasks.push(tokio::spawn(async move {
+                let _ = worker
+                    .run_until_stopped(async move {
+                        let _ = rx.await;
+                    })
+                    .await;
+            }));
+        }
+
+        let queue = QueueConfig::new(redis.url(), namespace);
+        let store = JobStore::new(queue.clone()).expect("job store");
+        let completions = Completions::start(&queue);
+        Self { api: api_url, sim: sim_url, http, store, completions, tasks, stop_workers, _redis: redis }
+    }
+
+    pub fn token(&self, tenant: &str) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = json!({"sub": tenant, "exp": now + 600, "iat": now, "aud": "wgate"});
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
+            .expect("signing")
+    }
+
+    /// `POST /api/v1/session-create` as `tenant`, with extra headers.
+    pub async fn create(&self, tenant: &str, body: &Value, headers: &[(&str, &str)]) -> Response {
+        let mut req = self.http.post(format!("{}/api/v1/session-create", self.api)).bearer_auth(self.token(tenant));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.json(body).send().await.expect("session-create answered")
+    }
+
+    pub async fn get_job(&self, tenant: &str, id: &str) -> Response {
+        self.http
+            .get(format!("{}/api/v1/jobs/{id}", self.api))
+            .bearer_auth(self.token(tenant))
+            .send()
+            .await
+            .expect("job answered")
+    }
+
+    pub async fn sim_stats(&self) -> Value {
+        self.http.get(format!("{}/sim/stats", self.sim)).send().await.expect("stats").json().await.expect("json")
+    }
+
+    /// Waits (on the completion channel, not by polling) until the job is terminal.
+    pub async fn finished(&self, id: JobId, within: Duration) -> JobRecord {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let waiter = self.completions.waiter(id);
+            let record = self.store.get(id).await.expect("redis").expect("job exists");
+            if record.status.is_terminal() {
+                return record;
+            }
+            if tokio::time::timeout_at(deadline, waiter).await.is_err() {
+                panic!("job {id} not terminal within {within:?}: {record:?}");
+            }
+        }
+    }
+
+    /// Stops the workers gracefully and checks that nothing is left unprocessed in the queue.
+    pub async fn assert_queue_drained(&self) {
+        let counts = self.store.queue_counts().await.expect("counts");
+        assert_eq!((counts.pending, counts.scheduled, counts.running), (0, 0, 0), "jobs left unprocessed");
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for tx in self.stop_workers.drain(..) {
+            let _ = tx.send(());
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+pub async fn json_of(r: Response) -> Value {
+    r.json().await.expect("a JSON body")
+}
+
+pub fn header(r: &Response, name: &str) -> Option<String> {
+    r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
