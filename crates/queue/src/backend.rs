@@ -374,10 +374,23 @@ async fn fetch_loop(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Delivery>) {
             break;
         }
         first.forget();
-        let mut n = 1usize;
-        while let Ok(p) = shared.slots.try_acquire() {
-            p.forget();
-            n += 1;
+        let mut n = 1 + take_free(&shared.slots);
+        // Under load slots free up one by one: gather a batch for a moment rather than paying one XREADGROUP
+        // round trip per job. An idle worker has every slot free and reads at once.
+        let batch = (config.concurrency / 4).clamp(1, 64);
+        if n < batch {
+            let _ = tokio::time::timeout(Duration::from_millis(1), async {
+                while n < batch {
+                    match shared.slots.acquire().await {
+                        Ok(p) => {
+                            p.forget();
+                            n += 1 + take_free(&shared.slots);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+            .await;
         }
         let result = async {
             if !group_ready {
@@ -461,6 +474,16 @@ async fn fetch_loop(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Delivery>) {
         }
     }
     tracing::debug!("job stream fetcher stopped");
+}
+
+/// Takes every free slot at once; answers how many.
+fn take_free(slots: &Semaphore) -> usize {
+    let mut n = 0;
+    while let Ok(p) = slots.try_acquire() {
+        p.forget();
+        n += 1;
+    }
+    n
 }
 
 async fn janitor_loop(shared: Arc<Shared>) {

@@ -183,9 +183,12 @@ fn main() {
     rt.block_on(async {
         let n = env_usize("BENCH_JOBS", 20_000);
         let c = env_usize("BENCH_CONCURRENCY", 256);
-        let (p50, p99, max) = pickup(env_usize("BENCH_PICKUPS", 1000)).await;
-        let noop = noop_drain(n, c).await;
-        let (enq, e2e, bytes) = end_to_end(n, c).await;
+        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+        let run = |what: &str| only.is_empty() || only == what;
+        let (p50, p99, max) =
+            if run("pickup") { pickup(env_usize("BENCH_PICKUPS", 1000)).await } else { Default::default() };
+        let noop = if run("noop") { noop_drain(n, c).await } else { 0.0 };
+        let (enq, e2e, bytes) = if run("e2e") { end_to_end(n, c).await } else { (0.0, 0.0, 0.0) };
         println!();
         println!("| measure | result |");
         println!("| --- | --- |");

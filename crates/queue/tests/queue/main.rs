@@ -263,3 +263,103 @@ async fn sessions_are_found_by_their_owner_record() {
     let owner = q.store.session_owner("6345").await.unwrap().unwrap();
     assert_eq!((owner.tenant, owner.job_id, owner.hook_token.as_str()), (tenant("acme"), id, "tok"));
 }
+
+/// Reads the one entry of the stream as a worker would.
+async fn deliver(q: &TestQueue) -> wgate_queue::Delivery {
+    q.store.ensure_group().await.unwrap();
+    let mut c = q.conn().await;
+    let reply: redis::streams::StreamReadReply = c
+        .xread_options(
+            &[q.key("queue:session-create")],
+            &[">"],
+            &redis::streams::StreamReadOptions::default().group(wgate_queue::GROUP, "tester").count(1),
+        )
+        .await
+        .unwrap();
+    let entry = &reply.keys[0].ids[0];
+    let job: String = entry.get("job").unwrap();
+    wgate_queue::Delivery { job_id: job.parse().unwrap(), entry_id: entry.id.clone(), taken_over: false }
+}
+
+fn boom() -> JobError {
+    JobError { name: "InternalError".into(), message: "x".into(), class: ErrorClass::Unavailable }
+}
+
+#[tokio::test]
+async fn a_finished_attempt_acks_its_entry_and_terminal_records_get_their_ttl() {
+    let q = TestQueue::start().await;
+    let j = job("acme", json!({"name":"Shop"}));
+    q.store.enqueue(&j, None, None).await.unwrap();
+    let d = deliver(&q).await;
+    let wgate_queue::Started::Run { record, reconcile } = q.store.start_attempt(&d).await.unwrap() else {
+        panic!("not started")
+    };
+    assert_eq!((record.status, record.attempts, reconcile), (JobStatus::Running, 1, false));
+    assert_eq!(q.store.queue_counts().await.unwrap().running, 1);
+    let outcome = wgate_queue::Outcome::Failed(JobError {
+        name: "ValidationError".into(),
+        message: "no".into(),
+        class: ErrorClass::Rejected,
+    });
+    assert_eq!(q.store.finish_attempt(&d, &record, &outcome).await.unwrap(), wgate_queue::Written::Ok);
+    let mut c = q.conn().await;
+    let job_ttl: i64 = c.ttl(q.key(&format!("job:{}", j.id))).await.unwrap();
+    let hook_ttl: i64 = c.ttl(q.key(&format!("hook:{}", j.hook_token))).await.unwrap();
+    assert!(job_ttl > 6 * 24 * 3600 && job_ttl <= 7 * 24 * 3600, "{job_ttl}");
+    assert!(hook_ttl > 6 * 24 * 3600, "{hook_ttl}");
+    let len: u64 = c.xlen(q.key("queue:session-create")).await.unwrap();
+    assert_eq!(len, 0, "the acked entry is deleted");
+    let counts = q.store.queue_counts().await.unwrap();
+    assert_eq!((counts.pending, counts.running), (0, 0));
+    assert_eq!(q.store.get(j.id).await.unwrap().unwrap().status, JobStatus::Failed);
+}
+
+#[tokio::test]
+async fn an_attempt_that_was_taken_over_writes_nothing() {
+    let q = TestQueue::start().await;
+    let j = job("acme", json!({"name":"Shop"}));
+    q.store.enqueue(&j, None, None).await.unwrap();
+    let d = deliver(&q).await;
+    let wgate_queue::Started::Run { record: first, .. } = q.store.start_attempt(&d).await.unwrap() else { panic!() };
+    // Another worker takes the entry over and starts attempt 2, which must reconcile first.
+    let taken = wgate_queue::Delivery { taken_over: true, ..d.clone() };
+    let wgate_queue::Started::Run { record: second, reconcile } = q.store.start_attempt(&taken).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!((second.attempts, reconcile), (2, true));
+    let late = wgate_queue::Outcome::Dead(boom());
+    assert_eq!(q.store.finish_attempt(&d, &first, &late).await.unwrap(), wgate_queue::Written::Stale);
+    assert_eq!(q.store.get(j.id).await.unwrap().unwrap().status, JobStatus::Running);
+    let due = OffsetDateTime::now_utc() - Duration::from_millis(1);
+    let retry = wgate_queue::Outcome::Retry { error: boom(), due, maybe_sent: true };
+    assert_eq!(q.store.finish_attempt(&taken, &second, &retry).await.unwrap(), wgate_queue::Written::Ok);
+    assert_eq!(q.store.queue_counts().await.unwrap().scheduled, 1);
+    assert_eq!(q.store.promote_due(10).await.unwrap(), 1);
+    let counts = q.store.queue_counts().await.unwrap();
+    assert_eq!((counts.scheduled, counts.pending), (0, 1));
+    let r = q.store.get(j.id).await.unwrap().unwrap();
+    assert_eq!(
+        (r.status, r.attempts, r.next_attempt_at.map(|t| t.unix_timestamp())),
+        (JobStatus::Retrying, 2, Some(due.unix_timestamp()))
+    );
+}
+
+#[tokio::test]
+async fn a_job_out_of_attempts_whose_last_attempt_never_finished_is_dead_at_its_next_start() {
+    let q = TestQueue::start().await;
+    let mut j = job("acme", json!({"name":"Crash"}));
+    j.max_attempts = 1;
+    q.store.enqueue(&j, None, None).await.unwrap();
+    let d = deliver(&q).await;
+    assert!(matches!(q.store.start_attempt(&d).await.unwrap(), wgate_queue::Started::Run { .. }));
+    let completions = Completions::start(&q.config);
+    within("subscription", Duration::from_secs(5), completions.waiter(JobId::new())).await;
+    let waiter = completions.waiter(j.id);
+    let taken = wgate_queue::Delivery { taken_over: true, ..d };
+    let wgate_queue::Started::Dead(r) = q.store.start_attempt(&taken).await.unwrap() else { panic!("not dead") };
+    assert_eq!((r.status, r.attempts), (JobStatus::Dead, 1));
+    assert_eq!(r.error.map(|e| e.name), Some("WorkerLost".into()));
+    within("the dead job is published", Duration::from_secs(2), waiter).await;
+    let counts = q.store.queue_counts().await.unwrap();
+    assert_eq!((counts.dead, counts.running, counts.pending), (1, 0, 0));
+}
