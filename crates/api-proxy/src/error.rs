@@ -156,10 +156,15 @@ impl ResponseError for ApiError {
                 ));
             }
             Self::Auth(e) => {
-                // The description is one of our own fixed sentences: no quote or backslash to escape.
+                // A quoted-string of visible ASCII: a parser's message may quote the token's own text.
+                let description: String = e
+                    .to_string()
+                    .chars()
+                    .map(|c| if (c.is_ascii_graphic() || c == ' ') && c != '"' && c != '\\' { c } else { '\'' })
+                    .collect();
                 res.insert_header((
                     header::WWW_AUTHENTICATE,
-                    format!("Bearer error=\"invalid_token\", error_description=\"{e}\""),
+                    format!("Bearer error=\"invalid_token\", error_description=\"{description}\""),
                 ));
             }
             Self::RateLimited { retry_after, .. } => {
@@ -177,6 +182,15 @@ impl ResponseError for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_www_authenticate_description_never_breaks_its_quoting() {
+        let e = ApiError::Auth(AuthError::Claims("invalid type: string \"x\\y\", expected u64\n".into()));
+        let res = e.error_response();
+        let v = res.headers().get(header::WWW_AUTHENTICATE).unwrap().to_str().unwrap();
+        assert_eq!(v.matches('"').count(), 4, "{v}");
+        assert!(!v.contains('\\'), "{v}");
+    }
 
     #[test]
     fn every_variant_answers_an_error_body_with_its_status_as_code() {

@@ -230,6 +230,18 @@ mod tests {
     }
 
     #[test]
+    fn a_hundred_thousand_idle_tenants_are_pruned_to_nothing() {
+        let limits = Limits::new(Rate { per_second: 1_000_000.0, burst: 1 });
+        for i in 0..100_000 {
+            assert!(limits.check(&t(&format!("tenant-{i}")), Bucket::Write).allowed);
+        }
+        assert_eq!(limits.tracked_keys(), 100_000);
+        std::thread::sleep(Duration::from_millis(5));
+        limits.prune();
+        assert_eq!(limits.tracked_keys(), 0);
+    }
+
+    #[test]
     fn idle_keys_are_pruned() {
         let limits = Limits::new(Rate { per_second: 1_000_000.0, burst: 1 });
         for i in 0..1000 {

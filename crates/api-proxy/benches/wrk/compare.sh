@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Asynchronous session-create through wgate-api (JWT, rate limit, validation, Lua enqueue in Redis) against a bare
+# actix-web 200 endpoint, same wrk settings, same machine, same run. Target: ratio >= 0.5.
+#
+#   crates/api-proxy/benches/wrk/compare.sh [duration=10s] [connections=64] [wrk threads=2]
+set -euo pipefail
+cd "$(dirname "$0")/../../../.."
+DURATION=${1:-10s}
+CONNECTIONS=${2:-64}
+THREADS=${3:-2}
+command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
+command -v redis-server >/dev/null || { echo "redis-server is not installed: apt-get install -y redis-server" >&2; exit 1; }
+cargo build --release -q -p wgate-api-proxy --bin wgate-api --example bare_200
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+REDIS_PORT=$(free_port); API_PORT=$(free_port); ADMIN_PORT=$(free_port); BARE_PORT=$(free_port)
+DIR=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
+trap cleanup EXIT
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" >/dev/null &
+PIDS+=($!)
+SECRET=bench-secret-0123456789
+WGATE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT WGATE_NAMESPACE=bench WGATE_JWT_SECRET=$SECRET \
+  WGATE_API_LISTEN=127.0.0.1:$API_PORT WGATE_API_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT \
+  WGATE_RATE_PER_SECOND=1000000000 WGATE_RATE_BURST=1000000000 WGATE_LOG=warn \
+  target/release/wgate-api &
+PIDS+=($!)
+target/release/examples/bare_200 "127.0.0.1:$BARE_PORT" &
+PIDS+=($!)
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && curl -s -o /dev/null "http://127.0.0.1:$BARE_PORT/" && break
+  sleep 0.1
+done
+
+TOKEN=$(python3 - "$SECRET" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")
+h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+c = b(json.dumps({"sub": "bench", "aud": "wgate", "exp": int(time.time()) + 3600}).encode())
+s = b(hmac.new(sys.argv[1].encode(), h + b"." + c, hashlib.sha256).digest())
+print((h + b"." + c + b"." + s).decode())
+PY
+)
+export TOKEN
+SCRIPT=crates/api-proxy/benches/wrk/session_create.lua
+echo "== bare actix 200 (baseline)"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$SCRIPT" "http://127.0.0.1:$BARE_PORT/api/v1/session-create" | tee "$DIR/bare.txt"
+echo "== wgate-api async session-create"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$SCRIPT" "http://127.0.0.1:$API_PORT/api/v1/session-create" | tee "$DIR/api.txt"
+echo "== answers by status (wgate-api)"
+curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | grep '^wgate_http_requests_total'
+echo "== queued jobs in Redis: $(redis-cli -p "$REDIS_PORT" XLEN '{bench}:queue:session-create')"
+BARE=$(awk '/Requests\/sec/ {print $2}' "$DIR/bare.txt")
+API=$(awk '/Requests\/sec/ {print $2}' "$DIR/api.txt")
+echo "== ratio api/bare: $(python3 -c "print(round($API / $BARE, 3))") ($API / $BARE requests/s)"
