@@ -111,10 +111,12 @@ pub async fn observe(
     let _entered = span.enter();
     let ms = elapsed.as_secs_f64() * 1000.0;
     if status.is_server_error() {
-        match res.response().error() {
-            Some(e) => tracing::error!(status = status.as_u16(), elapsed_ms = ms, error = ?e, "request failed"),
-            None => tracing::error!(status = status.as_u16(), elapsed_ms = ms, "request failed"),
-        }
+        // The whole cause chain (`{:#}` of an anyhow error), never shown to the client.
+        let error = match api_error {
+            Some(ApiError::Internal(e)) => Some(format!("{e:#}")),
+            _ => res.response().error().map(|e| e.to_string()),
+        };
+        tracing::error!(status = status.as_u16(), elapsed_ms = ms, error, "request failed");
     } else if status.is_client_error() {
         let error = res.response().error().map(|e| e.to_string());
         tracing::info!(status = status.as_u16(), elapsed_ms = ms, error, "request refused");

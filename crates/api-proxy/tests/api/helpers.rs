@@ -7,9 +7,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Response, header::HeaderMap};
 use serde_json::{Value, json};
 use wgate_api_proxy::{ApiSettings, Application};
-use wgate_queue::Keys;
+use wgate_queue::{Delivery, GROUP, JobStore, Keys, Outcome, QueueConfig, Started, Written};
 use wgate_testkit::RedisServer;
-use wgate_types::{JobId, JobKind};
+use wgate_types::{ErrorClass, JobError, JobId, JobKind, JobRecord};
 
 pub const SECRET: &str = "test-secret-0123456789";
 
@@ -61,6 +61,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub redis: RedisServer,
     pub keys: Keys,
+    /// The job store as a worker sees it.
+    pub store: JobStore,
 }
 
 impl TestApp {
@@ -79,7 +81,8 @@ impl TestApp {
         let base = format!("http://{}", app.address());
         let admin = format!("http://{}", app.admin_address());
         tokio::spawn(app.run_until_stopped());
-        Self { base, admin, client: wgate_testkit::http_client(), redis, keys: Keys::new(&namespace) }
+        let store = JobStore::new(QueueConfig::new(redis.url(), namespace.clone())).expect("job store");
+        Self { base, admin, client: wgate_testkit::http_client(), redis, keys: Keys::new(&namespace), store }
     }
 
     pub fn token(&self, tenant: &str) -> String {
@@ -139,48 +142,46 @@ impl TestApp {
         self.client.get(format!("{}/readyz", self.admin)).send().await.unwrap().status().as_u16()
     }
 
-    // --- the worker's role, played through Redis with the queue's public key layout ---
+    // --- the worker's role, played through the queue's public worker API (no wgate-worker dependency) ---
 
-    /// Waits for the next job id the API queues (as a worker reading the stream would see it).
-    pub async fn next_queued_job(&self, after: &str) -> (JobId, String) {
+    /// Takes the next queued job as a worker would (XREADGROUP in the workers' group), starts its attempt and
+    /// finishes it with the outcome `decide` picks; the queue publishes the completion.
+    pub async fn work_one(&self, decide: impl FnOnce(&JobRecord) -> Outcome) -> JobId {
+        self.store.ensure_group().await.expect("consumer group");
         let mut conn = self.redis.connection().await;
-        let stream = self.keys.stream(JobKind::SessionCreate);
-        let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
-            .arg("BLOCK")
-            .arg(10_000)
+        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg("test-worker")
             .arg("COUNT")
             .arg(1)
+            .arg("BLOCK")
+            .arg(10_000)
             .arg("STREAMS")
-            .arg(&stream)
-            .arg(after)
+            .arg(self.keys.stream(JobKind::SessionCreate))
+            .arg(">")
             .query_async(&mut conn)
             .await
-            .expect("XREAD");
+            .expect("XREADGROUP");
         let entry = reply.keys.first().and_then(|k| k.ids.first()).expect("a queued job within 10 s").clone();
         let id: String = entry.get("job").expect("job field");
-        (id.parse().expect("job id"), entry.id)
+        let delivery = Delivery { job_id: id.parse().expect("job id"), entry_id: entry.id, taken_over: false };
+        let Started::Run { record, .. } = self.store.start_attempt(&delivery).await.expect("start") else {
+            panic!("the job could not be started");
+        };
+        let outcome = decide(&record);
+        let written = self.store.finish_attempt(&delivery, &record, &outcome).await.expect("finish");
+        assert_eq!(written, Written::Ok);
+        delivery.job_id
     }
+}
 
-    /// Writes a terminal outcome into the job hash and publishes the completion, as the worker does.
-    pub async fn finish_job(&self, id: JobId, status: &str, response: Option<Value>, error: Option<Value>) {
-        let mut conn = self.redis.connection().await;
-        let key = self.keys.job(id);
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(&key).arg("status").arg(status).arg("attempts").arg(1);
-        if let Some(r) = response {
-            cmd.arg("response").arg(r.to_string());
-        }
-        if let Some(e) = error {
-            cmd.arg("error").arg(e.to_string());
-        }
-        cmd.query_async::<()>(&mut conn).await.expect("HSET");
-        redis::cmd("PUBLISH")
-            .arg(self.keys.done_channel())
-            .arg(id.to_string())
-            .query_async::<()>(&mut conn)
-            .await
-            .expect("PUBLISH");
-    }
+pub fn succeeded(name: &str) -> Outcome {
+    Outcome::Succeeded { response: upstream_data(name), unique_id: "6345454545454".into() }
+}
+
+pub fn job_error(name: &str, message: &str, class: ErrorClass) -> JobError {
+    JobError { name: name.into(), message: message.into(), class }
 }
 
 pub fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {

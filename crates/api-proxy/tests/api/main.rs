@@ -504,11 +504,7 @@ async fn respond_async_answers_202_with_the_job_its_location_and_job_id() {
 #[tokio::test]
 async fn a_sync_create_answers_200_with_the_upstream_body_once_the_worker_finishes() {
     let app = TestApp::spawn().await;
-    let worker = async {
-        let (id, _) = app.next_queued_job("0").await;
-        app.finish_job(id, "succeeded", Some(upstream_data("My WhatsApp")), None).await;
-        id
-    };
+    let worker = app.work_one(|_| succeeded("My WhatsApp"));
     let start = Instant::now();
     let b = body();
     let (r, id) = tokio::join!(app.create_session("acme", &b, &[]), worker);
@@ -523,24 +519,20 @@ async fn a_sync_create_answers_200_with_the_upstream_body_once_the_worker_finish
 #[tokio::test]
 async fn failed_and_dead_jobs_answer_502_422_or_504_with_upstream_details() {
     let app = TestApp::spawn().await;
+    use wgate_queue::Outcome;
+    use wgate_types::ErrorClass::*;
     let cases = [
-        ("failed", "credentials", 502),
-        ("failed", "rejected", 422),
-        ("dead", "unavailable", 502),
-        ("dead", "timeout", 504),
+        (Outcome::Failed(job_error("Unauthorized", "bad key", Credentials)), 502),
+        (Outcome::Failed(job_error("Unauthorized", "bad key", Rejected)), 422),
+        (Outcome::Dead(job_error("Unauthorized", "bad key", Unavailable)), 502),
+        (Outcome::Dead(job_error("Unauthorized", "bad key", Timeout)), 504),
     ];
-    let mut after = "0".to_owned();
-    for (status, class, code) in cases {
-        let worker = async {
-            let (id, entry) = app.next_queued_job(&after).await;
-            let error = json!({"name": "Unauthorized", "message": "bad key", "class": class});
-            app.finish_job(id, status, None, Some(error)).await;
-            (id, entry)
-        };
+    for (outcome, code) in cases {
+        let label = format!("{outcome:?}");
+        let worker = app.work_one(|_| outcome);
         let b = body();
-        let (r, (id, entry)) = tokio::join!(app.create_session("acme", &b, &[]), worker);
-        after = entry;
-        assert_eq!(r.status().as_u16(), code, "{status} {class}");
+        let (r, id) = tokio::join!(app.create_session("acme", &b, &[]), worker);
+        assert_eq!(r.status().as_u16(), code, "{label}");
         assert_eq!(header(r.headers(), "x-job-id"), Some(id.to_string().as_str()));
         let b = json_of(r).await;
         assert_eq!(b["code"], code);
@@ -589,7 +581,7 @@ async fn the_same_idempotency_key_and_body_give_the_same_job_and_another_body_is
     assert_eq!(json_of(conflict).await["code"], 422);
 
     // Once finished, the same request gets the same answer.
-    app.finish_job(id.parse().unwrap(), "succeeded", Some(upstream_data("My WhatsApp")), None).await;
+    assert_eq!(app.work_one(|_| succeeded("My WhatsApp")).await.to_string(), id);
     let done = app.create_session("acme", &body(), &[("idempotency-key", "order-42")]).await;
     assert_eq!(done.status(), 200);
     assert_eq!(header(done.headers(), "x-job-id"), Some(id.as_str()));
@@ -683,8 +675,8 @@ async fn replay_requeues_a_dead_job_and_is_409_for_a_live_one() {
     let r = app.replay_job(&admin, &id).await;
     assert_eq!(r.status(), 409);
     assert_eq!(json_of(r).await["code"], 409);
-    let error = json!({"name": "Timeout", "message": "no answer", "class": "timeout"});
-    app.finish_job(id.parse().unwrap(), "dead", None, Some(error)).await;
+    let error = job_error("Timeout", "no answer", wgate_types::ErrorClass::Timeout);
+    assert_eq!(app.work_one(|_| wgate_queue::Outcome::Dead(error)).await.to_string(), id);
     let r = app.replay_job(&admin, &id).await;
     assert_eq!(r.status(), 202);
     assert_eq!(header(r.headers(), "x-job-id"), Some(id.as_str()));
