@@ -6,7 +6,7 @@ use serde_json::json;
 use wgate_queue::Replay;
 use wgate_types::{JobId, JobRecord, Scope, TenantId};
 
-use super::{accepted, authorize, concerns_job};
+use super::{accepted, authorize, concerns_job, job_view};
 use crate::{error::ApiError, limits::Bucket, state::AppState};
 
 const NOT_FOUND: ApiError = ApiError::NotFound("job");
@@ -27,7 +27,7 @@ pub async fn get_job(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
     let principal = authorize(&req, &state, Scope::SessionsRead, Bucket::Read).await?;
     let job = own_job(&state, &principal.tenant, job_id(&req)).await?;
     concerns_job(&req, job.id);
-    Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": job.view()})))
+    Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": job_view(&job)})))
 }
 
 /// Replays one of the caller's own dead jobs (scope `admin`); 409 when the job is not dead.

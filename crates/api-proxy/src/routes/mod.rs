@@ -6,8 +6,8 @@ mod jobs;
 mod session_create;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
-use serde_json::json;
-use wgate_types::{ErrorClass, JobId, JobRecord, JobStatus, Scope};
+use serde_json::{Value, json};
+use wgate_types::{ErrorClass, JobId, JobRecord, JobStatus, JobView, Scope};
 
 pub use hooks::relay_hook;
 pub use jobs::{get_job, replay_job};
@@ -49,11 +49,29 @@ pub fn concerns_job(req: &HttpRequest, job: JobId) {
     tracing::Span::current().record("job_id", tracing::field::display(job));
 }
 
+/// Upstream's session data as the tenant sees it: WhatsGate was given the gateway's relay URL as the callback;
+/// the tenant sees the callback it sent (or none), and never the relay token.
+pub fn tenant_response(job: &JobRecord) -> Option<Value> {
+    let mut data = job.response.clone()?;
+    if let Some(obj) = data.as_object_mut()
+        && obj.contains_key("callback")
+    {
+        let own = job.request.callback().map_or(Value::Null, |c| Value::String(c.as_str().to_owned()));
+        obj.insert("callback".to_owned(), own);
+    }
+    Some(data)
+}
+
+/// The job resource as served to its tenant.
+pub fn job_view(job: &JobRecord) -> JobView {
+    JobView { response: tenant_response(job), ..job.view() }
+}
+
 /// `202 {"result":"ACCEPTED","data":<job>}` with `Location` of the job resource.
 pub fn accepted(state: &AppState, job: &JobRecord) -> HttpResponse {
     HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("{}/api/v1/jobs/{}", state.public_base, job.id)))
-        .json(json!({"result": "ACCEPTED", "data": job.view()}))
+        .json(json!({"result": "ACCEPTED", "data": job_view(job)}))
 }
 
 /// The answer of a finished job: upstream's body on success, the mapped error otherwise.
@@ -63,7 +81,7 @@ pub fn finished(job: &JobRecord) -> Result<HttpResponse, ApiError> {
         None => ("Unknown".to_owned(), "no error was recorded".to_owned(), None),
     };
     match job.status {
-        JobStatus::Succeeded => Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": job.response}))),
+        JobStatus::Succeeded => Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": tenant_response(job)}))),
         JobStatus::Failed => Err(match class {
             Some(ErrorClass::Credentials) => ApiError::UpstreamCredentials { name, message },
             Some(ErrorClass::Rejected) => ApiError::UpstreamRejected { name, message },

@@ -180,6 +180,13 @@ pub fn succeeded(name: &str) -> Outcome {
     Outcome::Succeeded { response: upstream_data(name), unique_id: "6345454545454".into() }
 }
 
+/// `upstream_data` as the tenant must see it: with the callback it sent.
+pub fn tenant_data(name: &str, callback: &str) -> Value {
+    let mut v = upstream_data(name);
+    v["callback"] = json!(callback);
+    v
+}
+
 pub fn job_error(name: &str, message: &str, class: ErrorClass) -> JobError {
     JobError { name: name.into(), message: message.into(), class }
 }
@@ -192,9 +199,10 @@ pub async fn json_of(r: Response) -> Value {
     r.json().await.expect("a JSON body")
 }
 
-/// The upstream body a succeeded job carries.
+/// The upstream body a succeeded job carries: WhatsGate holds the gateway's relay URL as the callback.
 pub fn upstream_data(name: &str) -> Value {
-    json!({"id": 151, "name": name, "unique_id": "6345454545454", "status": "PENDING", "callback": null,
+    json!({"id": 151, "name": name, "unique_id": "6345454545454", "status": "PENDING",
+        "callback": "http://127.0.0.1:8080/hooks/relay-token-0123456789",
         "date_add": "2022-10-11 19:30:14", "qr": null, "status_name": "Initialization", "pushname": null,
         "wid": null, "qr_link": "https://whatsgate.ru/qr/6345454545454"})
 }

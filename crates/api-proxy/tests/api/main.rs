@@ -502,7 +502,7 @@ async fn respond_async_answers_202_with_the_job_its_location_and_job_id() {
 }
 
 #[tokio::test]
-async fn a_sync_create_answers_200_with_the_upstream_body_once_the_worker_finishes() {
+async fn a_sync_create_answers_200_with_the_upstream_body_and_the_tenants_callback_once_the_worker_finishes() {
     let app = TestApp::spawn().await;
     let worker = app.work_one(|_| succeeded("My WhatsApp"));
     let start = Instant::now();
@@ -512,7 +512,10 @@ async fn a_sync_create_answers_200_with_the_upstream_body_once_the_worker_finish
     assert!(start.elapsed() < Duration::from_secs(5), "woken by the completion, not by the timeout");
     assert_eq!(header(r.headers(), "x-job-id"), Some(id.to_string().as_str()));
     let b = json_of(r).await;
-    assert_eq!(b, json!({"result": "OK", "data": upstream_data("My WhatsApp")}));
+    let expected = tenant_data("My WhatsApp", "https://callback.example/hook");
+    assert_eq!(b, json!({"result": "OK", "data": expected}), "upstream's body, with the tenant's own callback");
+    let job = json_of(app.get_job(&app.token("acme"), &id.to_string()).await).await;
+    assert_eq!(job["data"]["response"], expected);
     assert!(app.metrics().await.contains("wgate_sync_wait_seconds_count 1"));
 }
 
@@ -585,7 +588,7 @@ async fn the_same_idempotency_key_and_body_give_the_same_job_and_another_body_is
     let done = app.create_session("acme", &body(), &[("idempotency-key", "order-42")]).await;
     assert_eq!(done.status(), 200);
     assert_eq!(header(done.headers(), "x-job-id"), Some(id.as_str()));
-    assert_eq!(json_of(done).await["data"], upstream_data("My WhatsApp"));
+    assert_eq!(json_of(done).await["data"], tenant_data("My WhatsApp", "https://callback.example/hook"));
 }
 
 #[tokio::test]
