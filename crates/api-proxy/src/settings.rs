@@ -7,8 +7,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 use wgate_service::{ConfigError, LogFormat};
 
-/// Everything `wgate-api` reads at start. Secrets are `secrecy` values: their `Debug` prints a placeholder.
-#[derive(Debug, Clone, Deserialize)]
+/// Everything `wgate-api` reads at start. Secrets are `secrecy` values whose `Debug` prints a placeholder, and
+/// `Debug` hides the password a Redis URL may carry.
+#[derive(Clone, Deserialize)]
 pub struct ApiSettings {
     #[serde(default = "default_redis_url")]
     pub redis_url: String,
@@ -237,6 +238,47 @@ impl ApiSettings {
     }
 }
 
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("redis_url", &redact_password(&self.redis_url))
+            .field("namespace", &self.namespace)
+            .field("api_listen", &self.api_listen)
+            .field("api_admin_listen", &self.api_admin_listen)
+            .field("public_url", &self.public_url)
+            .field("jwt_secret", &self.jwt_secret)
+            .field("jwt_public_keys", &self.jwt_public_keys)
+            .field("jwt_jwks_url", &self.jwt_jwks_url)
+            .field("jwt_jwks_cooldown_ms", &self.jwt_jwks_cooldown_ms)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("rate_per_second", &self.rate_per_second)
+            .field("rate_burst", &self.rate_burst)
+            .field("tenants_file", &self.tenants_file)
+            .field("tenants_poll_ms", &self.tenants_poll_ms)
+            .field("max_sessions", &self.max_sessions)
+            .field("sync_wait_ms", &self.sync_wait_ms)
+            .field("max_attempts", &self.max_attempts)
+            .field("redis_timeout_ms", &self.redis_timeout_ms)
+            .field("hook_timeout_ms", &self.hook_timeout_ms)
+            .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// The URL with its password (if any) replaced by `***`; an unparsable URL is hidden whole.
+fn redact_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
 fn check_http_url(s: &str) -> Result<(), String> {
     let url = url_parse(s)?;
     if !matches!(url.0.as_str(), "http" | "https") || url.1.is_empty() {
@@ -257,9 +299,10 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_a_secret() {
-        let s = ApiSettings::for_tests("redis://x", "ns", "super-secret-value");
+        let s = ApiSettings::for_tests("redis://:redis-pass@h:6379/0", "ns", "super-secret-value");
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("super-secret-value"), "{dbg}");
+        assert!(!dbg.contains("redis-pass") && dbg.contains("redis://:***@h:6379/0"), "{dbg}");
     }
 
     #[test]

@@ -4,7 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
+use actix_web::{
+    HttpMessage, HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
 use base64::Engine;
 use bytes::BytesMut;
 use futures::StreamExt;
@@ -87,6 +91,8 @@ pub async fn session_create(
         Some(waiter) => wait_for(&state, job, waiter, wait).await,
     };
     match (answer, applied) {
+        // An idempotent repeat of a finished job answers at once: respond-async was not what happened.
+        (Ok(res), Some(applied)) if applied == "respond-async" && res.status() != StatusCode::ACCEPTED => Ok(res),
         (Ok(mut res), Some(applied)) => {
             if let Ok(v) = header::HeaderValue::from_str(&applied) {
                 res.headers_mut().insert(header::HeaderName::from_static("preference-applied"), v);
