@@ -26,7 +26,8 @@ WGATE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT WGATE_NAMESPACE=bench WGATE_JWT_SE
   WGATE_API_LISTEN=127.0.0.1:$API_PORT WGATE_API_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT \
   WGATE_RATE_PER_SECOND=1000000000 WGATE_RATE_BURST=1000000000 WGATE_LOG=warn \
   target/release/wgate-api &
-PIDS+=($!)
+API_PID=$!
+PIDS+=($API_PID)
 target/release/examples/bare_200 "127.0.0.1:$BARE_PORT" &
 PIDS+=($!)
 for _ in $(seq 100); do
@@ -51,6 +52,7 @@ echo "== wgate-api async session-create"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$SCRIPT" "http://127.0.0.1:$API_PORT/api/v1/session-create" | tee "$DIR/api.txt"
 echo "== answers by status (wgate-api)"
 curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | grep '^wgate_http_requests_total'
+echo "== wgate-api memory after the run: $(awk '/VmRSS|VmHWM/ {printf "%s %s %s  ", $1, $2, $3}' "/proc/$API_PID/status")"
 echo "== queued jobs in Redis: $(redis-cli -p "$REDIS_PORT" XLEN '{bench}:queue:session-create')"
 BARE=$(awk '/Requests\/sec/ {print $2}' "$DIR/bare.txt")
 API=$(awk '/Requests\/sec/ {print $2}' "$DIR/api.txt")
