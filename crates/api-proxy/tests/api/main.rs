@@ -74,6 +74,8 @@ fn the_binary_stops_with_one_line_naming_the_variable_when_a_pem_file_is_malform
 fn the_binary_stops_with_one_line_naming_the_variable_when_a_value_is_malformed() {
     one_line_naming(&run_binary(&[("WGATE_JWT_SECRET", "s"), ("WGATE_RATE_BURST", "lots")]), "WGATE_RATE_BURST");
     one_line_naming(&run_binary(&[("WGATE_JWT_SECRET", "s"), ("WGATE_JWT_JWKS_URL", "nope")]), "WGATE_JWT_JWKS_URL");
+    one_line_naming(&run_binary(&[("WGATE_JWT_SECRET", "s"), ("WGATE_REDIS_URL", "not a url")]), "WGATE_REDIS_URL");
+    one_line_naming(&run_binary(&[("WGATE_JWT_SECRET", "s"), ("WGATE_API_LISTEN", "here")]), "WGATE_API_LISTEN");
     let dir = tempfile::tempdir().unwrap();
     let tenants = dir.path().join("tenants.toml");
     std::fs::write(&tenants, "[tenants.acme]\nburst = 0\n").unwrap();
@@ -564,6 +566,16 @@ async fn when_the_wait_runs_out_the_answer_is_202_and_the_preference_is_acknowle
     assert_eq!(r.status(), 202);
     assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(header(r.headers(), "preference-applied"), None);
+}
+
+#[tokio::test]
+async fn a_client_may_ask_for_a_shorter_wait_and_still_gets_the_finished_answer() {
+    let app = TestApp::spawn().await;
+    let worker = app.work_one(|_| succeeded("My WhatsApp"));
+    let b = body();
+    let (r, _) = tokio::join!(app.create_session("acme", &b, &[("prefer", "wait=5")]), worker);
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(r.headers(), "preference-applied"), Some("wait=5"));
 }
 
 #[tokio::test]
