@@ -118,6 +118,12 @@ impl JobStore {
 
     /// Starts an attempt: increments the attempt counter and marks the job running (see [`Started`]).
     pub async fn start_attempt(&self, d: &Delivery) -> Result<Started, QueueError> {
+        let started = self.start_attempts(std::slice::from_ref(d)).await?;
+        started.into_iter().next().ok_or_else(|| QueueError::Corrupt("start script answered nothing".into()))
+    }
+
+    /// [`JobStore::start_attempt`] for many entries in one script run.
+    pub async fn start_attempts(&self, deliveries: &[Delivery]) -> Result<Vec<Started>, QueueError> {
         let keys = self.keys();
         let now = OffsetDateTime::now_utc();
         let lost = JobError {
@@ -125,41 +131,25 @@ impl JobStore {
             message: "the worker running the last attempt stopped before finishing it, and no attempt is left".into(),
             class: ErrorClass::Unavailable,
         };
+        let (stream, dead) = (self.stream_key(), keys.dead());
         let mut inv = scripts::START.prepare_invoke();
-        inv.key(keys.job(d.job_id))
-            .key(self.stream_key())
-            .key(keys.dead())
-            .arg(&d.entry_id)
-            .arg(GROUP)
+        inv.arg(GROUP)
             .arg(ts(now))
             .arg(ms_of(now))
-            .arg(if d.taken_over { "1" } else { "0" })
             .arg(self.ttl_ms())
             .arg(keys.done_channel())
-            .arg(d.job_id.to_string())
             .arg(keys.prefix())
-            .arg(serde_json::to_string(&lost).unwrap_or_default());
+            .arg(json(&lost));
+        for d in deliveries {
+            inv.key(keys.job(d.job_id)).key(&stream).key(&dead);
+            inv.arg(&d.entry_id).arg(if d.taken_over { "1" } else { "0" }).arg(d.job_id.to_string());
+        }
         let reply: redis::Value =
             self.redis().call("start", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
-        let (tag, rest) = tagged(reply)?;
-        let flat = || -> Result<Vec<String>, QueueError> {
-            rest.first().map(to_strings).transpose().map(Option::unwrap_or_default)
+        let redis::Value::Array(items) = reply else {
+            return Err(QueueError::Corrupt("start script answered no list".into()));
         };
-        match tag.as_str() {
-            "skip" => Ok(Started::Skip),
-            "dead" => {
-                let rec = record::from_flat(flat()?)?.ok_or_else(|| QueueError::Corrupt("dead job vanished".into()))?;
-                Ok(Started::Dead(Box::new(rec)))
-            }
-            "run" => {
-                let values = flat()?;
-                let reconcile = values.chunks(2).any(|kv| kv.len() == 2 && kv[0] == "maybe_sent" && kv[1] == "1");
-                let rec =
-                    record::from_flat(values)?.ok_or_else(|| QueueError::Corrupt("started job vanished".into()))?;
-                Ok(Started::Run { record: Box::new(rec), reconcile })
-            }
-            other => Err(QueueError::Corrupt(format!("start script answered {other:?}"))),
-        }
+        items.into_iter().map(parse_started).collect()
     }
 
     /// Writes the outcome of attempt `job.attempts`, acks the entry and (when terminal) publishes the completion.
@@ -169,47 +159,57 @@ impl JobStore {
         job: &JobRecord,
         outcome: &Outcome,
     ) -> Result<Written, QueueError> {
+        let written = self.finish_attempts(&[(d, job, outcome)]).await?;
+        written.into_iter().next().ok_or_else(|| QueueError::Corrupt("finish script answered nothing".into()))
+    }
+
+    /// [`JobStore::finish_attempt`] for many attempts in one script run (each fenced on its own).
+    pub async fn finish_attempts(
+        &self,
+        items: &[(&Delivery, &JobRecord, &Outcome)],
+    ) -> Result<Vec<Written>, QueueError> {
         let keys = self.keys();
         let now = OffsetDateTime::now_utc();
-        let (kind, error, response, due, maybe_sent, unique_id) = match outcome {
-            Outcome::Succeeded { response, unique_id } => {
-                ("succeeded", String::new(), json(response), None, false, unique_id.as_str())
-            }
-            Outcome::Failed(e) => ("failed", json(e), String::new(), None, false, ""),
-            Outcome::Dead(e) => ("dead", json(e), String::new(), None, false, ""),
-            Outcome::Retry { error, due, maybe_sent } => {
-                ("retry", json(error), String::new(), Some(*due), *maybe_sent, "")
-            }
-        };
-        let session_key = if unique_id.is_empty() { keys.job(job.id) } else { keys.session(unique_id) };
+        let stream = self.stream_key();
+        let (scheduled, dead) = (keys.scheduled(), keys.dead());
         let mut inv = scripts::FINISH.prepare_invoke();
-        inv.key(keys.job(job.id))
-            .key(self.stream_key())
-            .key(keys.scheduled())
-            .key(keys.dead())
-            .key(keys.tenant_pending(&job.tenant))
-            .key(keys.tenant_sessions(&job.tenant))
-            .key(session_key)
-            .key(keys.hook(&job.hook_token))
-            .arg(&d.entry_id)
-            .arg(GROUP)
-            .arg(job.attempts)
-            .arg(kind)
-            .arg(ts(now))
-            .arg(ms_of(now))
-            .arg(self.ttl_ms())
-            .arg(keys.done_channel())
-            .arg(job.id.to_string())
-            .arg(error)
-            .arg(response)
-            .arg(due.map(ts).unwrap_or_default())
-            .arg(due.map(ms_of).unwrap_or(0))
-            .arg(if maybe_sent { "1" } else { "0" })
-            .arg(unique_id)
-            .arg(job.tenant.as_str())
-            .arg(&job.hook_token);
-        let reply: String = self.redis().call("finish", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
-        Ok(if reply == "ok" { Written::Ok } else { Written::Stale })
+        inv.arg(GROUP).arg(ts(now)).arg(ms_of(now)).arg(self.ttl_ms()).arg(keys.done_channel());
+        for (d, job, outcome) in items {
+            let (kind, error, response, due, maybe_sent, unique_id) = match outcome {
+                Outcome::Succeeded { response, unique_id } => {
+                    ("succeeded", String::new(), json(response), None, false, unique_id.as_str())
+                }
+                Outcome::Failed(e) => ("failed", json(e), String::new(), None, false, ""),
+                Outcome::Dead(e) => ("dead", json(e), String::new(), None, false, ""),
+                Outcome::Retry { error, due, maybe_sent } => {
+                    ("retry", json(error), String::new(), Some(*due), *maybe_sent, "")
+                }
+            };
+            let session_key = if unique_id.is_empty() { keys.job(job.id) } else { keys.session(unique_id) };
+            inv.key(keys.job(job.id))
+                .key(&stream)
+                .key(&scheduled)
+                .key(&dead)
+                .key(keys.tenant_pending(&job.tenant))
+                .key(keys.tenant_sessions(&job.tenant))
+                .key(session_key)
+                .key(keys.hook(&job.hook_token));
+            inv.arg(&d.entry_id)
+                .arg(job.attempts)
+                .arg(kind)
+                .arg(job.id.to_string())
+                .arg(error)
+                .arg(response)
+                .arg(due.map(ts).unwrap_or_default())
+                .arg(due.map(ms_of).unwrap_or(0))
+                .arg(if maybe_sent { "1" } else { "0" })
+                .arg(unique_id)
+                .arg(job.tenant.as_str())
+                .arg(&job.hook_token);
+        }
+        let reply: Vec<String> =
+            self.redis().call("finish", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        Ok(reply.into_iter().map(|r| if r == "ok" { Written::Ok } else { Written::Stale }).collect())
     }
 
     /// Moves due retries to the stream, `batch` at a time; answers how many moved.
@@ -348,6 +348,24 @@ fn consumer_fields(v: &redis::Value) -> Vec<(String, String)> {
             items.iter().filter_map(|(k, v)| Some((crate::store::text(k)?, crate::store::text(v)?))).collect()
         }
         _ => Vec::new(),
+    }
+}
+
+fn parse_started(item: redis::Value) -> Result<Started, QueueError> {
+    let (tag, rest) = tagged(item)?;
+    let flat = rest.first().map(to_strings).transpose()?.unwrap_or_default();
+    match tag.as_str() {
+        "skip" => Ok(Started::Skip),
+        "dead" => {
+            let rec = record::from_flat(flat)?.ok_or_else(|| QueueError::Corrupt("dead job vanished".into()))?;
+            Ok(Started::Dead(Box::new(rec)))
+        }
+        "run" => {
+            let reconcile = flat.chunks(2).any(|kv| kv.len() == 2 && kv[0] == "maybe_sent" && kv[1] == "1");
+            let rec = record::from_flat(flat)?.ok_or_else(|| QueueError::Corrupt("started job vanished".into()))?;
+            Ok(Started::Run { record: Box::new(rec), reconcile })
+        }
+        other => Err(QueueError::Corrupt(format!("start script answered {other:?}"))),
     }
 }
 

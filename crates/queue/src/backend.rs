@@ -6,9 +6,10 @@
 //! - The same loop takes over entries idle past the visibility timeout (`XAUTOCLAIM`): their consumer died.
 //! - A janitor task promotes due retries from the scheduled set in batches, refreshes the idle time of this
 //!   consumer's in-flight entries (so a slow but live worker keeps them), and removes idle empty consumers.
-//! - The acknowledger (the backend's layer) writes each attempt's outcome with one fenced Lua script
-//!   ([`JobStore::finish_attempt`]) and frees the slot. A handler error leaves the entry un-acked: it is taken
-//!   over after the visibility timeout and its next start counts an attempt.
+//! - The acknowledger (the backend's layer) hands each attempt's outcome to a writer that batches whatever is
+//!   queued into one run of the fenced finish script ([`JobStore::finish_attempts`]: outcome, ack, retry, publish),
+//!   then frees the slot. A handler error leaves the entry un-acked: it is taken over after the visibility timeout
+//!   and its next start counts an attempt.
 //! - Closing stops the fetcher and gives fetched-but-unstarted entries back to the stream.
 //!
 //! A Redis outage never fails the worker: every background loop logs and retries with a capped backoff.
@@ -35,12 +36,12 @@ use apalis_core::{
 };
 use futures::{FutureExt, future::BoxFuture};
 use redis::aio::MultiplexedConnection;
-use tokio::sync::{Notify, Semaphore, mpsc};
-use wgate_types::JobKind;
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use wgate_types::{JobKind, JobRecord};
 
 use crate::{
-    JobStore, QueueError,
-    attempt::{Delivery, Finished, Written, parse_entries},
+    JobStore, Outcome, QueueError,
+    attempt::{Delivery, Finished, Started, Written, parse_entries},
     keys::GROUP,
 };
 
@@ -102,6 +103,43 @@ struct Shared {
     in_flight: Mutex<HashSet<String>>,
     stopping: AtomicBool,
     stop: Notify,
+    /// Outcomes on their way to the batching writer.
+    acks: mpsc::UnboundedSender<AckRequest>,
+    /// Attempts waiting to be started by the batching starter.
+    starts: mpsc::UnboundedSender<StartRequest>,
+}
+
+struct StartRequest {
+    delivery: Delivery,
+    reply: oneshot::Sender<Result<Started, QueueError>>,
+}
+
+/// Starts attempts for the handler, batching those that arrive together into one script run.
+#[derive(Clone)]
+pub struct Starter {
+    tx: mpsc::UnboundedSender<StartRequest>,
+    store: JobStore,
+}
+
+impl Starter {
+    /// [`JobStore::start_attempt`], batched with the other attempts starting now.
+    pub async fn start(&self, d: &Delivery) -> Result<Started, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(StartRequest { delivery: d.clone(), reply }).is_ok()
+            && let Ok(r) = answer.await
+        {
+            return r;
+        }
+        self.store.start_attempt(d).await
+    }
+}
+
+/// One attempt's outcome for the writer; `done` fires once it is written (or given up on).
+struct AckRequest {
+    delivery: Delivery,
+    job: Box<JobRecord>,
+    outcome: Outcome,
+    done: oneshot::Sender<()>,
 }
 
 impl Shared {
@@ -153,6 +191,10 @@ pub struct StreamBackend {
     rx: mpsc::UnboundedReceiver<Delivery>,
     fetcher: Option<tokio::task::JoinHandle<()>>,
     janitor: Option<tokio::task::JoinHandle<()>>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    starter: Option<tokio::task::JoinHandle<()>>,
+    ack_rx: Option<mpsc::UnboundedReceiver<AckRequest>>,
+    start_rx: Option<mpsc::UnboundedReceiver<StartRequest>>,
     closing: Option<BoxFuture<'static, ()>>,
 }
 
@@ -166,6 +208,8 @@ impl StreamBackend {
     /// Nothing runs until the worker polls it.
     pub fn new(store: JobStore, config: StreamConfig) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (acks, ack_rx) = mpsc::unbounded_channel();
+        let (starts, start_rx) = mpsc::unbounded_channel();
         let slots = Semaphore::new(config.concurrency);
         let shared = Arc::new(Shared {
             store,
@@ -174,12 +218,30 @@ impl StreamBackend {
             in_flight: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
+            acks,
+            starts,
         });
-        Self { shared, tx: Some(tx), rx, fetcher: None, janitor: None, closing: None }
+        Self {
+            shared,
+            tx: Some(tx),
+            rx,
+            fetcher: None,
+            janitor: None,
+            writer: None,
+            starter: None,
+            ack_rx: Some(ack_rx),
+            start_rx: Some(start_rx),
+            closing: None,
+        }
     }
 
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(self.shared.clone())
+    }
+
+    /// The handle the job handler starts its attempts through.
+    pub fn starter(&self) -> Starter {
+        Starter { tx: self.shared.starts.clone(), store: self.shared.store.clone() }
     }
 
     pub fn consumer(&self) -> &str {
@@ -190,6 +252,12 @@ impl StreamBackend {
         if let Some(tx) = self.tx.take() {
             self.fetcher = Some(tokio::spawn(fetch_loop(self.shared.clone(), tx)));
             self.janitor = Some(tokio::spawn(janitor_loop(self.shared.clone())));
+        }
+        if let Some(rx) = self.ack_rx.take() {
+            self.writer = Some(tokio::spawn(write_loop(self.shared.clone(), rx)));
+        }
+        if let Some(rx) = self.start_rx.take() {
+            self.starter = Some(tokio::spawn(start_loop(self.shared.clone(), rx)));
         }
     }
 }
@@ -226,6 +294,8 @@ impl Backend for StreamBackend {
             self.shared.request_stop();
             let fetcher = self.fetcher.take();
             let janitor = self.janitor.take();
+            let writer = self.writer.take();
+            let starter = self.starter.take();
             let shared = self.shared.clone();
             // Entries already fetched but never started go back to the stream.
             let mut rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
@@ -247,8 +317,9 @@ impl Backend for StreamBackend {
                             shared.release_slot(&d.entry_id);
                         }
                     }
-                    if let Some(j) = janitor {
-                        j.abort();
+                    // Every acknowledgement has been awaited before the worker closes its backend.
+                    for task in [janitor, writer, starter].into_iter().flatten() {
+                        task.abort();
                     }
                 }
                 .boxed(),
@@ -297,10 +368,18 @@ impl Acknowledge<Finished> for StreamAck {
         async move {
             match finished {
                 Ok(f) => {
-                    if let (Some(job), Some(outcome)) = (&f.job, &f.outcome) {
-                        write_outcome(&shared, &f.delivery, job, outcome).await;
+                    let entry_id = f.delivery.entry_id.clone();
+                    if let (Some(job), Some(outcome)) = (f.job, f.outcome) {
+                        let (done, written) = oneshot::channel();
+                        let request = AckRequest { delivery: f.delivery, job, outcome, done };
+                        match shared.acks.send(request) {
+                            Ok(()) => {
+                                let _ = written.await;
+                            }
+                            Err(mpsc::error::SendError(r)) => write_batch(&shared, vec![r]).await,
+                        }
                     }
-                    shared.release_slot(&f.delivery.entry_id);
+                    shared.release_slot(&entry_id);
                 }
                 Err(e) => {
                     // Left un-acked and no longer kept alive: taken over after the visibility timeout, and the
@@ -317,28 +396,97 @@ impl Acknowledge<Finished> for StreamAck {
     }
 }
 
-/// Writes an outcome, retrying while Redis is unreachable (bounded by the visibility timeout: after that the
-/// entry may be someone else's, and the fence would refuse the write anyway).
-async fn write_outcome(shared: &Shared, d: &Delivery, job: &wgate_types::JobRecord, outcome: &crate::Outcome) {
+/// Batches outcomes: each write takes everything queued meanwhile (up to 128), a few writes at a time, so
+/// under load one script run acknowledges many attempts.
+async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<AckRequest>) {
+    let writers = Arc::new(Semaphore::new(4));
+    loop {
+        let Ok(permit) = writers.clone().acquire_owned().await else { return };
+        let Some(first) = rx.recv().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < 128 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            write_batch(&shared, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Batches attempt starts the same way as outcomes.
+async fn start_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<StartRequest>) {
+    let runners = Arc::new(Semaphore::new(4));
+    loop {
+        let Ok(permit) = runners.clone().acquire_owned().await else { return };
+        let Some(first) = rx.recv().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < 128 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let store = shared.store.clone();
+        tokio::spawn(async move {
+            let deliveries: Vec<Delivery> = batch.iter().map(|r| r.delivery.clone()).collect();
+            match store.start_attempts(&deliveries).await {
+                Ok(started) if started.len() == batch.len() => {
+                    for (r, s) in batch.into_iter().zip(started) {
+                        let _ = r.reply.send(Ok(s));
+                    }
+                }
+                Ok(_) => {
+                    for r in batch {
+                        let _ = r.reply.send(Err(QueueError::Corrupt("start script answered a short list".into())));
+                    }
+                }
+                Err(e) => {
+                    for r in batch {
+                        let _ = r.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Writes a batch of outcomes, retrying while Redis is unreachable (bounded by the visibility timeout: after
+/// that the entries may be someone else's, and the fence would refuse the writes anyway).
+async fn write_batch(shared: &Shared, batch: Vec<AckRequest>) {
     let deadline = Instant::now() + shared.config.visibility_timeout;
     let mut backoff = Duration::from_millis(50);
+    let items: Vec<(&Delivery, &JobRecord, &Outcome)> =
+        batch.iter().map(|r| (&r.delivery, r.job.as_ref(), &r.outcome)).collect();
     loop {
-        match shared.store.finish_attempt(d, job, outcome).await {
-            Ok(Written::Ok) => return,
-            Ok(Written::Stale) => {
-                tracing::info!(job.id = %job.id, attempt = job.attempts, "attempt outcome not written: the job was taken over");
-                return;
+        match shared.store.finish_attempts(&items).await {
+            Ok(written) => {
+                for (r, w) in batch.iter().zip(written) {
+                    if w == Written::Stale {
+                        tracing::info!(job.id = %r.job.id, attempt = r.job.attempts, "attempt outcome not written: the job was taken over");
+                    }
+                }
+                break;
             }
             Err(e) if Instant::now() + backoff < deadline => {
-                tracing::warn!(error = %e, job.id = %job.id, "writing the attempt outcome; retrying");
+                tracing::warn!(error = %e, count = batch.len(), "writing attempt outcomes; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
             Err(e) => {
-                tracing::error!(error = %e, job.id = %job.id, "could not write the attempt outcome; the job will be taken over and reconciled");
-                return;
+                tracing::error!(error = %e, count = batch.len(), "could not write attempt outcomes; the jobs will be taken over and reconciled");
+                break;
             }
         }
+    }
+    drop(items);
+    for r in batch {
+        let _ = r.done.send(());
     }
 }
 

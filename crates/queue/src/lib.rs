@@ -17,7 +17,7 @@ mod scripts;
 mod store;
 
 pub use attempt::{Delivery, Finished, Outcome, Started, Written};
-pub use backend::{StopHandle, StreamAck, StreamBackend, StreamConfig, consumer_name};
+pub use backend::{Starter, StopHandle, StreamAck, StreamBackend, StreamConfig, consumer_name};
 pub use completions::{Completions, Waiter};
 pub use config::QueueConfig;
 pub use error::QueueError;

@@ -55,6 +55,16 @@ async fn used_memory(redis: &RedisServer) -> i64 {
     info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
+/// Redis's own CPU time (user + sys), in seconds: robust to other processes competing for the cores.
+async fn redis_cpu(redis: &RedisServer) -> f64 {
+    let mut c = redis.connection().await;
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut c).await.unwrap();
+    let field = |name: &str| {
+        info.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    field("used_cpu_user:") + field("used_cpu_sys:")
+}
+
 async fn unfinished(redis: &RedisServer, ns: &str) -> u64 {
     let mut c = redis.connection().await;
     c.scard(format!("{{{ns}}}:tenant:bench:pending")).await.unwrap()
@@ -103,7 +113,7 @@ async fn end_to_end(n: usize, concurrency: usize) -> (f64, f64, f64) {
 }
 
 struct Probe {
-    store: JobStore,
+    starter: wgate_queue::Starter,
     picked: Option<mpsc::UnboundedSender<Instant>>,
 }
 
@@ -112,7 +122,7 @@ async fn noop(d: Delivery, probe: Data<Arc<Probe>>) -> Result<Finished, BoxDynEr
     if let Some(tx) = &probe.picked {
         let _ = tx.send(Instant::now());
     }
-    match probe.store.start_attempt(&d).await? {
+    match probe.starter.start(&d).await? {
         Started::Run { record, .. } => Ok(Finished {
             delivery: d,
             job: Some(record),
@@ -128,10 +138,11 @@ fn start_noop_worker(
     picked: Option<mpsc::UnboundedSender<Instant>>,
 ) -> WorkerContext {
     let backend = StreamBackend::new(store.clone(), StreamConfig::new(wgate_queue::consumer_name(), concurrency));
+    let starter = backend.starter();
     let ctx = WorkerContext::new("bench");
     let worker = WorkerBuilder::new(&ctx)
         .backend(backend)
-        .data(Arc::new(Probe { store: store.clone(), picked }))
+        .data(Arc::new(Probe { starter, picked }))
         .parallelize(tokio::spawn)
         .build(noop);
     tokio::spawn(worker.run());
@@ -139,18 +150,25 @@ fn start_noop_worker(
 }
 
 /// The Streams backend alone: a backlog drained by the no-op handler.
-async fn noop_drain(n: usize, concurrency: usize) -> f64 {
+async fn noop_drain(n: usize, concurrency: usize) -> (f64, f64) {
     let redis = RedisServer::start().await;
     let ns = unique_namespace("noop");
     let store = JobStore::new(QueueConfig::new(redis.url(), ns.clone())).unwrap();
     store.ensure_group().await.unwrap();
     enqueue_all(&store, n).await;
+    let cpu = redis_cpu(&redis).await;
     let t = Instant::now();
     let ctx = start_noop_worker(&store, concurrency, None);
     wait_drained(&redis, &ns).await;
     let rate = n as f64 / t.elapsed().as_secs_f64();
+    let cpu_per_job = (redis_cpu(&redis).await - cpu) / n as f64;
     let _ = ctx.stop();
-    rate
+    if std::env::var("BENCH_STATS").is_ok() {
+        let mut c = redis.connection().await;
+        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut c).await.unwrap();
+        eprintln!("{stats}");
+    }
+    (rate, cpu_per_job)
 }
 
 /// Idle pickup: one job at a time into an idle worker; time from the enqueue call to the handler.
@@ -187,7 +205,7 @@ fn main() {
         let run = |what: &str| only.is_empty() || only == what;
         let (p50, p99, max) =
             if run("pickup") { pickup(env_usize("BENCH_PICKUPS", 1000)).await } else { Default::default() };
-        let noop = if run("noop") { noop_drain(n, c).await } else { 0.0 };
+        let (noop, noop_cpu) = if run("noop") { noop_drain(n, c).await } else { (0.0, 0.0) };
         let (enq, e2e, bytes) = if run("e2e") { end_to_end(n, c).await } else { (0.0, 0.0, 0.0) };
         println!();
         println!("| measure | result |");
@@ -199,6 +217,7 @@ fn main() {
             ms(max)
         );
         println!("| no-op drain ({n} jobs, concurrency {c}) | {noop:.0} jobs/s |");
+        println!("| Redis CPU per job in that drain (start + finish + read) | {:.1} us |", noop_cpu * 1e6);
         println!("| enqueue (JobStore::enqueue, 128 concurrent) | {enq:.0} jobs/s |");
         println!("| end to end, simulator latency 0 ({n} jobs, concurrency {c}) | {e2e:.0} jobs/s |");
         println!("| Redis bytes per finished job (before TTL) | {bytes:.0} |");

@@ -8,7 +8,7 @@ use futures::FutureExt;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::Instrument;
-use wgate_queue::{Delivery, Finished, JobStore, Outcome, Started};
+use wgate_queue::{Delivery, Finished, JobStore, Outcome, Started, Starter};
 use wgate_types::{CallbackUrl, ErrorClass, JobError, JobRecord};
 use wgate_upstream::{SessionsQuery, Upstream, UpstreamError};
 
@@ -34,6 +34,8 @@ impl RetryPolicy {
 /// What every attempt needs.
 pub struct Deps {
     pub store: JobStore,
+    /// Starts attempts in batches (see `wgate_queue::Starter`).
+    pub starter: Starter,
     pub upstream: Upstream,
     pub public_url: String,
     pub retry: RetryPolicy,
@@ -56,7 +58,7 @@ pub async fn handle(delivery: Delivery, deps: Data<Arc<Deps>>) -> Result<Finishe
 }
 
 async fn run(d: Delivery, deps: Arc<Deps>) -> Result<Finished, BoxDynError> {
-    let started = start(&deps.store, &d).await?;
+    let started = start(&deps.starter, &d).await?;
     let kind = "session-create";
     match started {
         Started::Skip => Ok(Finished { delivery: d, job: None, outcome: None }),
@@ -102,11 +104,11 @@ fn observe_latency(deps: &Deps, job: &JobRecord) {
 }
 
 /// Starts the attempt, riding out a short Redis outage (the entry is taken over otherwise, much later).
-async fn start(store: &JobStore, d: &Delivery) -> Result<Started, BoxDynError> {
+async fn start(starter: &Starter, d: &Delivery) -> Result<Started, BoxDynError> {
     let mut backoff = Duration::from_millis(50);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        match store.start_attempt(d).await {
+        match starter.start(d).await {
             Ok(s) => return Ok(s),
             Err(e) if e.is_unavailable() && std::time::Instant::now() + backoff < deadline => {
                 tokio::time::sleep(backoff).await;

@@ -67,6 +67,7 @@ impl Application {
 
         let deps = Arc::new(Deps {
             store: store.clone(),
+            starter: backend.starter(),
             upstream,
             public_url: settings.public_url.clone(),
             retry: RetryPolicy {

@@ -1,38 +1,50 @@
--- Finish an attempt atomically: outcome into the record, retry scheduling or terminal bookkeeping, ack and delete
--- the stream entry, publish the completion. Fenced by the attempt number: an attempt that was taken over by
--- another worker (or already finished) writes nothing.
--- KEYS: 1 job hash, 2 stream, 3 scheduled set, 4 dead set, 5 tenant pending set, 6 tenant sessions set,
---       7 session hash (succeeded only), 8 hook hash
--- ARGV: 1 entry id, 2 group, 3 attempt, 4 outcome (succeeded|failed|retry|dead), 5 now (ns), 6 now (ms),
---       7 TTL (ms), 8 completion channel, 9 job id, 10 error JSON, 11 response JSON, 12 due (ns), 13 due (ms),
---       14 maybe_sent, 15 session unique id, 16 tenant, 17 hook token
-local cur = redis.call('HMGET', KEYS[1], 'attempts', 'status')
-if cur[1] ~= ARGV[3] or cur[2] ~= 'running' then
-  return 'stale'
-end
-local outcome = ARGV[4]
-if outcome == 'retry' then
-  redis.call('HSET', KEYS[1], 'status', 'retrying', 'updated_at', ARGV[5], 'error', ARGV[10],
-    'next_attempt_at', ARGV[12], 'maybe_sent', ARGV[14])
-  redis.call('ZADD', KEYS[3], ARGV[13], ARGV[9])
-else
-  redis.call('HDEL', KEYS[1], 'next_attempt_at', 'maybe_sent')
-  if outcome == 'succeeded' then
-    redis.call('HSET', KEYS[1], 'status', 'succeeded', 'updated_at', ARGV[5], 'response', ARGV[11])
-    redis.call('HDEL', KEYS[1], 'error')
-    redis.call('HSET', KEYS[7], 'tenant', ARGV[16], 'job', ARGV[9], 'hook_token', ARGV[17])
-    redis.call('SADD', KEYS[6], ARGV[15])
+-- Finish attempts atomically, a batch at a time: per attempt, the outcome into the record, retry scheduling or
+-- terminal bookkeeping, ack and delete of the stream entry, publish of the completion. Each is fenced by its attempt
+-- number: an attempt that was taken over by another worker (or already finished) writes nothing ('stale').
+-- KEYS, 8 per attempt: job hash, stream, scheduled set, dead set, tenant pending set, tenant sessions set,
+--   session hash (used when succeeded), hook hash
+-- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL (ms), 5 completion channel, then 12 per attempt: entry id, attempt,
+--   outcome (succeeded|failed|retry|dead), job id, error JSON, response JSON, due (ns), due (ms), maybe_sent,
+--   session unique id, tenant, hook token
+local group, now_ns, now_ms, ttl, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local results = {}
+local n = (#ARGV - 5) / 12
+for i = 0, n - 1 do
+  local k, a = i * 8, 5 + i * 12
+  local job, stream, scheduled, dead = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local pending, sessions, session, hook = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8]
+  local entry, attempt, outcome, id = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local err, resp, due_ns, due_ms, maybe = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
+  local uid, tenant, token = ARGV[a + 10], ARGV[a + 11], ARGV[a + 12]
+  local cur = redis.call('HMGET', job, 'attempts', 'status')
+  if cur[1] ~= attempt or cur[2] ~= 'running' then
+    results[i + 1] = 'stale'
   else
-    redis.call('HSET', KEYS[1], 'status', outcome, 'updated_at', ARGV[5], 'error', ARGV[10])
-    redis.call('PEXPIRE', KEYS[8], ARGV[7])
-    if outcome == 'dead' then
-      redis.call('ZADD', KEYS[4], ARGV[6], ARGV[9])
+    if outcome == 'retry' then
+      redis.call('HSET', job, 'status', 'retrying', 'updated_at', now_ns, 'error', err,
+        'next_attempt_at', due_ns, 'maybe_sent', maybe)
+      redis.call('ZADD', scheduled, due_ms, id)
+    else
+      redis.call('HDEL', job, 'next_attempt_at', 'maybe_sent')
+      if outcome == 'succeeded' then
+        redis.call('HSET', job, 'status', 'succeeded', 'updated_at', now_ns, 'response', resp)
+        redis.call('HDEL', job, 'error')
+        redis.call('HSET', session, 'tenant', tenant, 'job', id, 'hook_token', token)
+        redis.call('SADD', sessions, uid)
+      else
+        redis.call('HSET', job, 'status', outcome, 'updated_at', now_ns, 'error', err)
+        redis.call('PEXPIRE', hook, ttl)
+        if outcome == 'dead' then
+          redis.call('ZADD', dead, now_ms, id)
+        end
+      end
+      redis.call('PEXPIRE', job, ttl)
+      redis.call('SREM', pending, id)
+      redis.call('PUBLISH', channel, id)
     end
+    redis.call('XACK', stream, group, entry)
+    redis.call('XDEL', stream, entry)
+    results[i + 1] = 'ok'
   end
-  redis.call('PEXPIRE', KEYS[1], ARGV[7])
-  redis.call('SREM', KEYS[5], ARGV[9])
-  redis.call('PUBLISH', ARGV[8], ARGV[9])
 end
-redis.call('XACK', KEYS[2], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[2], ARGV[1])
-return 'ok'
+return results
