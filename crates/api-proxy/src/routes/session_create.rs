@@ -76,19 +76,24 @@ pub async fn session_create(
             tracing::info!(job_id = %job.id, "job accepted");
             (job, waiter)
         }
-        Enqueued::Existing(existing) => {
-            let waiter = (!wait.is_zero()).then(|| state.completions.waiter(existing.id));
-            (existing, waiter)
+        Enqueued::Existing(existing) if !wait.is_zero() && !existing.status.is_terminal() => {
+            let waiter = state.completions.waiter(existing.id);
+            // It may have finished between the script's read and this registration: read once more.
+            let fresh = state.store.get(existing.id).await.ok().flatten().unwrap_or(existing);
+            (fresh, Some(waiter))
         }
+        Enqueued::Existing(existing) => (existing, None),
         Enqueued::IdempotencyConflict => return Err(ApiError::IdempotencyConflict),
         Enqueued::QuotaExceeded { limit } => return Err(ApiError::QuotaExceeded { limit }),
     };
     concerns_job(&req, job.id);
 
-    let answer = match waiter {
-        _ if job.status.is_terminal() => finished(&job),
-        None => Ok(accepted(&state, &job)),
-        Some(waiter) => wait_for(&state, job, waiter, wait).await,
+    let answer = if job.status.is_terminal() {
+        finished(&job)
+    } else if let Some(waiter) = waiter {
+        wait_for(&state, job, waiter, wait).await
+    } else {
+        Ok(accepted(&state, &job))
     };
     match (answer, applied) {
         // An idempotent repeat of a finished job answers at once: respond-async was not what happened.

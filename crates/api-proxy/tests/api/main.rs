@@ -604,6 +604,21 @@ async fn the_same_idempotency_key_and_body_give_the_same_job_and_another_body_is
 }
 
 #[tokio::test]
+async fn a_synchronous_repeat_of_an_unfinished_idempotent_request_waits_for_the_same_job() {
+    let app = TestApp::spawn().await;
+    let first = app.create_session("acme", &body(), &[("idempotency-key", "k-1"), ("prefer", "respond-async")]).await;
+    let id = header(first.headers(), "x-job-id").unwrap().to_owned();
+    let b = body();
+    let (again, worked) = tokio::join!(
+        app.create_session("acme", &b, &[("idempotency-key", "k-1")]),
+        app.work_one(|_| succeeded("My WhatsApp"))
+    );
+    assert_eq!(worked.to_string(), id);
+    assert_eq!(again.status(), 200);
+    assert_eq!(header(again.headers(), "x-job-id"), Some(id.as_str()));
+}
+
+#[tokio::test]
 async fn a_session_quota_is_403_naming_the_quota_and_a_tenant_override_wins() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tenants.toml");
