@@ -363,3 +363,29 @@ async fn a_job_out_of_attempts_whose_last_attempt_never_finished_is_dead_at_its_
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.dead, counts.running, counts.pending), (1, 0, 0));
 }
+
+#[tokio::test]
+async fn idle_consumers_with_nothing_pending_are_removed_and_busy_ones_kept() {
+    let q = TestQueue::start().await;
+    q.store.enqueue(&job("acme", json!({"name":"Shop"})), None, None).await.unwrap();
+    deliver(&q).await; // consumer "tester" now holds one pending entry
+    let mut c = q.conn().await;
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(q.key("queue:session-create"))
+        .arg(wgate_queue::GROUP)
+        .arg("gone")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    q.store.vacuum(Duration::from_millis(1)).await.unwrap();
+    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(q.key("queue:session-create"))
+        .arg(wgate_queue::GROUP)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(consumers.len(), 1, "only the consumer with a pending entry is kept: {consumers:?}");
+}

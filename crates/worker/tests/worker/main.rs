@@ -291,3 +291,22 @@ async fn a_missing_upstream_key_stops_the_binary_with_one_line_naming_the_variab
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("WGATE_UPSTREAM_API_KEY"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_keeps_working_after_redis_comes_back_empty() {
+    let mut world = World::start(json!({})).await;
+    let worker = world.worker().await;
+    let first = world.enqueue("before the loss", 6).await;
+    assert_eq!(world.finished(first.id, SECS(10)).await.status, JobStatus::Succeeded);
+    // No persistence: the stream and its consumer group are gone when Redis comes back.
+    world.redis.kill();
+    world.redis.start_again().await;
+    let job = loop {
+        if let Ok(job) = world.try_enqueue("after the loss", 6).await {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(world.finished(job.id, SECS(15)).await.status, JobStatus::Succeeded);
+    worker.stop().await;
+}
