@@ -86,25 +86,28 @@ impl AuthError {
     }
 }
 
-/// The token of a request, from `Authorization: Bearer` or else `X-Api-Key`.
+/// The token of a request, from `Authorization: Bearer` or else `X-Api-Key` (also when `Authorization` carries
+/// another scheme, e.g. a proxy's `Basic`).
 pub fn token_of(req: &HttpRequest) -> Result<&str, AuthError> {
     let headers = req.headers();
-    if let Some(v) = headers.get(header::AUTHORIZATION) {
-        let v = v.to_str().map_err(|_| AuthError::Malformed)?.trim();
-        let (scheme, token) = v.split_once(' ').ok_or(AuthError::Malformed)?;
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(AuthError::Malformed);
+    let bearer = match headers.get(header::AUTHORIZATION) {
+        Some(v) => {
+            let v = v.to_str().map_err(|_| AuthError::Malformed)?.trim();
+            match v.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim()),
+                _ => None,
+            }
         }
-        return Ok(token.trim());
+        None => None,
+    };
+    if let Some(token) = bearer {
+        return if token.is_empty() { Err(AuthError::Malformed) } else { Ok(token) };
     }
     if let Some(v) = headers.get("x-api-key") {
         let v = v.to_str().map_err(|_| AuthError::Malformed)?.trim();
-        if v.is_empty() {
-            return Err(AuthError::Missing);
-        }
-        return Ok(v);
+        return if v.is_empty() { Err(AuthError::Missing) } else { Ok(v) };
     }
-    Err(AuthError::Missing)
+    if headers.contains_key(header::AUTHORIZATION) { Err(AuthError::Malformed) } else { Err(AuthError::Missing) }
 }
 
 #[derive(Clone)]
@@ -389,5 +392,29 @@ impl Jwks {
             Err(p) => *p.into_inner() = Arc::new(keys),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn the_token_comes_from_bearer_or_x_api_key() {
+        let r = TestRequest::default().insert_header(("authorization", "Bearer abc")).to_http_request();
+        assert_eq!(token_of(&r), Ok("abc"));
+        let r = TestRequest::default().insert_header(("x-api-key", " k ")).to_http_request();
+        assert_eq!(token_of(&r), Ok("k"));
+        let r = TestRequest::default()
+            .insert_header(("authorization", "Basic dXNlcg=="))
+            .insert_header(("x-api-key", "k"))
+            .to_http_request();
+        assert_eq!(token_of(&r), Ok("k"));
+        let r = TestRequest::default().insert_header(("authorization", "Basic dXNlcg==")).to_http_request();
+        assert_eq!(token_of(&r), Err(AuthError::Malformed));
+        let r = TestRequest::default().insert_header(("authorization", "Bearer ")).to_http_request();
+        assert_eq!(token_of(&r), Err(AuthError::Malformed));
+        assert_eq!(token_of(&TestRequest::default().to_http_request()), Err(AuthError::Missing));
     }
 }
