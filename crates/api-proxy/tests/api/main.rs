@@ -86,7 +86,7 @@ fn the_binary_stops_with_one_line_naming_the_variable_when_a_value_is_malformed(
 }
 
 #[tokio::test]
-async fn the_binary_serves_with_settings_from_a_config_file() {
+async fn the_binary_serves_with_settings_from_a_config_file_logs_json_and_stops_cleanly_on_sigterm() {
     let redis = wgate_testkit::RedisServer::start().await;
     let (api, admin) = (wgate_testkit::free_port(), wgate_testkit::free_port());
     let dir = tempfile::tempdir().unwrap();
@@ -95,7 +95,7 @@ async fn the_binary_serves_with_settings_from_a_config_file() {
         &file,
         format!(
             "redis_url = \"{}\"\napi_listen = \"127.0.0.1:{api}\"\napi_admin_listen = \"127.0.0.1:{admin}\"\n\
-             jwt_secret = \"{SECRET}\"\nlog_format = \"pretty\"\n",
+             jwt_secret = \"{SECRET}\"\nlog_format = \"json\"\n",
             redis.url()
         ),
     )
@@ -104,12 +104,13 @@ async fn the_binary_serves_with_settings_from_a_config_file() {
         .arg("--config")
         .arg(&file)
         .env_remove("WGATE_JWT_SECRET")
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let client = wgate_testkit::http_client();
+    let token = hs256(SECRET, &claims("acme", json!({})));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(r) = client.get(format!("http://127.0.0.1:{admin}/readyz")).send().await
@@ -122,17 +123,27 @@ async fn the_binary_serves_with_settings_from_a_config_file() {
     }
     let r = client
         .post(format!("http://127.0.0.1:{api}/api/v1/session-create"))
-        .bearer_auth(hs256(SECRET, &claims("acme", json!({}))))
+        .bearer_auth(&token)
         .header("prefer", "respond-async")
+        .header("x-request-id", "log-check-1")
         .json(&body())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
+    let job_id = header(r.headers(), "x-job-id").unwrap().to_owned();
     // SIGTERM: a clean exit.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::SIGTERM).unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(35), child.wait()).await.unwrap().unwrap();
-    assert!(status.success(), "{status}");
+    let out = tokio::time::timeout(Duration::from_secs(35), child.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "{}", out.status);
+    // One JSON object per line; the acceptance carries the request id, the tenant and the job id.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
+    let accepted = lines.iter().find(|l| l["message"] == "job accepted").expect("an acceptance log line");
+    assert_eq!(accepted["span"]["request_id"], "log-check-1", "{accepted}");
+    assert_eq!(accepted["span"]["tenant"], "acme", "{accepted}");
+    assert_eq!(accepted["job_id"], job_id.as_str(), "{accepted}");
+    assert!(!stdout.contains(SECRET) && !stdout.contains(&token), "no secret or token in the logs");
 }
 
 // ---------------------------------------------------------------- authentication
