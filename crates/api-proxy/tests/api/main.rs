@@ -100,7 +100,7 @@ async fn the_binary_serves_with_settings_from_a_config_file_logs_json_and_stops_
         ),
     )
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wgate-api"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wgate-api"))
         .arg("--config")
         .arg(&file)
         .env_remove("WGATE_JWT_SECRET")
