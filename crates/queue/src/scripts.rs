@@ -12,3 +12,5 @@ pub(crate) static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(includ
 pub(crate) static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));
 pub(crate) static REFRESH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/refresh.lua")));
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+pub(crate) static FORGET_SESSION: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/forget_session.lua")));

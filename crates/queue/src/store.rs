@@ -295,6 +295,28 @@ impl JobStore {
     }
 }
 
+impl JobStore {
+    /// After a successful upstream `session-delete`: removes the session's owner record and its place in the
+    /// tenant's sessions set (freeing a quota slot), and lets its relay hook expire with the job TTL. Answers the
+    /// owner it had, `None` when the session was not known.
+    pub async fn forget_session(&self, unique_id: &str) -> Result<Option<SessionOwner>, QueueError> {
+        if !safe_key_part(unique_id) {
+            return Ok(None);
+        }
+        let mut inv = scripts::FORGET_SESSION.prepare_invoke();
+        inv.key(self.keys.session(unique_id)).arg(unique_id).arg(self.keys.prefix()).arg(ms(self.config.job_ttl));
+        let owner: Vec<Option<String>> =
+            self.redis.call("forget session", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let [Some(tenant), Some(job), Some(hook_token)] = owner.as_slice() else { return Ok(None) };
+        let bad = |what: &str| QueueError::Corrupt(format!("session {unique_id}: bad {what}"));
+        Ok(Some(SessionOwner {
+            tenant: TenantId::parse(tenant).map_err(|_| bad("tenant"))?,
+            job_id: job.parse().map_err(|_| bad("job"))?,
+            hook_token: hook_token.clone(),
+        }))
+    }
+}
+
 /// Client-supplied key parts (tokens, session ids) are short and URL-safe, or they match nothing.
 fn safe_key_part(s: &str) -> bool {
     (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))

@@ -389,3 +389,27 @@ async fn idle_consumers_with_nothing_pending_are_removed_and_busy_ones_kept() {
         .unwrap();
     assert_eq!(consumers.len(), 1, "only the consumer with a pending entry is kept: {consumers:?}");
 }
+
+#[tokio::test]
+async fn forgetting_a_deleted_session_frees_its_quota_slot_and_lets_its_hook_expire() {
+    let q = TestQueue::start().await;
+    let id = JobId::new();
+    let mut c = q.conn().await;
+    let _: () = c
+        .hset_multiple(q.key("session:777"), &[("tenant", "acme"), ("job", &id.to_string()), ("hook_token", "tok")])
+        .await
+        .unwrap();
+    let _: () = c.sadd(q.key("tenant:acme:sessions"), "777").await.unwrap();
+    let _: () = c.hset(q.key("hook:tok"), "tenant", "acme").await.unwrap();
+    assert_eq!(
+        q.store.enqueue(&job("acme", json!({"name":"x"})), None, Some(1)).await.unwrap(),
+        Enqueued::QuotaExceeded { limit: 1 }
+    );
+    let owner = q.store.forget_session("777").await.unwrap().unwrap();
+    assert_eq!((owner.tenant.as_str(), owner.job_id, owner.hook_token.as_str()), ("acme", id, "tok"));
+    assert_eq!(q.store.session_owner("777").await.unwrap(), None);
+    let ttl: i64 = c.ttl(q.key("hook:tok")).await.unwrap();
+    assert!(ttl > 0);
+    assert_eq!(q.store.enqueue(&job("acme", json!({"name":"x"})), None, Some(1)).await.unwrap(), Enqueued::Created);
+    assert_eq!(q.store.forget_session("777").await.unwrap(), None);
+}
