@@ -310,3 +310,19 @@ async fn a_worker_keeps_working_after_redis_comes_back_empty() {
     assert_eq!(world.finished(job.id, SECS(15)).await.status, JobStatus::Succeeded);
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_live_worker_keeps_its_job_past_the_visibility_timeout() {
+    let world = World::start(json!({"latency_ms": 2000})).await;
+    let mut settings = world.settings();
+    settings.visibility_timeout_ms = 500;
+    settings.upstream_timeout_ms = 5000;
+    let one = helpers::TestWorker::start(settings.clone()).await;
+    let two = helpers::TestWorker::start(settings).await;
+    let job = world.enqueue("slow but alive", 6).await;
+    let done = world.finished(job.id, SECS(15)).await;
+    assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 1), "{done:?}");
+    assert_eq!(world.sim.created("slow but alive").await, 1);
+    one.stop().await;
+    two.stop().await;
+}
