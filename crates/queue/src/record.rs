@@ -26,6 +26,9 @@ pub(crate) fn to_fields(job: &JobRecord) -> Result<Vec<(&'static str, String)>, 
         ("request", json(&job.request)?),
         ("hook_token", job.hook_token.clone()),
     ];
+    if !job.qr_token.is_empty() {
+        f.push(("qr_token", job.qr_token.clone()));
+    }
     if let Some(t) = job.next_attempt_at {
         f.push(("next_attempt_at", ts(t)));
     }
@@ -94,6 +97,7 @@ pub(crate) fn from_map(map: &HashMap<String, String>) -> Result<Option<JobRecord
         request,
         request_id: map.get("request_id").cloned(),
         hook_token: get("hook_token")?.to_owned(),
+        qr_token: map.get("qr_token").cloned().unwrap_or_default(),
     }))
 }
 

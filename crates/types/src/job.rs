@@ -177,6 +177,11 @@ pub struct JobRecord {
     /// same token is the marker that tells this job's upstream session apart from any other of the same name when
     /// the worker reconciles after an attempt whose outcome it could not see.
     pub hook_token: String,
+    /// An unguessable token (at least 128 random bits, URL-safe, not derived from the session) made at accept
+    /// time: the tenant's customers open `{WGATE_PUBLIC_URL}/qr/{qr_token}` to pair the device. Empty in records
+    /// written before the QR window existed.
+    #[serde(default)]
+    pub qr_token: String,
 }
 
 impl JobRecord {
@@ -205,7 +210,14 @@ impl JobRecord {
             request,
             request_id,
             hook_token,
+            qr_token: String::new(),
         }
+    }
+
+    /// The same record with the QR window's capability token.
+    pub fn with_qr_token(mut self, qr_token: String) -> Self {
+        self.qr_token = qr_token;
+        self
     }
 
     /// The public shape served by `GET /api/v1/jobs/{id}`.
