@@ -560,7 +560,7 @@ async fn fetch_loop(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Delivery>) {
                     conn = Some(reader(&store, config.block).await?);
                 }
                 let c = conn.as_mut().ok_or_else(|| QueueError::Unavailable("no reader".into()))?;
-                let reply: redis::Value = redis::cmd("XREADGROUP")
+                let read: Result<redis::Value, QueueError> = redis::cmd("XREADGROUP")
                     .arg("GROUP")
                     .arg(GROUP)
                     .arg(&config.consumer)
@@ -573,7 +573,17 @@ async fn fetch_loop(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Delivery>) {
                     .arg(">")
                     .query_async(c)
                     .await
-                    .map_err(QueueError::from)?;
+                    .map_err(QueueError::from);
+                let reply = match read {
+                    Ok(reply) => reply,
+                    // Entries just taken over are ours now: run them rather than leave them to idle again.
+                    Err(e) if !got.is_empty() => {
+                        tracing::warn!(error = %e, "reading the job stream");
+                        conn = None;
+                        redis::Value::Nil
+                    }
+                    Err(e) => return Err(e),
+                };
                 if let redis::Value::Array(streams) = reply {
                     for s in streams {
                         if let redis::Value::Array(parts) = s
