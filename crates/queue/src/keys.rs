@@ -42,6 +42,11 @@ impl Keys {
         format!("{}hook:{token}", self.prefix)
     }
 
+    /// The QR window's token -> `{tenant, job}`; written with the job, expires with the job TTL.
+    pub fn qr(&self, token: &str) -> String {
+        format!("{}qr:{token}", self.prefix)
+    }
+
     /// The key of an `Idempotency-Key`: hashed, so any printable key makes a short, safe Redis key.
     pub fn idempotency(&self, tenant: &TenantId, key: &str) -> String {
         format!("{}idem:{}:{}", self.prefix, tenant.as_str(), sha256_hex(key.as_bytes()))

@@ -159,6 +159,7 @@ impl JobStore {
             .key(keys.tenant_sessions(&job.tenant))
             .key(keys.stream(job.kind))
             .key(idem_key.clone().unwrap_or_else(|| keys.job(job.id)))
+            .key(if job.qr_token.is_empty() { keys.job(job.id) } else { keys.qr(&job.qr_token) })
             .arg(if idem_key.is_some() { "1" } else { "0" })
             .arg(format!("{}:{request_hash}", job.id))
             .arg(ms(self.config.idempotency_ttl))
@@ -167,7 +168,8 @@ impl JobStore {
             .arg(job.tenant.as_str())
             .arg(job.request.callback().map_or("", CallbackUrl::as_str))
             .arg(GROUP)
-            .arg(keys.prefix());
+            .arg(keys.prefix())
+            .arg(if job.qr_token.is_empty() { 0 } else { ms(self.config.job_ttl) });
         for (k, v) in &fields {
             inv.arg(*k).arg(v);
         }

@@ -1,8 +1,10 @@
--- Accept one job atomically: idempotency, quota, record, hook, pending set, stream entry.
--- KEYS: 1 job hash, 2 hook hash, 3 tenant pending set, 4 tenant sessions set, 5 stream, 6 idempotency key
+-- Accept one job atomically: idempotency, quota, record, hook, QR window token, pending set, stream entry.
+-- KEYS: 1 job hash, 2 hook hash, 3 tenant pending set, 4 tenant sessions set, 5 stream, 6 idempotency key,
+--       7 QR token hash
 -- ARGV: 1 '1' when an idempotency key is given, 2 its value "<job id>:<sha256 of the request>",
 --       3 its TTL in ms, 4 max sessions (-1 = no limit), 5 job id, 6 tenant, 7 tenant callback ('' = none),
---       8 consumer group, 9 key prefix "{ns}:", 10.. job hash field/value pairs
+--       8 consumer group, 9 key prefix "{ns}:", 10 TTL of the QR token in ms ('0' = the job has no token),
+--       11.. job hash field/value pairs
 if ARGV[1] == '1' then
   local held = redis.call('GET', KEYS[6])
   if held then
@@ -28,8 +30,12 @@ end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'duplicate'}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 10))
+redis.call('HSET', KEYS[1], unpack(ARGV, 11))
 redis.call('HSET', KEYS[2], 'tenant', ARGV[6], 'job', ARGV[5], 'callback', ARGV[7])
+if ARGV[10] ~= '0' then
+  redis.call('HSET', KEYS[7], 'tenant', ARGV[6], 'job', ARGV[5])
+  redis.call('PEXPIRE', KEYS[7], ARGV[10])
+end
 redis.call('SADD', KEYS[3], ARGV[5])
 if redis.call('EXISTS', KEYS[5]) == 0 then
   redis.call('XGROUP', 'CREATE', KEYS[5], ARGV[8], '0', 'MKSTREAM')

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // a panic is the failure report of a test
 
 mod helpers;
+mod qr;
 
 use std::time::Duration;
 
