@@ -12,6 +12,7 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod prefer;
+pub mod present;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -27,7 +27,7 @@ pub async fn get_job(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
     let principal = authorize(&req, &state, Scope::SessionsRead, Bucket::Read).await?;
     let job = own_job(&state, &principal.tenant, job_id(&req)).await?;
     concerns_job(&req, job.id);
-    Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": job_view(&job)})))
+    Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": job_view(&state, &job)})))
 }
 
 /// Replays one of the caller's own dead jobs (scope `admin`); 409 when the job is not dead.

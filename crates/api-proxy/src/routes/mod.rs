@@ -18,6 +18,7 @@ use crate::{
     error::ApiError,
     limits::Bucket,
     middleware::{JobHeader, RateHeaders},
+    present::present_session,
     state::AppState,
 };
 
@@ -49,39 +50,34 @@ pub fn concerns_job(req: &HttpRequest, job: JobId) {
     tracing::Span::current().record("job_id", tracing::field::display(job));
 }
 
-/// Upstream's session data as the tenant sees it: WhatsGate was given the gateway's relay URL as the callback;
-/// the tenant sees the callback it sent (or none), and never the relay token.
-pub fn tenant_response(job: &JobRecord) -> Option<Value> {
-    let mut data = job.response.clone()?;
-    if let Some(obj) = data.as_object_mut()
-        && obj.contains_key("callback")
-    {
-        let own = job.request.callback().map_or(Value::Null, |c| Value::String(c.as_str().to_owned()));
-        obj.insert("callback".to_owned(), own);
-    }
-    Some(data)
+/// Upstream's session data of a job as the tenant sees it (see [`present_session`]): its own callback, the
+/// gateway's QR window.
+pub fn tenant_response(state: &AppState, job: &JobRecord) -> Option<Value> {
+    let data = job.response.clone()?;
+    let own = job.request.callback().map(|c| c.as_str());
+    Some(present_session(data, own, Some(job.qr_token.as_str()), &state.public_base))
 }
 
 /// The job resource as served to its tenant.
-pub fn job_view(job: &JobRecord) -> JobView {
-    JobView { response: tenant_response(job), ..job.view() }
+pub fn job_view(state: &AppState, job: &JobRecord) -> JobView {
+    JobView { response: tenant_response(state, job), ..job.view() }
 }
 
 /// `202 {"result":"ACCEPTED","data":<job>}` with `Location` of the job resource.
 pub fn accepted(state: &AppState, job: &JobRecord) -> HttpResponse {
     HttpResponse::Accepted()
         .insert_header((header::LOCATION, format!("{}/api/v1/jobs/{}", state.public_base, job.id)))
-        .json(json!({"result": "ACCEPTED", "data": job_view(job)}))
+        .json(json!({"result": "ACCEPTED", "data": job_view(state, job)}))
 }
 
 /// The answer of a finished job: upstream's body on success, the mapped error otherwise.
-pub fn finished(job: &JobRecord) -> Result<HttpResponse, ApiError> {
+pub fn finished(state: &AppState, job: &JobRecord) -> Result<HttpResponse, ApiError> {
     let (name, message, class) = match &job.error {
         Some(e) => (e.name.clone(), e.message.clone(), Some(e.class)),
         None => ("Unknown".to_owned(), "no error was recorded".to_owned(), None),
     };
     match job.status {
-        JobStatus::Succeeded => Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": tenant_response(job)}))),
+        JobStatus::Succeeded => Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": tenant_response(state, job)}))),
         JobStatus::Failed => Err(match class {
             Some(ErrorClass::Credentials) => ApiError::UpstreamCredentials { name, message },
             Some(ErrorClass::Rejected) => ApiError::UpstreamRejected { name, message },

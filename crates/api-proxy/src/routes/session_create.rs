@@ -89,7 +89,7 @@ pub async fn session_create(
     concerns_job(&req, job.id);
 
     let answer = if job.status.is_terminal() {
-        finished(&job)
+        finished(&state, &job)
     } else if let Some(waiter) = waiter {
         wait_for(&state, job, waiter, wait).await
     } else {
@@ -125,7 +125,7 @@ async fn wait_for(
         // Register again before reading, so a finish between the read and the next wait is not missed.
         waiter = state.completions.waiter(job.id);
         match state.store.get(job.id).await {
-            Ok(Some(fresh)) if fresh.status.is_terminal() => break Some(finished(&fresh)),
+            Ok(Some(fresh)) if fresh.status.is_terminal() => break Some(finished(state, &fresh)),
             Ok(Some(fresh)) => job = fresh,
             // The job was stored: a read failure now does not undo that; answer 202 with what we know.
             Ok(None) | Err(_) => break None,
