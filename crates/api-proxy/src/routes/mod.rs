@@ -77,7 +77,9 @@ pub fn finished(state: &AppState, job: &JobRecord) -> Result<HttpResponse, ApiEr
         None => ("Unknown".to_owned(), "no error was recorded".to_owned(), None),
     };
     match job.status {
-        JobStatus::Succeeded => Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": tenant_response(state, job)}))),
+        JobStatus::Succeeded => {
+            Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": tenant_response(state, job)})))
+        }
         JobStatus::Failed => Err(match class {
             Some(ErrorClass::Credentials) => ApiError::UpstreamCredentials { name, message },
             Some(ErrorClass::Rejected) => ApiError::UpstreamRejected { name, message },
