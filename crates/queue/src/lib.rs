@@ -15,6 +15,7 @@ mod qr;
 mod record;
 mod redis_conn;
 mod scripts;
+mod sessions;
 mod store;
 
 pub use attempt::{Delivery, Finished, Outcome, Started, Written};

@@ -1,0 +1,56 @@
+//! A tenant's sessions as the API's session commands need them: which upstream sessions the tenant owns (the set
+//! the worker fills when a create job succeeds) and where a session's webhooks are relayed (the tenant's own
+//! callback in the hook hash, changed by `set-hook`). Ownership itself is read with `JobStore::session_owner` and
+//! dropped with `JobStore::forget_session`.
+
+use std::sync::LazyLock;
+
+use redis::{AsyncCommands, Script};
+use wgate_types::{CallbackUrl, TenantId};
+
+use crate::{JobStore, QueueError};
+
+/// Changes the relay target of an existing hook only: a missing hook is not created half-filled.
+/// KEYS: 1 hook hash; ARGV: 1 callback ('' = none). Answers 1 when the hook exists, else 0.
+static SET_HOOK_CALLBACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
+         redis.call('HSET', KEYS[1], 'callback', ARGV[1]) return 1",
+    )
+});
+
+impl JobStore {
+    /// The `unique_id`s of the tenant's live sessions (`{ns}:tenant:<tenant>:sessions`), sorted, so that callers
+    /// see a stable order whatever Redis's set order is.
+    pub async fn tenant_sessions(&self, tenant: &TenantId) -> Result<Vec<String>, QueueError> {
+        let key = self.keys().tenant_sessions(tenant);
+        let mut ids: Vec<String> = self
+            .redis()
+            .call_again("SMEMBERS tenant sessions", |mut c| {
+                let key = key.clone();
+                async move { c.smembers(key).await }
+            })
+            .await?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Points the relay of `hook_token` at the tenant's new callback (`None`: webhooks are acknowledged and
+    /// dropped). WhatsGate keeps the relay URL; only where the gateway forwards changes. Answers `false` when the
+    /// hook is unknown (expired, or a malformed token).
+    pub async fn set_hook_callback(&self, hook_token: &str, callback: Option<&CallbackUrl>) -> Result<bool, QueueError> {
+        if !safe_token(hook_token) {
+            return Ok(false);
+        }
+        let mut inv = SET_HOOK_CALLBACK.prepare_invoke();
+        inv.key(self.keys().hook(hook_token)).arg(callback.map_or("", CallbackUrl::as_str));
+        let set: i64 =
+            self.redis().call("set hook callback", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        Ok(set == 1)
+    }
+}
+
+/// Tokens are short and URL-safe, or they match nothing (as for every client-supplied key part).
+fn safe_token(s: &str) -> bool {
+    (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
