@@ -223,6 +223,18 @@ impl JobStore {
         self.redis().call("promote", |mut c| async move { inv.invoke_async(&mut c).await }).await
     }
 
+    /// Removes acked entries from the stream (below the oldest pending one); answers how many.
+    pub async fn trim(&self) -> Result<u64, QueueError> {
+        let stream = self.stream_key();
+        self.redis()
+            .call("trim", |mut c| {
+                let mut inv = scripts::TRIM.prepare_invoke();
+                inv.key(&stream).arg(GROUP);
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await
+    }
+
     /// Takes over up to `count` entries idle for `min_idle` (their consumer is presumed dead). Answers the
     /// deliveries and the cursor to continue from.
     pub async fn take_over(

@@ -4,8 +4,9 @@
 //!   multiplexed connection would stall every other command) and reads only as many entries as there are free
 //!   slots: the backend is the concurrency gate, like an AMQP prefetch window.
 //! - The same loop takes over entries idle past the visibility timeout (`XAUTOCLAIM`): their consumer died.
-//! - A janitor task promotes due retries from the scheduled set in batches, refreshes the idle time of this
-//!   consumer's in-flight entries (so a slow but live worker keeps them), and removes idle empty consumers.
+//! - A janitor task promotes due retries from the scheduled set in batches, trims acked entries off the stream
+//!   (cheaper than an `XDEL` per ack), refreshes the idle time of this consumer's in-flight entries (so a slow but
+//!   live worker keeps them), and removes idle empty consumers.
 //! - The acknowledger (the backend's layer) hands each attempt's outcome to a writer that batches whatever is
 //!   queued into one run of the fenced finish script ([`JobStore::finish_attempts`]: outcome, ack, retry, publish),
 //!   then frees the slot. A handler error leaves the entry un-acked: it is taken over after the visibility timeout
@@ -661,6 +662,11 @@ async fn janitor_loop(shared: Arc<Shared>) {
                     break;
                 }
             }
+        }
+        if result.is_ok()
+            && let Err(e) = store.trim().await
+        {
+            result = Err(e);
         }
         if result.is_ok() && Instant::now() >= next_refresh {
             next_refresh = Instant::now() + config.refresh_every;

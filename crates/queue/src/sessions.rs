@@ -38,7 +38,11 @@ impl JobStore {
     /// Points the relay of `hook_token` at the tenant's new callback (`None`: webhooks are acknowledged and
     /// dropped). WhatsGate keeps the relay URL; only where the gateway forwards changes. Answers `false` when the
     /// hook is unknown (expired, or a malformed token).
-    pub async fn set_hook_callback(&self, hook_token: &str, callback: Option<&CallbackUrl>) -> Result<bool, QueueError> {
+    pub async fn set_hook_callback(
+        &self,
+        hook_token: &str,
+        callback: Option<&CallbackUrl>,
+    ) -> Result<bool, QueueError> {
         if !safe_token(hook_token) {
             return Ok(false);
         }

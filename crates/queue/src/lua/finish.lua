@@ -1,6 +1,7 @@
 -- Finish attempts atomically, a batch at a time: per attempt, the outcome into the record, retry scheduling or
--- terminal bookkeeping, ack and delete of the stream entry, publish of the completion. Each is fenced by its attempt
--- number: an attempt that was taken over by another worker (or already finished) writes nothing ('stale').
+-- terminal bookkeeping, ack of the stream entry (trim.lua removes acked entries), publish of the completion. Each
+-- is fenced by its attempt number: an attempt that was taken over by another worker (or already finished) writes
+-- nothing ('stale').
 -- KEYS, 8 per attempt: job hash, stream, scheduled set, dead set, tenant pending set, tenant sessions set,
 --   session hash (used when succeeded), hook hash
 -- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL (ms), 5 completion channel, then 12 per attempt: entry id, attempt,
@@ -43,7 +44,6 @@ for i = 0, n - 1 do
       redis.call('PUBLISH', channel, id)
     end
     redis.call('XACK', stream, group, entry)
-    redis.call('XDEL', stream, entry)
     results[i + 1] = 'ok'
   end
 end

@@ -4,7 +4,7 @@
 -- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL of terminal records (ms), 5 completion channel, 6 key prefix,
 --   7 error JSON for a job whose last attempt never finished, then 3 per attempt: entry id, '1' when the entry was
 --   taken over from a dead consumer, job id
--- Answers per attempt {'skip'} (finished or missing: entry dropped), {'dead', record} or {'run', record}.
+-- Answers per attempt {'skip'} (finished or missing: entry acked), {'dead', record} or {'run', record}.
 local group, now_ns, now_ms, ttl, channel, prefix, lost = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local results = {}
 local n = (#ARGV - 7) / 3
@@ -15,7 +15,6 @@ for i = 0, n - 1 do
   local status = cur[1]
   if not status or status == 'succeeded' or status == 'failed' or status == 'dead' then
     redis.call('XACK', stream, group, entry)
-    redis.call('XDEL', stream, entry)
     results[i + 1] = {'skip'}
   else
     if taken_over == '1' then
@@ -35,7 +34,6 @@ for i = 0, n - 1 do
         redis.call('SREM', prefix .. 'tenant:' .. cur[4] .. ':pending', id)
       end
       redis.call('XACK', stream, group, entry)
-      redis.call('XDEL', stream, entry)
       redis.call('PUBLISH', channel, id)
       results[i + 1] = {'dead', redis.call('HGETALL', job)}
     else

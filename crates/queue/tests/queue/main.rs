@@ -309,7 +309,10 @@ async fn a_finished_attempt_acks_its_entry_and_terminal_records_get_their_ttl() 
     assert!(job_ttl > 6 * 24 * 3600 && job_ttl <= 7 * 24 * 3600, "{job_ttl}");
     assert!(hook_ttl > 6 * 24 * 3600, "{hook_ttl}");
     let len: u64 = c.xlen(q.key("queue:session-create")).await.unwrap();
-    assert_eq!(len, 0, "the acked entry is deleted");
+    assert_eq!(len, 1, "acked, not yet trimmed");
+    assert_eq!(q.store.trim().await.unwrap(), 1);
+    let len: u64 = c.xlen(q.key("queue:session-create")).await.unwrap();
+    assert_eq!(len, 0, "the acked entry is trimmed");
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.pending, counts.running), (0, 0));
     assert_eq!(q.store.get(j.id).await.unwrap().unwrap().status, JobStatus::Failed);
@@ -413,4 +416,29 @@ async fn forgetting_a_deleted_session_frees_its_quota_slot_and_lets_its_hook_exp
     assert!(ttl > 0);
     assert_eq!(q.store.enqueue(&job("acme", json!({"name":"x"})), None, Some(1)).await.unwrap(), Enqueued::Created);
     assert_eq!(q.store.forget_session("777").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn trimming_removes_acked_entries_only() {
+    let q = TestQueue::start().await;
+    for i in 0..3 {
+        q.store.enqueue(&job("acme", json!({"name": format!("n{i}")})), None, None).await.unwrap();
+    }
+    let first = deliver(&q).await; // delivered, pending
+    let second = deliver(&q).await;
+    let wgate_queue::Started::Run { record, .. } = q.store.start_attempt(&second).await.unwrap() else { panic!() };
+    let done = wgate_queue::Outcome::Succeeded { response: json!({"unique_id": "9"}), unique_id: "9".into() };
+    q.store.finish_attempt(&second, &record, &done).await.unwrap();
+    // The acked second entry sits behind the pending first one: nothing can go yet.
+    assert_eq!(q.store.trim().await.unwrap(), 0);
+    let counts = q.store.queue_counts().await.unwrap();
+    assert_eq!((counts.pending, counts.running), (1, 1), "{counts:?}");
+    let wgate_queue::Started::Run { record, .. } = q.store.start_attempt(&first).await.unwrap() else { panic!() };
+    q.store.finish_attempt(&first, &record, &wgate_queue::Outcome::Failed(boom())).await.unwrap();
+    assert_eq!(q.store.trim().await.unwrap(), 2, "both acked entries go; the undelivered third stays");
+    let mut c = q.conn().await;
+    let len: u64 = c.xlen(q.key("queue:session-create")).await.unwrap();
+    assert_eq!(len, 1);
+    let counts = q.store.queue_counts().await.unwrap();
+    assert_eq!((counts.pending, counts.running), (1, 0), "{counts:?}");
 }
