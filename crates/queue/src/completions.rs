@@ -179,7 +179,7 @@ async fn subscribe_and_listen(inner: &Weak<Inner>, config: &QueueConfig, channel
                 if inner.strong_count() == 0 {
                     return Ok(());
                 }
-                tokio::time::timeout(t, sink.ping::<String>())
+                tokio::time::timeout(t, sink.ping::<redis::Value>())
                     .await
                     .map_err(|_| "ping timed out".to_string())?
                     .map_err(|e| e.to_string())?;

@@ -442,3 +442,18 @@ async fn trimming_removes_acked_entries_only() {
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.pending, counts.running), (1, 0), "{counts:?}");
 }
+
+#[tokio::test]
+async fn the_subscription_stays_up_across_its_keepalive_pings() {
+    let q = TestQueue::start().await;
+    let completions = Completions::start(&q.config);
+    within("subscription", Duration::from_secs(5), completions.waiter(JobId::new())).await;
+    let id = JobId::new();
+    let mut waiter = Box::pin(completions.waiter(id));
+    // Past the 5 s keepalive: a failed ping would reconnect and wake every waiter.
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    assert!(futures::poll!(&mut waiter).is_pending(), "woken without a publish");
+    let mut c = q.conn().await;
+    let _: () = c.publish(q.key("done"), id.to_string()).await.unwrap();
+    within("the waiter wakes", Duration::from_secs(2), waiter).await;
+}
