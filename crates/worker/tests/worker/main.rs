@@ -326,3 +326,21 @@ async fn a_slow_but_live_worker_keeps_its_job_past_the_visibility_timeout() {
     one.stop().await;
     two.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_while_redis_is_down_is_unready_then_works_once_redis_is_up() {
+    let mut world = World::start(json!({})).await;
+    world.redis.kill();
+    let worker = world.worker().await;
+    assert_eq!(worker.readyz().await, 503);
+    world.redis.start_again().await;
+    let job = loop {
+        if let Ok(job) = world.try_enqueue("late redis", 6).await {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(world.finished(job.id, SECS(15)).await.status, JobStatus::Succeeded);
+    assert_eq!(worker.readyz().await, 200);
+    worker.stop().await;
+}
