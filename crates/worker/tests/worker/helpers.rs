@@ -280,7 +280,8 @@ impl WorkerProcess {
             .envs(env)
             .env("WGATE_WORKER_ADMIN_LISTEN", admin.to_string())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            // The logs (JSON, on stdout) show with TEST_LOG set.
+            .stdout(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
