@@ -26,13 +26,13 @@ for i = 0, n - 1 do
         'next_attempt_at', due_ns, 'maybe_sent', maybe)
       redis.call('ZADD', scheduled, due_ms, id)
     else
-      redis.call('HDEL', job, 'next_attempt_at', 'maybe_sent')
       if outcome == 'succeeded' then
+        redis.call('HDEL', job, 'next_attempt_at', 'maybe_sent', 'error')
         redis.call('HSET', job, 'status', 'succeeded', 'updated_at', now_ns, 'response', resp)
-        redis.call('HDEL', job, 'error')
         redis.call('HSET', session, 'tenant', tenant, 'job', id, 'hook_token', token)
         redis.call('SADD', sessions, uid)
       else
+        redis.call('HDEL', job, 'next_attempt_at', 'maybe_sent')
         redis.call('HSET', job, 'status', outcome, 'updated_at', now_ns, 'error', err)
         redis.call('PEXPIRE', hook, ttl)
         if outcome == 'dead' then

@@ -11,7 +11,7 @@ local n = (#ARGV - 7) / 3
 for i = 0, n - 1 do
   local job, stream, dead = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
   local entry, taken_over, id = ARGV[8 + i * 3], ARGV[9 + i * 3], ARGV[10 + i * 3]
-  local cur = redis.call('HMGET', job, 'status', 'attempts', 'max_attempts', 'tenant', 'hook_token')
+  local cur = redis.call('HMGET', job, 'status', 'attempts', 'max_attempts', 'tenant', 'hook_token', 'next_attempt_at')
   local status = cur[1]
   if not status or status == 'succeeded' or status == 'failed' or status == 'dead' then
     redis.call('XACK', stream, group, entry)
@@ -38,7 +38,9 @@ for i = 0, n - 1 do
       results[i + 1] = {'dead', redis.call('HGETALL', job)}
     else
       redis.call('HSET', job, 'status', 'running', 'attempts', tostring(attempts + 1), 'updated_at', now_ns)
-      redis.call('HDEL', job, 'next_attempt_at')
+      if cur[6] then
+        redis.call('HDEL', job, 'next_attempt_at')
+      end
       results[i + 1] = {'run', redis.call('HGETALL', job)}
     end
   end
