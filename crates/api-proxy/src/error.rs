@@ -27,6 +27,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A `WhatsappID` that is not one of the caller's sessions, foreign or unknown alike (404).
+    #[error("no such session")]
+    UnknownSession,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("job is {0}, not dead")]
@@ -44,6 +47,13 @@ pub enum ApiError {
     /// The job used up its attempts (502, or 504 when the last attempt timed out).
     #[error("upstream failed after every attempt: {name}: {message}")]
     UpstreamExhausted { name: String, message: String, timeout: bool },
+    /// A session command's upstream call failed after its bounded retries: unreachable or failing (502), or no
+    /// answer in time (504).
+    #[error("upstream call failed: {name}: {message}")]
+    UpstreamFailed { name: String, message: String, timeout: bool },
+    /// The session commands need `WGATE_UPSTREAM_API_KEY`, which this API process was started without (503).
+    #[error("WGATE_UPSTREAM_API_KEY is not set")]
+    UpstreamNotConfigured,
     /// A webhook relay the tenant did not acknowledge (502, so WhatsGate retries).
     #[error("the tenant's callback did not acknowledge the webhook: {0}")]
     CallbackFailed(String),
@@ -83,6 +93,11 @@ impl ApiError {
                 body("The body must be JSON: send `Content-Type: application/json`.".to_owned())
             }
             Self::NotFound(what) => body(format!("No such {what}; check the URL.")),
+            Self::UnknownSession => body(
+                "No session with this WhatsappID belongs to this tenant; check the WhatsappID (sessions-get lists \
+                 yours)."
+                    .to_owned(),
+            ),
             Self::MethodNotAllowed => body("This method is not allowed on this resource.".to_owned()),
             Self::NotDead(status) => body(format!("Only a dead job can be replayed; this job is {status}.")),
             Self::IdempotencyConflict => body(
@@ -107,6 +122,15 @@ impl ApiError {
                 if *timeout { "did not answer in time" } else { "could not be reached or failed" }
             ))
             .with_details(upstream_details(name, message)),
+            Self::UpstreamFailed { name, message, timeout } => body(format!(
+                "WhatsGate {}; retry later.",
+                if *timeout { "did not answer in time" } else { "could not be reached or failed, also when retried" }
+            ))
+            .with_details(upstream_details(name, message)),
+            Self::UpstreamNotConfigured => body(
+                "The session commands are not available: the operator has not set WGATE_UPSTREAM_API_KEY for the API."
+                    .to_owned(),
+            ),
             Self::CallbackFailed(_) => {
                 body("The tenant's callback did not acknowledge the webhook; retry later.".to_owned())
             }
@@ -132,7 +156,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) | Self::BadHeader { .. } | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::UnknownSession => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotDead(_) => StatusCode::CONFLICT,
             Self::IdempotencyConflict | Self::UpstreamRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -140,6 +164,9 @@ impl ResponseError for ApiError {
             Self::UpstreamCredentials { .. } | Self::CallbackFailed(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamExhausted { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamExhausted { timeout: false, .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamFailed { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamFailed { timeout: false, .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Http { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -202,6 +229,9 @@ mod tests {
             ApiError::NotDead(JobStatus::Queued),
             ApiError::UpstreamExhausted { name: "Timeout".into(), message: "m".into(), timeout: true },
             ApiError::Unavailable { op: "enqueue", cause: "down".into() },
+            ApiError::UpstreamFailed { name: "Timeout".into(), message: "m".into(), timeout: true },
+            ApiError::UpstreamFailed { name: "ConnectError".into(), message: "m".into(), timeout: false },
+            ApiError::UpstreamNotConfigured,
         ];
         for e in errors {
             let b = e.body();

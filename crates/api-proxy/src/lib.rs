@@ -19,6 +19,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod tenants;
+pub mod upstream;
 
 pub use settings::ApiSettings;
 pub use startup::Application;

@@ -63,6 +63,15 @@ pub struct ApiSettings {
     /// Bound on relaying one webhook to a tenant's callback.
     #[serde(default = "default_hook_timeout_ms")]
     pub hook_timeout_ms: u64,
+    /// WhatsGate's base URL, for the session commands (sessions-get, session-delete, set-hook, set-name).
+    #[serde(default = "default_upstream_url", deserialize_with = "string_like")]
+    pub upstream_url: String,
+    /// WhatsGate's `X-Api-Key`. Optional for the API: without it the session commands answer 503.
+    #[serde(default, deserialize_with = "secret_like")]
+    pub upstream_api_key: Option<SecretString>,
+    /// Bound on each upstream call of a session command.
+    #[serde(default = "default_upstream_timeout_ms")]
+    pub upstream_timeout_ms: u64,
     #[serde(default = "default_log")]
     pub log: String,
     #[serde(default)]
@@ -110,6 +119,12 @@ fn default_redis_timeout_ms() -> u64 {
 }
 fn default_hook_timeout_ms() -> u64 {
     10_000
+}
+fn default_upstream_url() -> String {
+    "https://whatsgate.ru".into()
+}
+fn default_upstream_timeout_ms() -> u64 {
+    15_000
 }
 fn default_log() -> String {
     "info".into()
@@ -181,6 +196,9 @@ impl ApiSettings {
             max_attempts: default_max_attempts(),
             redis_timeout_ms: default_redis_timeout_ms(),
             hook_timeout_ms: default_hook_timeout_ms(),
+            upstream_url: default_upstream_url(),
+            upstream_api_key: None,
+            upstream_timeout_ms: default_upstream_timeout_ms(),
             log: default_log(),
             log_format: LogFormat::Pretty,
         }
@@ -218,6 +236,10 @@ impl ApiSettings {
         if self.redis_timeout_ms == 0 {
             return Err(ConfigError::setting("redis_timeout_ms", "must be at least 1"));
         }
+        check_http_url(&self.upstream_url).map_err(|p| ConfigError::setting("upstream_url", p))?;
+        if self.upstream_timeout_ms == 0 {
+            return Err(ConfigError::setting("upstream_timeout_ms", "must be at least 1"));
+        }
         if self.namespace.is_empty() || self.namespace.contains(['{', '}', ' ']) {
             return Err(ConfigError::setting("namespace", "must be non-empty, without braces or spaces"));
         }
@@ -230,6 +252,10 @@ impl ApiSettings {
 
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_millis(self.upstream_timeout_ms)
     }
 
     /// The public URL without a trailing slash.
@@ -261,6 +287,9 @@ impl std::fmt::Debug for ApiSettings {
             .field("max_attempts", &self.max_attempts)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("hook_timeout_ms", &self.hook_timeout_ms)
+            .field("upstream_url", &self.upstream_url)
+            .field("upstream_api_key", &self.upstream_api_key)
+            .field("upstream_timeout_ms", &self.upstream_timeout_ms)
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .finish()
@@ -299,9 +328,10 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_a_secret() {
-        let s = ApiSettings::for_tests("redis://:redis-pass@h:6379/0", "ns", "super-secret-value");
+        let mut s = ApiSettings::for_tests("redis://:redis-pass@h:6379/0", "ns", "super-secret-value");
+        s.upstream_api_key = Some(SecretString::from("upstream-key-value"));
         let dbg = format!("{s:?}");
-        assert!(!dbg.contains("super-secret-value"), "{dbg}");
+        assert!(!dbg.contains("super-secret-value") && !dbg.contains("upstream-key-value"), "{dbg}");
         assert!(!dbg.contains("redis-pass") && dbg.contains("redis://:***@h:6379/0"), "{dbg}");
     }
 
@@ -321,5 +351,11 @@ mod tests {
         let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
         s.public_url = "not a url".into();
         assert!(s.check().unwrap_err().to_string().contains("WGATE_PUBLIC_URL"));
+        let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
+        s.upstream_url = "ftp://whatsgate.ru".into();
+        assert!(s.check().unwrap_err().to_string().contains("WGATE_UPSTREAM_URL"));
+        let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
+        s.upstream_timeout_ms = 0;
+        assert!(s.check().unwrap_err().to_string().contains("WGATE_UPSTREAM_TIMEOUT_MS"));
     }
 }

@@ -7,6 +7,7 @@ use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
 use wgate_queue::{Completions, JobStore, QueueConfig};
 use wgate_service::{AdminServer, ReadyCheck};
+use wgate_upstream::{Upstream, UpstreamConfig, UpstreamMetrics};
 
 use crate::{
     auth::Verifier,
@@ -18,7 +19,27 @@ use crate::{
     state::AppState,
     store::Store,
     tenants::{TenantTable, Tenants},
+    upstream::SessionUpstream,
 };
+
+/// The session commands' WhatsGate client: the worker's client code, its calls counted in this process's registry
+/// (`wgate_upstream_requests_total`, `wgate_upstream_request_duration_seconds`). Without an upstream key the API
+/// still serves everything else and the session commands answer 503.
+fn session_upstream(
+    settings: &ApiSettings,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<Option<SessionUpstream>> {
+    let metrics = UpstreamMetrics::register(registry).context("registering the upstream metrics")?;
+    let Some(key) = settings.upstream_api_key.clone() else {
+        tracing::warn!(
+            "WGATE_UPSTREAM_API_KEY is not set: sessions-get, session-delete, set-hook and set-name answer 503"
+        );
+        return Ok(None);
+    };
+    let config = UpstreamConfig::new(settings.upstream_url.clone(), key, settings.upstream_timeout());
+    let client = Upstream::new(config).map_err(|e| anyhow::anyhow!(e))?.with_metrics(metrics);
+    Ok(Some(SessionUpstream::new(client, settings.upstream_timeout())))
+}
 
 /// How often idle limiter keys are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
@@ -94,6 +115,7 @@ impl Application {
             .connect_timeout(Duration::from_millis(settings.hook_timeout_ms.min(5_000)))
             .build()
             .context("building the webhook relay client")?;
+        let session_upstream = session_upstream(&settings, &registry)?;
         let state = web::Data::new(AppState {
             verifier,
             limits,
@@ -106,6 +128,7 @@ impl Application {
             max_sessions: settings.max_sessions,
             public_base: settings.public_base().to_owned(),
             hooks,
+            upstream: session_upstream,
         });
 
         let app_state = state.clone();

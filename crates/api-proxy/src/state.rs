@@ -4,7 +4,9 @@ use std::{sync::Arc, time::Duration};
 
 use wgate_queue::Completions;
 
-use crate::{auth::Verifier, limits::Limits, metrics::ApiMetrics, store::Store, tenants::TenantTable};
+use crate::{
+    auth::Verifier, limits::Limits, metrics::ApiMetrics, store::Store, tenants::TenantTable, upstream::SessionUpstream,
+};
 
 pub struct AppState {
     pub verifier: Verifier,
@@ -23,4 +25,6 @@ pub struct AppState {
     pub public_base: String,
     /// The client that relays webhooks to tenants' callbacks (bounded timeout).
     pub hooks: reqwest::Client,
+    /// WhatsGate, for the session commands; `None` without `WGATE_UPSTREAM_API_KEY` (they answer 503 then).
+    pub upstream: Option<SessionUpstream>,
 }

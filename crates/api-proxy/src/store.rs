@@ -3,8 +3,8 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use wgate_queue::{Enqueued, HookTarget, JobStore, QueueError, Replay};
-use wgate_types::{IdempotencyKey, JobId, JobRecord};
+use wgate_queue::{Enqueued, HookTarget, JobStore, QueueError, Replay, SessionOwner};
+use wgate_types::{CallbackUrl, IdempotencyKey, JobId, JobRecord, TenantId};
 
 use crate::{error::ApiError, metrics::ApiMetrics};
 
@@ -58,5 +58,23 @@ impl Store {
 
     pub async fn hook(&self, token: &str) -> Result<Option<HookTarget>, ApiError> {
         self.call("hook", self.inner.hook(token)).await
+    }
+
+    // --- the session commands ---
+
+    pub async fn session_owner(&self, unique_id: &str) -> Result<Option<SessionOwner>, ApiError> {
+        self.call("session_owner", self.inner.session_owner(unique_id)).await
+    }
+
+    pub async fn tenant_sessions(&self, tenant: &TenantId) -> Result<Vec<String>, ApiError> {
+        self.call("tenant_sessions", self.inner.tenant_sessions(tenant)).await
+    }
+
+    pub async fn forget_session(&self, unique_id: &str) -> Result<Option<SessionOwner>, ApiError> {
+        self.call("forget_session", self.inner.forget_session(unique_id)).await
+    }
+
+    pub async fn set_hook_callback(&self, token: &str, callback: Option<&CallbackUrl>) -> Result<bool, ApiError> {
+        self.call("set_hook_callback", self.inner.set_hook_callback(token, callback)).await
     }
 }

@@ -4,6 +4,7 @@
 mod hooks;
 mod jobs;
 mod session_create;
+mod sessions;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Value, json};
@@ -12,6 +13,7 @@ use wgate_types::{ErrorClass, JobId, JobRecord, JobStatus, JobView, Scope};
 pub use hooks::relay_hook;
 pub use jobs::{get_job, replay_job};
 pub use session_create::session_create;
+pub use sessions::{session_delete, sessions_get, set_hook, set_name};
 
 use crate::{
     auth::{self, Principal},
@@ -115,6 +117,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/jobs/{id}/replay")
             .route(web::post().to(replay_job))
             .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/sessions-get")
+            .route(web::post().to(sessions_get))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/session-delete")
+            .route(web::post().to(session_delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/set-hook").route(web::post().to(set_hook)).default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/set-name").route(web::post().to(set_name)).default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/hooks/{token}").route(web::post().to(relay_hook)).default_service(web::to(method_not_allowed)),

@@ -138,7 +138,7 @@ async fn wait_for(
     }
 }
 
-fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+pub(super) fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     match req.mime_type() {
         Ok(Some(m)) if m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json") => Ok(()),
         _ => Err(ApiError::UnsupportedMediaType),
