@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
 import re
 import sys
 import time
@@ -140,6 +141,12 @@ def main():
             problem(f"{name} exports no process_* metrics")
         if extra:
             print(f"{name}: also exports (not in DESIGN.md): {extra}")
+        # The exposition itself must lint clean (HELP text, names, units, counter suffixes).
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        if lint.returncode != 0 or lint.stdout.strip() or lint.stderr.strip():
+            problem(f"promtool check metrics on {name}: {(lint.stdout + lint.stderr).strip()}")
+        else:
+            print(f"ok: promtool check metrics on {name}")
     for line in worker_text.splitlines():
         if line.startswith("wgate_queue_jobs{"):
             print(f"  {line}")
