@@ -22,6 +22,8 @@ pub struct StackOptions {
     pub upstream_timeout_ms: u64,
     pub max_attempts: u32,
     pub workers: usize,
+    /// The API's default session quota (`WGATE_MAX_SESSIONS`).
+    pub max_sessions: Option<u32>,
 }
 
 impl Default for StackOptions {
@@ -32,6 +34,7 @@ impl Default for StackOptions {
             upstream_timeout_ms: 2_000,
             max_attempts: 6,
             workers: 1,
+            max_sessions: None,
         }
     }
 }
@@ -77,11 +80,19 @@ impl Stack {
         assert!(r.status().is_success(), "faults refused: {}", r.text().await.unwrap_or_default());
 
         let mut api_settings = ApiSettings::for_tests(&redis.url(), &namespace, SECRET);
+        // The API and the worker must agree on WGATE_PUBLIC_URL (relay and QR links), so the port is chosen first.
+        let api_port = wgate_testkit::free_port();
+        api_settings.api_listen = std::net::SocketAddr::from(([127, 0, 0, 1], api_port));
+        api_settings.public_url = format!("http://127.0.0.1:{api_port}");
         api_settings.max_attempts = options.max_attempts;
         api_settings.sync_wait_ms = 10_000;
         // These tests are about the pipeline, not the limiter (the API's own tests cover it).
         api_settings.rate_per_second = 10_000.0;
         api_settings.rate_burst = 10_000;
+        api_settings.max_sessions = options.max_sessions;
+        // The API asks WhatsGate itself for the session commands and the QR windows.
+        api_settings.upstream_url = sim_url.clone();
+        api_settings.upstream_api_key = Some(SIM_KEY.to_owned().into());
         let api = wgate_api_proxy::Application::build(api_settings).await.expect("API starts");
         let api_url = format!("http://{}", api.address());
         tasks.push(tokio::spawn(async move {
