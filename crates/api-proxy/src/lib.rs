@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod prefer;
 pub mod present;
+pub mod qr;
 pub mod routes;
 pub mod settings;
 pub mod startup;

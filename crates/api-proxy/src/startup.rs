@@ -44,6 +44,11 @@ fn session_upstream(
 /// How often idle limiter keys are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
+/// The QR windows ask upstream about a session at most this often (per API process).
+const QR_MAX_AGE: Duration = Duration::from_secs(1);
+/// Sessions whose QR windows one API process follows at once.
+const QR_CACHE_SESSIONS: usize = 10_000;
+
 /// Aborts a background task when dropped.
 struct TaskGuard(tokio::task::AbortHandle);
 
@@ -115,6 +120,24 @@ impl Application {
             .connect_timeout(Duration::from_millis(settings.hook_timeout_ms.min(5_000)))
             .build()
             .context("building the webhook relay client")?;
+        // WhatsGate, for the QR windows; without a key they answer "unavailable" (and log why, once here).
+        let qr_upstream = match &settings.upstream_api_key {
+            Some(key) => Some(
+                wgate_upstream::Upstream::new(wgate_upstream::UpstreamConfig::new(
+                    settings.upstream_url.clone(),
+                    key.clone(),
+                    settings.upstream_timeout(),
+                ))
+                .map_err(|e| anyhow::anyhow!(e))?,
+            ),
+            None => {
+                tracing::warn!("WGATE_UPSTREAM_API_KEY is not set: QR windows cannot show sessions");
+                None
+            }
+        };
+        let qr = crate::qr::QrWindows {
+            cache: crate::qr::cache::SessionCache::new(qr_upstream, QR_MAX_AGE, QR_CACHE_SESSIONS),
+        };
         let session_upstream = session_upstream(&settings, &registry)?;
         let state = web::Data::new(AppState {
             verifier,
@@ -128,6 +151,7 @@ impl Application {
             max_sessions: settings.max_sessions,
             public_base: settings.public_base().to_owned(),
             hooks,
+            qr,
             upstream: session_upstream,
         });
 
@@ -139,6 +163,7 @@ impl Application {
                 .app_data(app_metrics.clone())
                 .wrap(from_fn(observe))
                 .configure(routes::configure)
+                .configure(crate::qr::configure)
                 .default_service(web::to(routes::not_found))
         })
         .disable_signals()

@@ -27,4 +27,6 @@ pub struct AppState {
     pub hooks: reqwest::Client,
     /// WhatsGate, for the session commands; `None` without `WGATE_UPSTREAM_API_KEY` (they answer 503 then).
     pub upstream: Option<SessionUpstream>,
+    /// The QR windows' per-session cache of upstream state.
+    pub qr: crate::qr::QrWindows,
 }

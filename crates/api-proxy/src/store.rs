@@ -60,6 +60,10 @@ impl Store {
         self.call("hook", self.inner.hook(token)).await
     }
 
+    pub async fn qr_target(&self, token: &str) -> Result<Option<wgate_queue::QrTarget>, ApiError> {
+        self.call("qr_target", self.inner.qr_target(token)).await
+    }
+
     // --- the session commands ---
 
     pub async fn session_owner(&self, unique_id: &str) -> Result<Option<SessionOwner>, ApiError> {

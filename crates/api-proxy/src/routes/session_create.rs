@@ -52,7 +52,8 @@ pub async fn session_create(
         request_id,
         hook_token(),
         OffsetDateTime::now_utc(),
-    );
+    )
+    .with_qr_token(qr_token());
     let tenants = state.tenants.current();
     let max_sessions = tenants.get(&principal.tenant).and_then(|o| o.max_sessions).or(state.max_sessions);
 
@@ -171,6 +172,12 @@ pub fn hook_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The capability of the job's QR window, `/qr/{qr_token}`: as unguessable as the hook token and drawn
+/// independently of it (knowing one tells nothing of the other).
+pub fn qr_token() -> String {
+    hook_token()
 }
 
 #[cfg(test)]

@@ -180,10 +180,13 @@ pub fn succeeded(name: &str) -> Outcome {
     Outcome::Succeeded { response: upstream_data(name), unique_id: "6345454545454".into() }
 }
 
-/// `upstream_data` as the tenant must see it: with the callback it sent.
-pub fn tenant_data(name: &str, callback: &str) -> Value {
+/// `upstream_data` as the tenant must see it: with the callback it sent, and the gateway's QR window as
+/// `qr_link` (upstream's aside in `upstream_qr_link`).
+pub fn tenant_data(name: &str, callback: &str, qr_token: &str) -> Value {
     let mut v = upstream_data(name);
     v["callback"] = json!(callback);
+    v["upstream_qr_link"] = v["qr_link"].clone();
+    v["qr_link"] = json!(format!("http://127.0.0.1:8080/qr/{qr_token}"));
     v
 }
 
