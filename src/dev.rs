@@ -69,6 +69,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     api_settings.api_listen = args.api_listen;
     api_settings.api_admin_listen = args.api_admin_listen;
     api_settings.public_url = public_url.clone();
+    // The session commands (sessions-get, set-name, ...) call WhatsGate from the API itself.
+    api_settings.upstream_url = sim_url.clone();
+    api_settings.upstream_api_key = Some(SecretString::from(SIM_KEY));
     let api = wgate_api_proxy::Application::build(api_settings)
         .await
         .with_context(|| format!("starting the API on {} (--api-listen)", args.api_listen))?;
