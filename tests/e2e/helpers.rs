@@ -24,6 +24,8 @@ pub struct StackOptions {
     pub workers: usize,
     /// The API's default session quota (`WGATE_MAX_SESSIONS`).
     pub max_sessions: Option<u32>,
+    /// How long a new (or failed) simulator session stays PENDING.
+    pub sim_init_ms: u64,
 }
 
 impl Default for StackOptions {
@@ -35,6 +37,7 @@ impl Default for StackOptions {
             max_attempts: 6,
             workers: 1,
             max_sessions: None,
+            sim_init_ms: 50,
         }
     }
 }
@@ -66,7 +69,7 @@ impl Stack {
             listen: "127.0.0.1:0".parse().expect("addr"),
             api_keys: vec![SIM_KEY.into()],
             seed: Some(7),
-            init_ms: 50,
+            init_ms: options.sim_init_ms,
             workers: Some(1),
             ..Default::default()
         })

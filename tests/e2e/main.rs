@@ -1,6 +1,7 @@
 //! End to end: a tenant's request through the real API, queue, worker and the WhatsGate simulator.
 
 mod helpers;
+mod qr_window;
 mod sessions;
 
 use std::{collections::HashMap, time::Duration};
