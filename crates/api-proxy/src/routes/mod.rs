@@ -13,7 +13,7 @@ use wgate_types::{ErrorClass, JobId, JobRecord, JobStatus, JobView, Scope};
 pub use hooks::relay_hook;
 pub use jobs::{get_job, replay_job};
 pub use session_create::session_create;
-pub use sessions::{session_delete, sessions_get, set_hook, set_name};
+pub use sessions::{PER_SESSION_MAX, session_delete, sessions_get, set_hook, set_name};
 
 use crate::{
     auth::{self, Principal},

@@ -204,6 +204,38 @@ async fn sessions_get_pages_over_the_callers_own_sessions_sorted_by_upstream_id(
 }
 
 #[tokio::test]
+async fn a_tenant_with_many_sessions_is_listed_by_scanning_upstream_pages_with_the_same_answer() {
+    let rig = Rig::start_with(|s| s.rate_burst = 200).await;
+    let many = wgate_api_proxy::routes::PER_SESSION_MAX + 2;
+    let mut mine = Vec::new();
+    for i in 0..many {
+        mine.push(rig.own("acme", if i % 2 == 0 { "Even" } else { "Odd" }, None).await.unique_id);
+        if i % 5 == 0 {
+            rig.own("globex", "Even", None).await;
+        }
+    }
+    let calls_before = upstream_list_calls(&rig.app).await;
+    let page = json_of(rig.command("acme", "sessions-get", &json!({"page_cnt": 10, "page": 3})).await).await;
+    assert_eq!((page["elements"].as_u64(), page["pages"].as_u64()), (Some(many as u64), Some(3)), "{page}");
+    assert_eq!(ids_of(&page), mine[20..].to_vec());
+    assert_eq!(upstream_list_calls(&rig.app).await - calls_before, 1, "one upstream page of 100, not one call each");
+    let evens = json_of(rig.command("acme", "sessions-get", &json!({"name": "Even", "page_cnt": 100})).await).await;
+    let want: Vec<String> = mine.iter().step_by(2).cloned().collect();
+    assert_eq!(ids_of(&evens), want, "globex's same-named sessions are not listed");
+}
+
+/// `wgate_upstream_requests_total{command="sessions-get",status="200"}` as the API's metrics show it.
+async fn upstream_list_calls(app: &TestApp) -> u64 {
+    let metrics = app.metrics().await;
+    metrics
+        .lines()
+        .find(|l| l.starts_with(r#"wgate_upstream_requests_total{command="sessions-get",status="200"}"#))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
 async fn a_session_deleted_outside_the_gateway_drops_from_the_list_and_frees_its_quota_slot() {
     let rig = Rig::start_with(|s| s.max_sessions = Some(1)).await;
     let owned = rig.own("acme", "Gone", None).await;
