@@ -38,6 +38,17 @@ impl SessionUpstream {
         Self { client, budget }
     }
 
+    /// The underlying client (its calls counted in the API's upstream metrics), for other parts of the API that
+    /// call WhatsGate, so one process keeps one pool.
+    pub fn client(&self) -> &Upstream {
+        &self.client
+    }
+
+    /// The client itself: the QR windows' cache calls through it too (one pool, one set of upstream metrics).
+    pub fn client(&self) -> &Upstream {
+        &self.client
+    }
+
     /// Runs `call` and retries it (at most [`RETRIES`] times, after 100 then 300 ms, or upstream's `Retry-After`
     /// when that is longer) while it fails with a retryable error other than a timeout, `repeat` allows it, and the
     /// budget is not spent. A timeout is not retried: the tenant already waited the whole budget. The budget bounds
