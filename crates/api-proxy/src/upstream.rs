@@ -44,11 +44,6 @@ impl SessionUpstream {
         &self.client
     }
 
-    /// The client itself: the QR windows' cache calls through it too (one pool, one set of upstream metrics).
-    pub fn client(&self) -> &Upstream {
-        &self.client
-    }
-
     /// Runs `call` and retries it (at most [`RETRIES`] times, after 100 then 300 ms, or upstream's `Retry-After`
     /// when that is longer) while it fails with a retryable error other than a timeout, `repeat` allows it, and the
     /// budget is not spent. A timeout is not retried: the tenant already waited the whole budget. The budget bounds
