@@ -32,7 +32,8 @@ fn session_upstream(
     let metrics = UpstreamMetrics::register(registry).context("registering the upstream metrics")?;
     let Some(key) = settings.upstream_api_key.clone() else {
         tracing::warn!(
-            "WGATE_UPSTREAM_API_KEY is not set: sessions-get, session-delete, set-hook and set-name answer 503"
+            "WGATE_UPSTREAM_API_KEY is not set: sessions-get, session-delete, set-hook and set-name answer 503, \
+             and QR windows cannot show sessions"
         );
         return Ok(None);
     };
@@ -120,25 +121,12 @@ impl Application {
             .connect_timeout(Duration::from_millis(settings.hook_timeout_ms.min(5_000)))
             .build()
             .context("building the webhook relay client")?;
-        // WhatsGate, for the QR windows; without a key they answer "unavailable" (and log why, once here).
-        let qr_upstream = match &settings.upstream_api_key {
-            Some(key) => Some(
-                wgate_upstream::Upstream::new(wgate_upstream::UpstreamConfig::new(
-                    settings.upstream_url.clone(),
-                    key.clone(),
-                    settings.upstream_timeout(),
-                ))
-                .map_err(|e| anyhow::anyhow!(e))?,
-            ),
-            None => {
-                tracing::warn!("WGATE_UPSTREAM_API_KEY is not set: QR windows cannot show sessions");
-                None
-            }
-        };
+        let session_upstream = session_upstream(&settings, &registry)?;
+        // The QR windows ask WhatsGate through the same client; without a key they answer "unavailable".
+        let qr_upstream = session_upstream.as_ref().map(|u| u.client().clone());
         let qr = crate::qr::QrWindows {
             cache: crate::qr::cache::SessionCache::new(qr_upstream, QR_MAX_AGE, QR_CACHE_SESSIONS),
         };
-        let session_upstream = session_upstream(&settings, &registry)?;
         let state = web::Data::new(AppState {
             verifier,
             limits,

@@ -143,6 +143,27 @@ async fn a_window_follows_upstreams_qr_as_svg_or_code_and_never_names_upstream()
 }
 
 #[tokio::test]
+async fn fifty_open_windows_on_one_session_cost_one_sessions_get() {
+    let sim = simulator().await;
+    let app = TestApp::spawn_with(|s| {
+        s.upstream_url = sim.clone();
+        s.upstream_api_key = Some(SIM_KEY.to_owned().into());
+    })
+    .await;
+    let data = sim_session(&app, &sim, json!({"name": "Popular"})).await;
+    let unique_id = data["unique_id"].as_str().expect("unique_id").to_owned();
+    let job = finished_job(&app, "acme", Outcome::Succeeded { response: data, unique_id }).await;
+    let path = window_path(&job["response"]);
+    let polls = futures::future::join_all((0..50).map(|_| state(&app, &path))).await;
+    assert!(polls.iter().all(|(status, s)| *status == 200 && s["status"] == "AUTH"), "{polls:?}");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("wgate_upstream_requests_total{command=\"sessions-get\",status=\"200\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn deleting_the_session_or_losing_it_upstream_breaks_its_window() {
     let sim = simulator().await;
     let app = TestApp::spawn_with(|s| {
