@@ -36,6 +36,9 @@ pub enum Command {
     },
     /// Run the whole stack locally: redis-server, the WhatsGate simulator, the API and a worker.
     Dev(crate::dev::DevArgs),
+    /// Accept jobs through the API while the simulator injects faults, workers are SIGKILLed and redis-server
+    /// restarts; then check that every job is terminal, none lost, at most one upstream session each.
+    Chaos(crate::chaos::ChaosArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -48,6 +51,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(crate::dev::run(args))
+        }
+        Command::Chaos(args) => {
+            let filter = if args.verbose { "info,actix_server=warn" } else { "off" };
+            let _ = wgate_service::init_tracing(filter, wgate_service::LogFormat::Pretty);
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(crate::chaos::run(&args))?;
+            println!("{}", report.to_markdown(&args));
+            println!("Reproduce: {}", crate::chaos::command_line());
+            let violations = report.violations();
+            anyhow::ensure!(violations.is_empty(), "chaos: {}", violations.join("; "));
+            println!("verdict: every check held");
+            Ok(())
         }
     }
 }

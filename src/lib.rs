@@ -1,5 +1,6 @@
 //! The `wgate` command line as a library, so tests can call each command in process.
 
+pub mod chaos;
 pub mod cli;
 pub mod dev;
 pub mod token;
