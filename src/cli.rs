@@ -39,6 +39,8 @@ pub enum Command {
     /// Accept jobs through the API while the simulator injects faults, workers are SIGKILLed and redis-server
     /// restarts; then check that every job is terminal, none lost, at most one upstream session each.
     Chaos(crate::chaos::ChaosArgs),
+    /// Look at or replay jobs in Redis.
+    Jobs(crate::jobs::JobsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -48,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", token::mint(secret.as_bytes(), &req, now_secs())?);
             Ok(())
         }
+        Command::Jobs(args) => tokio::runtime::Runtime::new()?.block_on(crate::jobs::run(args)),
         Command::Dev(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(crate::dev::run(args))

@@ -3,4 +3,5 @@
 pub mod chaos;
 pub mod cli;
 pub mod dev;
+pub mod jobs;
 pub mod token;

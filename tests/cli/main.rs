@@ -58,3 +58,31 @@ fn token_refuses_a_tenant_id_the_gateway_would_reject() {
     assert!(err.contains("--tenant"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[tokio::test]
+async fn jobs_show_prints_a_record_and_replay_refuses_a_job_that_is_not_dead() {
+    use wgate_queue::{JobStore, QueueConfig};
+    use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
+
+    let redis = wgate_testkit::RedisServer::start().await;
+    let store = JobStore::new(QueueConfig::new(redis.url(), "cli")).unwrap();
+    let request = SessionCreate::from_json(br#"{"name":"Shop"}"#).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let job = JobRecord::new(JobId::new(), TenantId::parse("acme").unwrap(), request, 6, None, "hook".into(), now);
+    store.enqueue(&job, None, None).await.unwrap();
+    let id = job.id.to_string();
+    let args = |cmd: &str| ["jobs", "--redis-url", &redis.url(), "--namespace", "cli", cmd, &id].map(str::to_owned);
+
+    let out = wgate(&args("show").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((shown["id"].as_str(), shown["status"].as_str()), (Some(id.as_str()), Some("queued")));
+
+    let out = wgate(&args("replay").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is queued, not dead"));
+
+    let out = wgate(&["jobs", "--redis-url", &redis.url(), "show", "not-a-job"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a job id"));
+}

@@ -1,0 +1,49 @@
+//! `wgate jobs`: look at and replay jobs straight in Redis, for operators (the same as the API's admin call, without
+//! a token).
+
+use anyhow::Context;
+use wgate_queue::{JobStore, QueueConfig, Replay};
+use wgate_types::JobId;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobsArgs {
+    /// Redis of the deployment.
+    #[arg(long, env = "WGATE_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Its key namespace.
+    #[arg(long, env = "WGATE_NAMESPACE", default_value = "wgate")]
+    pub namespace: String,
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum JobsCommand {
+    /// Print a job's record as JSON.
+    Show { id: String },
+    /// Put a dead job back on the queue with its attempts reset.
+    Replay { id: String },
+}
+
+pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
+    let store = JobStore::new(QueueConfig::new(args.redis_url.clone(), args.namespace.clone()))
+        .context("WGATE_REDIS_URL / --redis-url")?;
+    match args.command {
+        JobsCommand::Show { id } => {
+            let record = store.get(parse(&id)?).await?.with_context(|| format!("no job {id}"))?;
+            println!("{}", serde_json::to_string_pretty(&record)?);
+        }
+        JobsCommand::Replay { id } => match store.replay(parse(&id)?).await? {
+            Replay::Requeued(record) => {
+                println!("job {} requeued ({} attempts allowed)", record.id, record.max_attempts)
+            }
+            Replay::NotDead(status) => anyhow::bail!("job {id} is {status}, not dead: only dead jobs are replayed"),
+            Replay::NotFound => anyhow::bail!("no job {id}"),
+        },
+    }
+    Ok(())
+}
+
+fn parse(id: &str) -> anyhow::Result<JobId> {
+    id.parse().with_context(|| format!("{id:?} is not a job id (a 26-character ULID)"))
+}
