@@ -1,0 +1,74 @@
+//! JWT verification through the API's real `Verifier` (header, signature, `exp`/`nbf`/`iat`/`aud`/`sub`,
+//! scopes), one algorithm family at a time: HS256 (shared secret), RS256 (RSA 2048), ES256 (P-256), EdDSA
+//! (Ed25519). The keys are the API tests' own (`crates/api-proxy/tests/api/keys/`).
+//!
+//! `cargo bench -p wgate --bench auth`
+
+// In a benchmark a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::{hint::black_box, path::PathBuf};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use wgate_api_proxy::{ApiSettings, auth::Verifier};
+
+const SECRET: &str = "bench-secret-0123456789abcdef";
+
+fn keys() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/api-proxy/tests/api/keys")
+}
+
+fn token(alg: Algorithm) -> String {
+    let dir = keys();
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let key = match alg {
+        Algorithm::HS256 => EncodingKey::from_secret(SECRET.as_bytes()),
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&read("rsa_private.pem")).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&read("ec_private.pem")).unwrap(),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&read("ed_private.pem")).unwrap(),
+        other => panic!("no key for {other:?}"),
+    };
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = json!({"sub": "acme", "exp": now + 3600, "iat": now, "aud": "wgate",
+        "scope": "sessions:write sessions:read"});
+    jsonwebtoken::encode(&Header::new(alg), &claims, &key).unwrap()
+}
+
+fn jwt_verify(c: &mut Criterion) {
+    let mut settings = ApiSettings::for_tests("redis://127.0.0.1:1", "bench", SECRET);
+    let dir = keys();
+    let pems: Vec<String> = ["rsa.pem", "ec.pem", "ed.pem"].iter().map(|f| dir.join(f).display().to_string()).collect();
+    settings.jwt_public_keys = Some(pems.join(","));
+    let verifier = Verifier::from_settings(&settings).unwrap();
+
+    let mut group = c.benchmark_group("jwt_verify");
+    for (name, alg) in [
+        ("hs256", Algorithm::HS256),
+        ("rs256", Algorithm::RS256),
+        ("es256", Algorithm::ES256),
+        ("eddsa", Algorithm::EdDSA),
+    ] {
+        let t = token(alg);
+        // A token that would not verify is a broken benchmark, not a fast one.
+        let p = futures::executor::block_on(verifier.verify(&t)).unwrap();
+        assert_eq!(p.tenant.as_str(), "acme");
+        group.bench_function(name, |b| b.iter(|| futures::executor::block_on(verifier.verify(black_box(&t))).unwrap()));
+    }
+    // The refusal path: a valid HS256 token signed with another secret.
+    let now = jsonwebtoken::get_current_timestamp();
+    let forged = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": "acme", "exp": now + 3600, "aud": "wgate"}),
+        &EncodingKey::from_secret(b"not-the-secret"),
+    )
+    .unwrap();
+    group.bench_function("hs256_bad_signature", |b| {
+        b.iter(|| futures::executor::block_on(verifier.verify(black_box(&forged))).unwrap_err())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, jwt_verify);
+criterion_main!(benches);
