@@ -1,7 +1,9 @@
 //! Worker and queue benchmark: end-to-end jobs/s against the simulator (latency 0), no-op drain through the
 //! Streams backend, idle pickup latency (enqueue to handler), and Redis bytes per finished job.
 //!
-//! Run: `cargo bench -p wgate-worker --bench queue` (env `BENCH_JOBS`, default 20000; `BENCH_CONCURRENCY`, 256).
+//! Run: `cargo bench -p wgate-worker --bench queue` (env `BENCH_JOBS`, default 20000; `BENCH_CONCURRENCY`, 256;
+//! `BENCH_REDIS_URL`: the no-op drain runs against that Redis instead of its own, so a peer's baseline can share
+//! the server, as `benches/load/peers.sh` does).
 //! Prints a table for docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -49,14 +51,43 @@ async fn enqueue_all(store: &JobStore, n: usize) -> Duration {
     t.elapsed()
 }
 
-async fn used_memory(redis: &RedisServer) -> i64 {
+/// The Redis a part runs against: a private redis-server, or an outside one given by `BENCH_REDIS_URL`.
+enum Target {
+    Own(RedisServer),
+    Url(String),
+}
+
+impl Target {
+    async fn from_env() -> Self {
+        match std::env::var("BENCH_REDIS_URL") {
+            Ok(url) if !url.is_empty() => Self::Url(url),
+            _ => Self::Own(RedisServer::start().await),
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Own(r) => r.url(),
+            Self::Url(u) => u.clone(),
+        }
+    }
+
+    async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        match self {
+            Self::Own(r) => r.connection().await,
+            Self::Url(u) => redis::Client::open(u.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap(),
+        }
+    }
+}
+
+async fn used_memory(redis: &Target) -> i64 {
     let mut c = redis.connection().await;
     let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap();
     info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Redis's own CPU time (user + sys), in seconds: robust to other processes competing for the cores.
-async fn redis_cpu(redis: &RedisServer) -> f64 {
+async fn redis_cpu(redis: &Target) -> f64 {
     let mut c = redis.connection().await;
     let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut c).await.unwrap();
     let field = |name: &str| {
@@ -65,12 +96,12 @@ async fn redis_cpu(redis: &RedisServer) -> f64 {
     field("used_cpu_user:") + field("used_cpu_sys:")
 }
 
-async fn unfinished(redis: &RedisServer, ns: &str) -> u64 {
+async fn unfinished(redis: &Target, ns: &str) -> u64 {
     let mut c = redis.connection().await;
     c.scard(format!("{{{ns}}}:tenant:bench:pending")).await.unwrap()
 }
 
-async fn wait_drained(redis: &RedisServer, ns: &str) {
+async fn wait_drained(redis: &Target, ns: &str) {
     while unfinished(redis, ns).await > 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -78,7 +109,7 @@ async fn wait_drained(redis: &RedisServer, ns: &str) {
 
 /// End to end through the real worker and the simulator: a backlog of `n` jobs drained.
 async fn end_to_end(n: usize, concurrency: usize) -> (f64, f64, f64) {
-    let redis = RedisServer::start().await;
+    let redis = Target::Own(RedisServer::start().await);
     let sim =
         SimConfig { listen: "127.0.0.1:0".parse().unwrap(), seed: Some(1), workers: Some(1), ..SimConfig::default() };
     let (sim_addr, _sim) = wgate_upstream_sim::spawn(sim).await.unwrap();
@@ -151,7 +182,7 @@ fn start_noop_worker(
 
 /// The Streams backend alone: a backlog drained by the no-op handler.
 async fn noop_drain(n: usize, concurrency: usize) -> (f64, f64) {
-    let redis = RedisServer::start().await;
+    let redis = Target::from_env().await;
     let ns = unique_namespace("noop");
     let store = JobStore::new(QueueConfig::new(redis.url(), ns.clone())).unwrap();
     store.ensure_group().await.unwrap();
