@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use wgate_service::{ConfigError, LogFormat};
 
 /// Everything `wgate-api` reads at start. Secrets are `secrecy` values whose `Debug` prints a placeholder, and
@@ -13,7 +13,7 @@ use wgate_service::{ConfigError, LogFormat};
 pub struct ApiSettings {
     #[serde(default = "default_redis_url")]
     pub redis_url: String,
-    #[serde(default = "default_namespace", deserialize_with = "string_like")]
+    #[serde(default = "default_namespace", deserialize_with = "wgate_service::config::de::string_like")]
     pub namespace: String,
     #[serde(default = "default_api_listen")]
     pub api_listen: SocketAddr,
@@ -23,20 +23,20 @@ pub struct ApiSettings {
     #[serde(default = "default_public_url")]
     pub public_url: String,
     /// HS256 secrets, comma separated; the first signs nothing (wgate only verifies), all verify (rotation).
-    #[serde(default, deserialize_with = "secret_like")]
+    #[serde(default, deserialize_with = "wgate_service::config::de::secret_like")]
     pub jwt_secret: Option<SecretString>,
     /// PEM public key files (RSA, EC P-256, Ed25519), comma separated. A key's `kid` is its file name without
     /// the extension.
-    #[serde(default, deserialize_with = "opt_string_like")]
+    #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
     pub jwt_public_keys: Option<String>,
-    #[serde(default, deserialize_with = "opt_string_like")]
+    #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
     pub jwt_jwks_url: Option<String>,
     /// Least time between two JWKS fetches triggered by an unknown `kid`.
     #[serde(default = "default_jwks_cooldown_ms")]
     pub jwt_jwks_cooldown_ms: u64,
-    #[serde(default = "default_audience", deserialize_with = "string_like")]
+    #[serde(default = "default_audience", deserialize_with = "wgate_service::config::de::string_like")]
     pub jwt_audience: String,
-    #[serde(default, deserialize_with = "opt_string_like")]
+    #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
     pub jwt_issuer: Option<String>,
     /// Default write rate per tenant (reads get ten times this).
     #[serde(default = "default_rate")]
@@ -64,10 +64,10 @@ pub struct ApiSettings {
     #[serde(default = "default_hook_timeout_ms")]
     pub hook_timeout_ms: u64,
     /// WhatsGate's base URL, for the session commands (sessions-get, session-delete, set-hook, set-name).
-    #[serde(default = "default_upstream_url", deserialize_with = "string_like")]
+    #[serde(default = "default_upstream_url", deserialize_with = "wgate_service::config::de::string_like")]
     pub upstream_url: String,
     /// WhatsGate's `X-Api-Key`. Optional for the API: without it the session commands answer 503.
-    #[serde(default, deserialize_with = "secret_like")]
+    #[serde(default, deserialize_with = "wgate_service::config::de::secret_like")]
     pub upstream_api_key: Option<SecretString>,
     /// Bound on each upstream call of a session command.
     #[serde(default = "default_upstream_timeout_ms")]
@@ -128,41 +128,6 @@ fn default_upstream_timeout_ms() -> u64 {
 }
 fn default_log() -> String {
     "info".into()
-}
-
-/// A scalar read as text: an environment value such as `12345` reaches serde as a number.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Scalar {
-    S(String),
-    I(i64),
-    U(u64),
-    F(f64),
-    B(bool),
-}
-
-impl Scalar {
-    fn into_string(self) -> String {
-        match self {
-            Self::S(s) => s,
-            Self::I(i) => i.to_string(),
-            Self::U(u) => u.to_string(),
-            Self::F(f) => f.to_string(),
-            Self::B(b) => b.to_string(),
-        }
-    }
-}
-
-fn string_like<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Scalar::deserialize(d).map(Scalar::into_string)
-}
-
-fn opt_string_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<Scalar>::deserialize(d)?.map(Scalar::into_string).filter(|s| !s.trim().is_empty()))
-}
-
-fn secret_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-    Ok(opt_string_like(d)?.map(SecretString::from))
 }
 
 impl ApiSettings {

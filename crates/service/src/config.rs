@@ -53,6 +53,51 @@ pub fn load_config<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, Config
     })
 }
 
+/// Deserialisers for settings whose values may arrive as numbers: the environment is parsed as TOML values, so
+/// `WGATE_NAMESPACE=123` or a numeric secret reaches serde as an integer. Use with `#[serde(deserialize_with)]`.
+pub mod de {
+    use secrecy::SecretString;
+    use serde::{Deserialize, Deserializer};
+
+    /// A scalar read as text.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        S(String),
+        I(i64),
+        U(u64),
+        F(f64),
+        B(bool),
+    }
+
+    impl Scalar {
+        fn into_string(self) -> String {
+            match self {
+                Self::S(s) => s,
+                Self::I(i) => i.to_string(),
+                Self::U(u) => u.to_string(),
+                Self::F(f) => f.to_string(),
+                Self::B(b) => b.to_string(),
+            }
+        }
+    }
+
+    /// Any scalar, as a string.
+    pub fn string_like<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Scalar::deserialize(d).map(Scalar::into_string)
+    }
+
+    /// Any scalar, as a string; absent or blank is `None`.
+    pub fn opt_string_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Scalar>::deserialize(d)?.map(Scalar::into_string).filter(|s| !s.trim().is_empty()))
+    }
+
+    /// Any scalar, as a secret; absent or blank is `None`.
+    pub fn secret_like<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+        Ok(opt_string_like(d)?.map(SecretString::from))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +126,28 @@ mod tests {
         let err = load_config::<S>(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("WGATE_RATE_PER_SECOND"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn numeric_values_are_read_as_text_where_a_setting_is_text() {
+        use secrecy::ExposeSecret;
+
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(deserialize_with = "de::string_like")]
+            namespace: String,
+            #[serde(default, deserialize_with = "de::secret_like")]
+            key: Option<secrecy::SecretString>,
+            #[serde(default, deserialize_with = "de::opt_string_like")]
+            issuer: Option<String>,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "namespace = 123\nkey = 4567\nissuer = \"  \"\n").unwrap();
+        let t: T = load_config(Some(&path)).unwrap();
+        assert_eq!(t.namespace, "123");
+        assert_eq!(t.key.as_ref().map(|k| k.expose_secret().to_owned()), Some("4567".into()));
+        assert_eq!(t.issuer, None, "a blank value is no value");
     }
 
     #[test]

@@ -11,12 +11,13 @@ use wgate_service::{ConfigError, LogFormat};
 #[serde(default)]
 pub struct Settings {
     pub redis_url: String,
+    #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub namespace: String,
     pub worker_admin_listen: SocketAddr,
     /// Base of the relay URL given to WhatsGate as the session callback: `{public_url}/hooks/{hook_token}`.
     pub public_url: String,
     pub upstream_url: String,
-    #[serde(deserialize_with = "secret")]
+    #[serde(deserialize_with = "wgate_service::config::de::secret_like")]
     pub upstream_api_key: Option<SecretString>,
     pub upstream_timeout_ms: u64,
     pub worker_concurrency: usize,
@@ -62,25 +63,6 @@ impl Default for Settings {
             queue_gauge_interval_ms: 2000,
         }
     }
-}
-
-/// Accepts a string or a bare number (a TOML file or the environment may give either).
-fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        S(String),
-        I(i64),
-        U(u64),
-    }
-    Ok(Option::<Raw>::deserialize(d)?
-        .map(|r| match r {
-            Raw::S(s) => s,
-            Raw::I(i) => i.to_string(),
-            Raw::U(u) => u.to_string(),
-        })
-        .filter(|s| !s.is_empty())
-        .map(SecretString::from))
 }
 
 impl std::fmt::Debug for Settings {
