@@ -11,6 +11,13 @@ use time::OffsetDateTime;
 
 use crate::{session::SessionCreate, tenant::TenantId};
 
+/// The callback WhatsGate is given for a job's session: the gateway's webhook relay, `{public_base}/hooks/{token}`.
+/// The worker sends it and reconciliation looks for it; the API serves it and re-confirms it on set-hook: one
+/// definition keeps them from drifting apart.
+pub fn relay_url(public_base: &str, hook_token: &str) -> String {
+    format!("{}/hooks/{hook_token}", public_base.trim_end_matches('/'))
+}
+
 /// A job id: a ULID, sortable by creation time and with 80 random bits, so ids cannot be guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -15,7 +15,7 @@ pub mod tenant;
 pub use claims::{Audience, Claims, Scope, Scopes};
 pub use error::{ErrorBody, FieldProblem};
 pub use idempotency::IdempotencyKey;
-pub use job::{ErrorClass, JobError, JobErrorView, JobId, JobKind, JobRecord, JobStatus, JobView};
+pub use job::{ErrorClass, JobError, JobErrorView, JobId, JobKind, JobRecord, JobStatus, JobView, relay_url};
 pub use session::{
     AuthType, CallbackUrl, PhoneNumber, SessionCreate, SessionCreateBody, SessionName, ValidationErrors,
 };

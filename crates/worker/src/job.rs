@@ -44,7 +44,7 @@ pub struct Deps {
 
 impl Deps {
     fn relay_url(&self, job: &JobRecord) -> String {
-        format!("{}/hooks/{}", self.public_url.trim_end_matches('/'), job.hook_token)
+        wgate_types::relay_url(&self.public_url, &job.hook_token)
     }
 }
 

@@ -110,5 +110,5 @@ impl Settings {
 }
 
 fn url_ok(s: &str) -> bool {
-    wgate_types::CallbackUrl::parse(&format!("{}/hooks/x", s.trim_end_matches('/'))).is_ok()
+    wgate_types::CallbackUrl::parse(&wgate_types::relay_url(s, "x")).is_ok()
 }

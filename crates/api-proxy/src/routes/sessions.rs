@@ -141,7 +141,7 @@ pub async fn set_hook(
     let id = valid(id, problems)?;
     let owner = owned(&state, &principal.tenant, &id).await?;
     let (_, qr_token) = presentation(&state, &owner).await?;
-    let relay = format!("{}/hooks/{}", state.public_base, owner.hook_token);
+    let relay = wgate_types::relay_url(&state.public_base, &owner.hook_token);
     let answer = upstream
         .run(Repeat::Safe, |u| {
             let (id, relay) = (id.clone(), relay.clone());
