@@ -86,3 +86,64 @@ async fn jobs_show_prints_a_record_and_replay_refuses_a_job_that_is_not_dead() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a job id"));
 }
+
+/// `wgate dev` as the README runs it: the whole stack answers a real session-create with the printed token, and
+/// Ctrl-C (SIGINT) stops every part, the redis-server child included.
+#[tokio::test]
+async fn dev_starts_a_working_stack_and_ctrl_c_stops_every_part() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let port = || wgate_testkit::free_port().to_string();
+    let (api, api_admin, worker_admin, sim) = (port(), port(), port(), port());
+    let addr = |p: &str| format!("127.0.0.1:{p}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wgate"))
+        .args(["dev", "--api-listen", &addr(&api), "--api-admin-listen", &addr(&api_admin)])
+        .args(["--worker-admin-listen", &addr(&worker_admin), "--sim-listen", &addr(&sim)])
+        .args(["--tenant", "dev-test"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wgate dev starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut redis_url, mut token) = (None, None);
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("stdout readable") {
+            if let Some(url) = line.trim().strip_prefix("redis ") {
+                redis_url = Some(url.trim().to_owned());
+            }
+            if let Some(rest) = line.trim().strip_prefix("-H 'Authorization: Bearer ") {
+                token = rest.split('\'').next().map(str::to_owned);
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read).await.expect("the stack comes up within 60 s");
+    let (redis_url, token) = (redis_url.expect("redis line"), token.expect("a token in the curl"));
+
+    let http = wgate_testkit::http_client();
+    let r = http
+        .post(format!("http://{}/api/v1/session-create", addr(&api)))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "From the README"}))
+        .send()
+        .await
+        .expect("API answers");
+    assert_eq!(r.status(), 200, "the printed curl works end to end");
+    let stats: Value = http.get(format!("http://{}/sim/stats", addr(&sim))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stats["by_name"]["From the README"], 1);
+
+    let pid = nix::unistd::Pid::from_raw(child.id().expect("pid") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("wgate dev exits within 30 s of Ctrl-C")
+        .expect("exit status");
+    assert!(status.success(), "{status}");
+    let redis_port = redis_url.rsplit(':').next().expect("port").to_owned();
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{redis_port}")).is_err(), "the redis-server child is gone");
+    for p in [&api, &api_admin, &worker_admin, &sim] {
+        assert!(std::net::TcpStream::connect(addr(p)).is_err(), "port {p} is closed");
+    }
+}
