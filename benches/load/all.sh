@@ -24,6 +24,9 @@ step "sync session-create vs the simulator directly, wrk" sync
 benches/load/sync.sh "$dur" 8 1 >"$logs/sync.log" 2>&1
 step "worker and queue: pickup, no-op drain, end to end, bytes per job" queue
 BENCH_JOBS="$jobs" BENCH_CONCURRENCY=256 cargo bench -p wgate-worker --bench queue --quiet >"$logs/queue.log" 2>&1
+step "worker throughput with the real binaries: 1 and 2 processes, concurrency sweep" workers
+if [ "$quick" = 1 ]; then benches/load/workers.sh "1 2" "16 256" >"$logs/workers.log" 2>&1
+else benches/load/workers.sh "1 2" "1 4 16 64 256" >"$logs/workers.log" 2>&1; fi
 step "peer baseline: BullMQ vs our no-op drain, same redis-server" peers
 benches/load/peers.sh "$jobs" 256 "$rounds" >"$logs/peers.log" 2>&1
 step "chaos: faults, worker SIGKILLs, redis-server restart" chaos
@@ -73,6 +76,9 @@ if [ "$quick" = 0 ]; then
   echo "| JobRecord JSON round trip | | $(crit_next job_record/json_round_trip) | \`cargo bench -p wgate --bench jobs\` |"
 fi
 echo
+echo "End to end with the real binaries (\`benches/load/workers.sh\`):"
+echo
+sed -n '/^| worker processes/,/^$/p' "$logs/workers.log"
 echo "Machine: $(nproc) cores, $(uname -sr), $(redis-server --version | sed -E 's/.*v=([^ ]+).*/redis \1/'), node $(node --version)."
 echo "Load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine lowers every figure)."
 echo "Full reports: $logs"
