@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Asynchronous session-create through wgate-api (JWT, rate limit, validation, Lua enqueue in Redis) against a bare
-# actix-web 200 endpoint, same wrk settings, same machine, same run. Target: ratio >= 0.5.
+# actix-web 200 endpoint, same wrk settings, same machine, same run. Target: ratio >= 0.5. Then the latency of
+# both at half the measured API throughput, at a constant rate (hey). Target: p99 <= 5 ms.
 #
 #   crates/api-proxy/benches/wrk/compare.sh [duration=10s] [connections=64] [wrk threads=2]
 set -euo pipefail
@@ -57,3 +58,25 @@ echo "== queued jobs in Redis: $(redis-cli -p "$REDIS_PORT" XLEN '{bench}:queue:
 BARE=$(awk '/Requests\/sec/ {print $2}' "$DIR/bare.txt")
 API=$(awk '/Requests\/sec/ {print $2}' "$DIR/api.txt")
 echo "== ratio api/bare: $(python3 -c "print(round($API / $BARE, 3))") ($API / $BARE requests/s)"
+
+# Latency at half the measured throughput, at a constant rate (wrk is closed-loop and cannot hold a rate; hey's -q
+# paces each of its workers). Target: p99 <= 5 ms. The same pacing against the bare endpoint is the baseline.
+if command -v hey >/dev/null; then
+  HALF=$(python3 -c "print(max(1, int($API / 2)))")
+  WORKERS=${HEY_WORKERS:-16}
+  PER_WORKER=$(python3 -c "print(max(1, round($HALF / $WORKERS)))")
+  body='{"name":"Bench session","callback":"https://callback.example/hook"}'
+  for target in "bare:$BARE_PORT" "api:$API_PORT"; do
+    name=${target%%:*}; port=${target##*:}
+    hey -z "$DURATION" -c "$WORKERS" -q "$PER_WORKER" -m POST -T application/json -d "$body" \
+      -H "Prefer: respond-async" -H "Authorization: Bearer $TOKEN" \
+      "http://127.0.0.1:$port/api/v1/session-create" >"$DIR/half-$name.txt"
+    rps=$(awk '/Requests\/sec/ {print $2}' "$DIR/half-$name.txt")
+    p50=$(awk '/ 50%+ in/ {print $3 * 1000}' "$DIR/half-$name.txt")
+    p99=$(awk '/ 99%+ in/ {print $3 * 1000}' "$DIR/half-$name.txt")
+    codes=$(awk '/Status code distribution/ {f=1; next} f && /\[/ {printf "%s%s ", $1, $2} /^$/ {f=0}' "$DIR/half-$name.txt")
+    echo "== half load ($HALF requests/s asked, $WORKERS workers) $name: $rps requests/s, p50 ${p50} ms, p99 ${p99} ms, answers $codes"
+  done
+else
+  echo "== half-load latency skipped: apt-get install -y hey"
+fi
