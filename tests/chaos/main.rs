@@ -54,3 +54,11 @@ async fn jobs_under_faults_worker_kills_and_a_redis_restart_all_end_terminal_wit
     // The faults were really injected: more create calls than sessions.
     assert!(report.create_calls > report.sessions_created, "{table}");
 }
+
+#[tokio::test]
+async fn a_missing_worker_binary_stops_the_run_before_anything_starts_with_the_build_command() {
+    let args = ChaosArgs { worker_bin: Some("/nonexistent/wgate-worker".into()), ..ChaosArgs::default() };
+    let err = chaos::run(&args).await.expect_err("the run refuses to start");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("/nonexistent/wgate-worker") && msg.contains("cargo build --release --bins"), "{msg}");
+}
