@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench -p wgate-worker --bench queue` (env `BENCH_JOBS`, default 20000; `BENCH_CONCURRENCY`, 256;
 //! `BENCH_REDIS_URL`: the no-op drain runs against that Redis instead of its own, so a peer's baseline can share
-//! the server, as `benches/load/peers.sh` does).
+//! the server, as `benches/load/peers.sh` does; `BENCH_SCHEDULED=N`: N retries wait in the scheduled set during the
+//! pickup measurement).
 //! Prints a table for docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -202,12 +203,27 @@ async fn noop_drain(n: usize, concurrency: usize) -> (f64, f64) {
     (rate, cpu_per_job)
 }
 
-/// Idle pickup: one job at a time into an idle worker; time from the enqueue call to the handler.
-async fn pickup(samples: usize) -> (Duration, Duration, Duration) {
+/// Idle pickup: one job at a time into an idle worker; time from the enqueue call to the handler. With
+/// `scheduled` > 0, that many retries wait in the scheduled set beside it (due in an hour), as a large backlog of
+/// backed-off jobs would.
+async fn pickup(samples: usize, scheduled: usize) -> (Duration, Duration, Duration) {
     let redis = RedisServer::start().await;
     let ns = unique_namespace("pickup");
-    let store = JobStore::new(QueueConfig::new(redis.url(), ns)).unwrap();
+    let store = JobStore::new(QueueConfig::new(redis.url(), ns.clone())).unwrap();
     store.ensure_group().await.unwrap();
+    if scheduled > 0 {
+        let key = wgate_queue::Keys::new(&ns).scheduled();
+        let due = (OffsetDateTime::now_utc().unix_timestamp() + 3600) * 1000;
+        let mut c = redis.connection().await;
+        for start in (0..scheduled).step_by(10_000) {
+            let mut cmd = redis::cmd("ZADD");
+            cmd.arg(&key);
+            for i in start..(start + 10_000).min(scheduled) {
+                cmd.arg(due).arg(format!("scheduled-{i}"));
+            }
+            cmd.query_async::<()>(&mut c).await.unwrap();
+        }
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let ctx = start_noop_worker(&store, 32, Some(tx));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -234,15 +250,17 @@ fn main() {
         let c = env_usize("BENCH_CONCURRENCY", 256);
         let only = std::env::var("BENCH_ONLY").unwrap_or_default();
         let run = |what: &str| only.is_empty() || only == what;
+        let scheduled = env_usize("BENCH_SCHEDULED", 0);
         let (p50, p99, max) =
-            if run("pickup") { pickup(env_usize("BENCH_PICKUPS", 1000)).await } else { Default::default() };
+            if run("pickup") { pickup(env_usize("BENCH_PICKUPS", 1000), scheduled).await } else { Default::default() };
         let (noop, noop_cpu) = if run("noop") { noop_drain(n, c).await } else { (0.0, 0.0) };
         let (enq, e2e, bytes) = if run("e2e") { end_to_end(n, c).await } else { (0.0, 0.0, 0.0) };
         println!();
         println!("| measure | result |");
         println!("| --- | --- |");
         println!(
-            "| idle pickup, enqueue to handler | p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms |",
+            "| idle pickup, enqueue to handler{} | p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms |",
+            if scheduled > 0 { format!(" ({scheduled} retries scheduled beside)") } else { String::new() },
             ms(p50),
             ms(p99),
             ms(max)
