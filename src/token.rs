@@ -14,6 +14,13 @@ pub struct TokenRequest {
     pub issuer: Option<String>,
 }
 
+impl TokenRequest {
+    /// A token for `tenant` with the default audience and scopes, valid for a day: what the local stacks hand out.
+    pub fn day_pass(tenant: impl Into<String>) -> Self {
+        Self { tenant: tenant.into(), ttl_secs: 24 * 3600, scope: None, audience: "wgate".into(), issuer: None }
+    }
+}
+
 /// Signs the claims with HS256. The tenant id is checked with the gateway's own rule, so a token that would be
 /// refused is never minted.
 pub fn mint(secret: &[u8], req: &TokenRequest, now_secs: u64) -> anyhow::Result<String> {
