@@ -1,6 +1,7 @@
 //! JWT verification through the API's real `Verifier` (header, signature, `exp`/`nbf`/`iat`/`aud`/`sub`,
 //! scopes), one algorithm family at a time: HS256 (shared secret), RS256 (RSA 2048), ES256 (P-256), EdDSA
-//! (Ed25519). The keys are the API tests' own (`crates/api-proxy/tests/api/keys/`).
+//! (Ed25519). The keys are the API tests' own (`crates/api-proxy/tests/api/keys/`). Public-key tokens are measured
+//! on first use (signature checked) and on repeated use (signature remembered, claims checked).
 //!
 //! `cargo bench -p wgate --bench auth`
 
@@ -54,7 +55,18 @@ fn jwt_verify(c: &mut Criterion) {
         // A token that would not verify is a broken benchmark, not a fast one.
         let p = futures::executor::block_on(verifier.verify(&t)).unwrap();
         assert_eq!(p.tenant.as_str(), "acme");
+        // Repeated use of one token: a tenant's steady state (public-key tokens come from the verified cache).
         group.bench_function(name, |b| b.iter(|| futures::executor::block_on(verifier.verify(black_box(&t))).unwrap()));
+        if alg != Algorithm::HS256 {
+            // First use of a token: the signature is checked (a fresh verifier, built outside the timing).
+            group.bench_function(format!("{name}_first_use"), |b| {
+                b.iter_batched(
+                    || Verifier::from_settings(&settings).unwrap(),
+                    |v| futures::executor::block_on(v.verify(black_box(&t))).unwrap(),
+                    criterion::BatchSize::SmallInput,
+                )
+            });
+        }
     }
     // The refusal path: a valid HS256 token signed with another secret.
     let now = jsonwebtoken::get_current_timestamp();

@@ -5,6 +5,12 @@
 //! HS256 secrets only, never against a public key's bytes, and `alg: none` does not parse. A `kid` must name a
 //! configured key (a PEM file's name without extension, or a JWKS key); an unknown `kid` refetches the JWKS once
 //! per cooldown, one fetch at a time.
+//!
+//! RSA and ECDSA verification costs 0.2 to 0.3 ms of CPU, a hundred times an HS256 check; a tenant sends the same
+//! token on every request until it expires, so a token whose signature verified once is remembered (by its SHA-256,
+//! in a bounded cache) and only its claims are checked again on each request: `exp`, `nbf`, `aud`, `iss` still
+//! apply every time. A key removed from a JWKS stops new tokens at once; tokens it already verified stay accepted
+//! until they expire, as a token's own lifetime promises.
 
 use base64::Engine;
 use std::{
@@ -27,6 +33,9 @@ use crate::settings::ApiSettings;
 
 /// Clock skew allowed on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 30;
+
+/// Asymmetric tokens whose signature verified, remembered by SHA-256 (about 200 bytes each with their claims).
+pub const VERIFIED_TOKENS: usize = 50_000;
 
 /// Who is calling, once the token checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +135,8 @@ pub struct Verifier {
     jwks: Option<Jwks>,
     audience: String,
     issuer: Option<String>,
+    /// SHA-256 of an RSA/EC/Ed25519 token whose signature verified -> its claims.
+    verified: quick_cache::sync::Cache<[u8; 32], Claims>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -169,7 +180,14 @@ impl Verifier {
                 "no JWT key configured: set WGATE_JWT_SECRET, WGATE_JWT_PUBLIC_KEYS or WGATE_JWT_JWKS_URL",
             ));
         }
-        Ok(Self { hmac, pem, jwks, audience: s.jwt_audience.clone(), issuer: s.jwt_issuer.clone() })
+        Ok(Self {
+            hmac,
+            pem,
+            jwks,
+            audience: s.jwt_audience.clone(),
+            issuer: s.jwt_issuer.clone(),
+            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
+        })
     }
 
     /// Fetches the JWKS once at start, so the first request does not pay for it. A failure is logged, not fatal:
@@ -182,6 +200,11 @@ impl Verifier {
         }
     }
 
+    /// Asymmetric tokens remembered as verified (for tests and benchmarks).
+    pub fn verified_tokens(&self) -> usize {
+        self.verified.len()
+    }
+
     /// Verifies a token and reads the tenant and scopes from it.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let head = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
@@ -190,6 +213,12 @@ impl Verifier {
         })?;
         let alg = head.alg;
         let family = alg.family();
+        // HS256 is cheaper to verify than to look up; only public-key tokens are remembered.
+        if family != AlgorithmFamily::Hmac
+            && let Some(claims) = self.verified.get(&token_digest(token))
+        {
+            return self.check_claims(claims);
+        }
         match &head.kid {
             None if family == AlgorithmFamily::Hmac => self.verify_with(token, alg, self.hmac.iter()),
             None => {
@@ -242,6 +271,9 @@ impl Verifier {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&json)
             .map_err(|e| AuthError::Claims(format!("the claims are not as expected ({e})")))?;
+        if alg.family() != AlgorithmFamily::Hmac {
+            self.verified.insert(token_digest(token), claims.clone());
+        }
         self.check_claims(claims)
     }
 
@@ -273,6 +305,11 @@ impl Verifier {
             .map_err(|_| AuthError::Claims("sub is not a tenant id ([A-Za-z0-9][A-Za-z0-9._-]{0,63})".into()))?;
         Ok(Principal { tenant, scopes: Scopes::from_claim(claims.scope.as_deref()) })
     }
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 fn load_pem(path: &Path) -> Result<NamedKey, String> {

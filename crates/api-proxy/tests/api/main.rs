@@ -265,6 +265,35 @@ async fn rsa_ec_and_ed25519_tokens_verify_against_their_pem_keys() {
 }
 
 #[tokio::test]
+async fn a_public_key_token_is_verified_once_and_its_claims_checked_on_every_use() {
+    use wgate_api_proxy::auth::{AuthError, Verifier};
+    let mut settings = wgate_api_proxy::ApiSettings::for_tests("redis://127.0.0.1:1", "unused", SECRET);
+    settings.jwt_public_keys = Some(pem_keys());
+    let verifier = Verifier::from_settings(&settings).unwrap();
+
+    let good = signed(Algorithm::RS256, None, &claims("acme", json!({})));
+    assert_eq!(verifier.verify(&good).await.map(|p| p.tenant.to_string()), Ok("acme".to_owned()));
+    assert_eq!(verifier.verified_tokens(), 1, "the verified token is remembered");
+    assert!(verifier.verify(&good).await.is_ok());
+    assert_eq!(verifier.verified_tokens(), 1, "the second use is a hit, not a new entry");
+
+    // Remembered once its signature verified, an expired token is still refused on every use.
+    let expired = signed(Algorithm::ES256, None, &claims("acme", json!({"exp": now() - 120})));
+    assert_eq!(verifier.verify(&expired).await, Err(AuthError::Expired));
+    assert_eq!(verifier.verify(&expired).await, Err(AuthError::Expired));
+    assert_eq!(verifier.verified_tokens(), 2);
+
+    // Another signature on the same claims is another token: verified, and refused.
+    let (message, _) = good.rsplit_once('.').unwrap();
+    let forged = format!("{message}.{}", "A".repeat(342));
+    assert_eq!(verifier.verify(&forged).await, Err(AuthError::Signature));
+
+    // HS256 tokens are cheaper to verify than to remember.
+    assert!(verifier.verify(&hs256(SECRET, &claims("acme", json!({})))).await.is_ok());
+    assert_eq!(verifier.verified_tokens(), 2);
+}
+
+#[tokio::test]
 async fn alg_none_and_hs256_signed_with_the_rsa_public_key_are_refused() {
     let app = TestApp::spawn_with(|s| s.jwt_public_keys = Some(pem_keys())).await;
     let c = claims("acme", json!({}));
