@@ -11,42 +11,19 @@ threads="${3:-1}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
-for tool in wrk redis-server redis-cli python3; do
+for tool in wrk redis-server redis-cli python3 curl; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install -y $tool)" >&2; exit 1; }
 done
 cargo build --release --quiet --bins
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-redis_port=$(free_port); api_port=$(free_port); admin_port=$(free_port); worker_admin=$(free_port); sim_port=$(free_port)
-dir="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >/dev/null &
-pids+=($!)
-key=bench-upstream-key
-WGATE_LOG=warn "$bin/wgate-sim" --listen "127.0.0.1:$sim_port" --api-key "$key" --latency-ms 0 --seed 1 --workers 1 \
-  >/dev/null 2>&1 &
-pids+=($!)
-sim="http://127.0.0.1:$sim_port"
-secret=bench-secret-0123456789
-common=(WGATE_REDIS_URL="redis://127.0.0.1:$redis_port" WGATE_NAMESPACE=bench WGATE_LOG=warn
-  WGATE_PUBLIC_URL="http://127.0.0.1:$api_port" WGATE_UPSTREAM_URL="$sim" WGATE_UPSTREAM_API_KEY="$key")
-env "${common[@]}" WGATE_JWT_SECRET="$secret" WGATE_API_LISTEN="127.0.0.1:$api_port" \
-  WGATE_API_ADMIN_LISTEN="127.0.0.1:$admin_port" WGATE_RATE_PER_SECOND=1000000000 WGATE_RATE_BURST=1000000000 \
-  "$bin/wgate-api" >/dev/null &
-api_pid=$!
-pids+=($api_pid)
+# shellcheck source=benches/load/stack.sh
+. benches/load/stack.sh
+start_stack warn
+worker_admin=$(free_port)
 env "${common[@]}" WGATE_WORKER_ADMIN_LISTEN="127.0.0.1:$worker_admin" "$bin/wgate-worker" >/dev/null &
 pids+=($!)
-for _ in $(seq 200); do
-  curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null && curl -sf "http://127.0.0.1:$worker_admin/readyz" >/dev/null \
-    && curl -s -o /dev/null "$sim/sim/stats" && break
-  sleep 0.05
-done
-TOKEN="$("$bin/wgate" token --secret "$secret" --tenant bench)"
+wait_until_up "http://127.0.0.1:$worker_admin/readyz"
 export TOKEN WGATE_SIM_KEY="$key"
 
 direct_cmd="wrk -t$threads -c$connections -d$duration --latency -s crates/upstream-sim/bench/create.lua $sim/api/v1/session-create"

@@ -20,35 +20,12 @@ done
 cargo build --release --quiet --bins
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-redis_port=$(free_port); api_port=$(free_port); admin_port=$(free_port); sim_port=$(free_port)
-dir="$(mktemp -d)"
-pids=()
+# shellcheck source=benches/load/stack.sh
+. benches/load/stack.sh
 workers=()
 stop_workers() { for p in "${workers[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; workers=(); }
-cleanup() { stop_workers; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >/dev/null &
-pids+=($!)
-key=bench-upstream-key
-WGATE_LOG=warn "$bin/wgate-sim" --listen "127.0.0.1:$sim_port" --api-key "$key" --latency-ms 0 --seed 1 --workers 1 \
-  >/dev/null 2>&1 &
-pids+=($!)
-sim="http://127.0.0.1:$sim_port"
-secret=bench-secret-0123456789
-common=(WGATE_REDIS_URL="redis://127.0.0.1:$redis_port" WGATE_NAMESPACE=bench WGATE_LOG=error
-  WGATE_PUBLIC_URL="http://127.0.0.1:$api_port" WGATE_UPSTREAM_URL="$sim" WGATE_UPSTREAM_API_KEY="$key")
-env "${common[@]}" WGATE_JWT_SECRET="$secret" WGATE_API_LISTEN="127.0.0.1:$api_port" \
-  WGATE_API_ADMIN_LISTEN="127.0.0.1:$admin_port" WGATE_RATE_PER_SECOND=1000000000 WGATE_RATE_BURST=1000000000 \
-  "$bin/wgate-api" >/dev/null &
-pids+=($!)
-for _ in $(seq 200); do
-  curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null && curl -s -o /dev/null "$sim/sim/stats" && break
-  sleep 0.05
-done
-TOKEN="$("$bin/wgate" token --secret "$secret" --tenant bench)"
-export TOKEN
+stack_before_cleanup() { stop_workers; }
+start_stack error
 unfinished() { redis-cli -p "$redis_port" scard '{bench}:tenant:bench:pending'; }
 
 rows=""
