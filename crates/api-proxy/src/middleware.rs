@@ -100,8 +100,9 @@ pub async fn observe(
 
     let elapsed = start.elapsed();
     if let Some(m) = &metrics {
-        m.http_requests.with_label_values(&[route.as_str(), method.as_str(), status.as_str()]).inc();
-        m.http_duration.with_label_values(&[route.as_str(), method.as_str()]).observe(elapsed.as_secs_f64());
+        let method = crate::metrics::method_label(&method);
+        m.http_requests.with_label_values(&[route.as_str(), method, status.as_str()]).inc();
+        m.http_duration.with_label_values(&[route.as_str(), method]).observe(elapsed.as_secs_f64());
     }
     let api_error = res.response().error().and_then(|e| e.as_error::<ApiError>());
     if let (Some(crate::error::ApiError::Auth(e)), Some(m)) = (api_error, &metrics) {

@@ -8,12 +8,15 @@ mod sessions;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Value, json};
-use wgate_types::{ErrorClass, JobId, JobRecord, JobStatus, JobView, Scope};
+use wgate_egress::EgressError;
+use wgate_types::{
+    CallbackUrl, ErrorClass, FieldProblem, JobId, JobRecord, JobStatus, JobView, Scope, ValidationErrors,
+};
 
 pub use hooks::relay_hook;
 pub use jobs::{get_job, replay_job};
 pub use session_create::session_create;
-pub use sessions::{PER_SESSION_MAX, session_delete, sessions_get, set_hook, set_name};
+pub use sessions::{FETCH_CONCURRENCY, session_delete, sessions_get, set_hook, set_name};
 
 use crate::{
     auth::{self, Principal},
@@ -44,6 +47,28 @@ pub async fn authorize(
     }
     principal.require(scope)?;
     Ok(principal)
+}
+
+/// How long the check of a tenant's callback waits for its host name to resolve.
+const CALLBACK_RESOLVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A tenant's callback must be one the egress guard will call: an IP literal in a refused range, or a host name
+/// whose every address is refused, is a 400 naming the rule. (The guard checks again at every call, so a name that
+/// changes its addresses later gains nothing.)
+pub async fn check_callback(state: &AppState, callback: &CallbackUrl) -> Result<(), ApiError> {
+    let problem = match url::Url::parse(callback.as_str()) {
+        Ok(url) => match state.hooks.policy().check_url(&url, CALLBACK_RESOLVE_WITHIN).await {
+            Ok(()) => return Ok(()),
+            Err(EgressError::Refused(r)) if matches!(url.host(), Some(url::Host::Domain(_))) => format!(
+                "must reach a public address: {} resolves only to refused addresses ({} is {})",
+                r.host, r.ip, r.rule
+            ),
+            Err(EgressError::Refused(r)) => format!("must reach a public address: {} is {}", r.host, r.rule),
+            Err(EgressError::BadUrl) => "must be an absolute http(s) URL with a host".to_owned(),
+        },
+        Err(e) => format!("must be an absolute http(s) URL ({e})"),
+    };
+    Err(ApiError::Validation(ValidationErrors(vec![FieldProblem::new("callback", problem)])))
 }
 
 /// Marks the answer as concerning `job` (header `X-Job-Id`, log field `job_id`).
