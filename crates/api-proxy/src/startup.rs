@@ -42,6 +42,9 @@ fn session_upstream(
     Ok(Some(SessionUpstream::new(client, settings.upstream_timeout())))
 }
 
+/// Callback hosts whose egress verdict one API process remembers.
+const CALLBACK_HOSTS: usize = 10_000;
+
 /// How often idle limiter keys are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
@@ -155,6 +158,7 @@ impl Application {
             max_sessions: settings.max_sessions,
             public_base: settings.public_base().to_owned(),
             hooks,
+            callback_checks: routes::CallbackChecks::new(CALLBACK_HOSTS),
             body_read_timeout: settings.body_read_timeout(),
             qr,
             upstream: session_upstream,
