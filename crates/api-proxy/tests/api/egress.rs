@@ -99,31 +99,24 @@ async fn the_relay_refuses_at_connect_time_a_callback_whose_name_now_resolves_to
 
 /// A receiver whose `/hook` answers `307` to its own `/target`, which counts what reaches it.
 async fn redirecting_receiver(hits: Arc<AtomicUsize>) -> String {
-    let server = actix_web::HttpServer::new(move || {
+    let addr = serve(move |cfg| {
         let hits = hits.clone();
-        actix_web::App::new()
-            .route(
-                "/hook",
-                web::post()
-                    .to(|| async { HttpResponse::TemporaryRedirect().insert_header(("location", "/target")).finish() }),
-            )
-            .route(
-                "/target",
-                web::post().to(move || {
-                    let hits = hits.clone();
-                    async move {
-                        hits.fetch_add(1, Ordering::SeqCst);
-                        HttpResponse::Ok().finish()
-                    }
-                }),
-            )
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    tokio::spawn(server.run());
+        cfg.route(
+            "/hook",
+            web::post()
+                .to(|| async { HttpResponse::TemporaryRedirect().insert_header(("location", "/target")).finish() }),
+        )
+        .route(
+            "/target",
+            web::post().to(move || {
+                let hits = hits.clone();
+                async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    HttpResponse::Ok().finish()
+                }
+            }),
+        );
+    });
     format!("http://{addr}/hook")
 }
 

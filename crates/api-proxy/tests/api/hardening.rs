@@ -223,35 +223,28 @@ fn a_plain_http_jwks_url_is_refused_at_start_unless_its_host_is_loopback() {
 
 /// A JWKS server with `/redirect` (302 to `/jwks`) and `/big` (the same keys padded past 64 KiB).
 async fn tricky_jwks_server(keys: Value) -> String {
-    let server = actix_web::HttpServer::new(move || {
+    let addr = serve(move |cfg| {
         let (a, b) = (keys.clone(), keys.clone());
-        actix_web::App::new()
-            .route(
-                "/jwks",
-                web::get().to(move || {
-                    let k = a.clone();
-                    async move { HttpResponse::Ok().json(k) }
-                }),
-            )
-            .route(
-                "/redirect",
-                web::get().to(|| async { HttpResponse::Found().insert_header(("location", "/jwks")).finish() }),
-            )
-            .route(
-                "/big",
-                web::get().to(move || {
-                    let mut k = b.clone();
-                    k["padding"] = json!("x".repeat(70 * 1024));
-                    async move { HttpResponse::Ok().json(k) }
-                }),
-            )
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    tokio::spawn(server.run());
+        cfg.route(
+            "/jwks",
+            web::get().to(move || {
+                let k = a.clone();
+                async move { HttpResponse::Ok().json(k) }
+            }),
+        )
+        .route(
+            "/redirect",
+            web::get().to(|| async { HttpResponse::Found().insert_header(("location", "/jwks")).finish() }),
+        )
+        .route(
+            "/big",
+            web::get().to(move || {
+                let mut k = b.clone();
+                k["padding"] = json!("x".repeat(70 * 1024));
+                async move { HttpResponse::Ok().json(k) }
+            }),
+        );
+    });
     format!("http://{addr}")
 }
 
