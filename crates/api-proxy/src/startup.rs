@@ -132,7 +132,8 @@ impl Application {
             .with_context(|| format!("WGATE_API_ADMIN_LISTEN: cannot listen on {}", settings.api_admin_listen))?;
         let admin_address = admin.local_addr();
 
-        let egress = wgate_egress::EgressPolicy::new(settings.egress_nets()?, vec![address, admin_address]);
+        let egress = wgate_egress::EgressPolicy::new(settings.egress_nets()?, vec![address, admin_address])
+            .with_public_url(settings.public_base());
         let hooks = egress
             .client(
                 reqwest::Client::builder()

@@ -41,6 +41,9 @@ pub enum EgressError {
     BadUrl,
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// The URL names the gateway itself by its public host and port (a relay to itself would loop).
+    #[error("{0} is the gateway's own address")]
+    Gateway(String),
 }
 
 /// Which addresses a tenant's URL may reach. Cheap to share (`Arc` inside [`EgressClient`]).
@@ -48,13 +51,35 @@ pub enum EgressError {
 pub struct EgressPolicy {
     allow: Vec<IpNet>,
     own: Vec<SocketAddr>,
+    /// The gateway's public host names and ports (`WGATE_PUBLIC_URL`), lower case.
+    own_hosts: Vec<(String, u16)>,
 }
 
 impl EgressPolicy {
     /// `allow`: ranges opened although a rule refuses them; `own`: the gateway's own listen addresses, refused even
     /// inside an opened range (a callback pointing at the gateway itself would make it call itself in a loop).
     pub fn new(allow: Vec<IpNet>, own: Vec<SocketAddr>) -> Self {
-        Self { allow, own }
+        Self { allow, own, own_hosts: Vec::new() }
+    }
+
+    /// Also refuses URLs naming the gateway by its public URL's host and port (behind a load balancer its
+    /// addresses are not the listen addresses).
+    pub fn with_public_url(mut self, public: &str) -> Self {
+        if let Ok(url) = Url::parse(public)
+            && let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default())
+        {
+            self.own_hosts.push((host.to_ascii_lowercase(), port));
+        }
+        self
+    }
+
+    fn check_host(&self, url: &Url) -> Result<(), EgressError> {
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let port = url.port_or_known_default().unwrap_or(0);
+        if self.own_hosts.iter().any(|(h, p)| *h == host && *p == port) {
+            return Err(EgressError::Gateway(format!("{host}:{port}")));
+        }
+        Ok(())
     }
 
     /// Parses a comma- or space-separated list of CIDR ranges (`127.0.0.0/8, ::1/128`); a bare address is its own
@@ -105,6 +130,7 @@ impl EgressPolicy {
     /// let through: it is checked again, address by address, whenever it is called.
     pub async fn check_url(&self, url: &Url, resolve_within: Duration) -> Result<(), EgressError> {
         let port = url.port_or_known_default().ok_or(EgressError::BadUrl)?;
+        self.check_host(url)?;
         let host_str = url.host_str().unwrap_or_default().to_owned();
         match url.host() {
             None => Err(EgressError::BadUrl),
@@ -208,6 +234,7 @@ impl EgressClient {
             return Err(EgressError::BadUrl);
         }
         let port = parsed.port_or_known_default().ok_or(EgressError::BadUrl)?;
+        self.policy.check_host(&parsed)?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
         match parsed.host() {
             Some(Host::Ipv4(v4)) => self.policy.check_addr(&host, SocketAddr::new(v4.into(), port))?,
@@ -284,6 +311,15 @@ mod tests {
         assert_eq!(p.refusal_at("[::ffff:127.0.0.1]:8080".parse().unwrap()), Some(Rule::OwnAddress));
         assert_eq!(p.refusal_at("127.0.0.2:9464".parse().unwrap()), Some(Rule::OwnAddress));
         assert_eq!(p.refusal_at("127.0.0.1:8081".parse().unwrap()), None);
+    }
+
+    #[tokio::test]
+    async fn the_gateways_public_url_is_refused_by_name() {
+        let p = policy("", &[]).with_public_url("https://GW.example.com");
+        let url = Url::parse("https://gw.example.com:443/hooks/x").unwrap();
+        assert!(matches!(p.check_url(&url, Duration::from_millis(10)).await, Err(EgressError::Gateway(_))));
+        let other = Url::parse("https://gw.example.com:8443/hook").unwrap();
+        assert!(p.check_host(&other).is_ok());
     }
 
     #[test]

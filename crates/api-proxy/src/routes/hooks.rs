@@ -44,6 +44,7 @@ pub async fn relay_hook(
     // The reasons below are logged; none names the callback URL (it may carry the tenant's secret).
     let request = state.hooks.post(callback.as_str()).map_err(|e| match e {
         EgressError::Refused(r) => ApiError::CallbackFailed(format!("the tenant's callback is refused: {}", r.rule)),
+        EgressError::Gateway(_) => ApiError::CallbackFailed("the tenant's callback is the gateway itself".into()),
         EgressError::BadUrl => ApiError::CallbackFailed("the tenant's callback is not a usable URL".into()),
     })?;
     let sent = request

@@ -80,6 +80,7 @@ pub async fn check_callback(state: &AppState, callback: &CallbackUrl) -> Result<
             r.host, r.ip, r.rule
         )),
         Err(EgressError::Refused(r)) => Some(format!("must reach a public address: {} is {}", r.host, r.rule)),
+        Err(EgressError::Gateway(host)) => Some(format!("must not point at the gateway itself ({host})")),
         Err(EgressError::BadUrl) => Some("must be an absolute http(s) URL with a host".to_owned()),
     };
     state.callback_checks.insert(key, (Instant::now(), verdict.clone()));

@@ -135,7 +135,7 @@ async fn the_relay_never_follows_a_redirect() {
 }
 
 #[tokio::test]
-async fn the_gateways_own_listen_address_is_refused_even_with_loopback_opened() {
+async fn the_gateways_own_listen_and_public_addresses_are_refused_even_with_loopback_opened() {
     let app = TestApp::spawn().await;
     let own = format!("{}/hooks/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", app.base);
     let r = app.create_async("acme", &json!({"name": "Loop", "callback": own})).await;
@@ -144,6 +144,10 @@ async fn the_gateways_own_listen_address_is_refused_even_with_loopback_opened() 
     let metrics = format!("{}/metrics", app.admin);
     let r = app.create_async("acme", &json!({"name": "Loop", "callback": metrics})).await;
     assert!(problem_on(r, "callback").await.contains("own listen address"));
+    // Its public URL too, by name (behind a load balancer its addresses are not its listen addresses).
+    let public = format!("{}/hooks/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", crate::sessions::PUBLIC);
+    let r = app.create_async("acme", &json!({"name": "Loop", "callback": public})).await;
+    assert!(problem_on(r, "callback").await.contains("the gateway itself"));
 }
 
 #[tokio::test]
