@@ -20,7 +20,7 @@ use crate::{
     assert_invalid_token, create_with_token, ec_jwk,
     helpers::*,
     hook_token_of, jwks_server, run_binary,
-    sessions::{Rig, SIM_KEY, ids_of, upstream_list_calls},
+    sessions::{Rig, SIM_KEY, app_over_stub, ids_of, upstream_list_calls},
 };
 
 // ---------------------------------------------------------------- metric labels
@@ -156,6 +156,37 @@ async fn a_404_page_from_a_wrong_upstream_url_forgets_no_session() {
         rig.app.store.tenant_sessions(&wgate_types::TenantId::parse("acme").unwrap()).await.unwrap(),
         vec![a.unique_id]
     );
+}
+
+#[tokio::test]
+async fn only_whatsgates_own_not_found_answer_forgets_a_session() {
+    let not_found = json!({"name": "NotFound", "message": "Session not found.", "code": 0});
+    for (status, body) in [
+        (404, not_found.clone()),
+        (502, not_found.clone()),
+        (503, json!({"name": "SessionNotFoundPageOfACdn"})),
+        (404, json!("<html>Not Found</html>")),
+    ] {
+        let (app, _) = app_over_stub(status, body.clone()).await;
+        for (command, body) in [
+            ("sessions-get", json!({})),
+            ("set-name", json!({"WhatsappID": "6345454545454", "name": "n"})),
+            ("session-delete", json!({"WhatsappID": "6345454545454"})),
+        ] {
+            let r = app
+                .client
+                .post(format!("{}/api/v1/{command}", app.base))
+                .bearer_auth(app.token("acme"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            // An upstream failure, never the "no such session" 404 nor a listing without the session.
+            let answer = r.status();
+            assert!(answer.is_server_error() || answer == 422, "{status} {body}: {command}: {answer}");
+        }
+        assert!(app.store.session_owner("6345454545454").await.unwrap().is_some(), "{status} {body}: still owned");
+    }
 }
 
 // ---------------------------------------------------------------- sessions-get follows the caller's sessions

@@ -515,7 +515,7 @@ async fn stub_upstream(status: u16, body: Value, calls: Arc<[AtomicUsize; 4]>) -
     format!("http://{addr}")
 }
 
-async fn app_over_stub(status: u16, body: Value) -> (TestApp, Arc<[AtomicUsize; 4]>) {
+pub(crate) async fn app_over_stub(status: u16, body: Value) -> (TestApp, Arc<[AtomicUsize; 4]>) {
     let calls = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
     let url = stub_upstream(status, body, calls.clone()).await;
     let app = TestApp::spawn_with(|s| {
