@@ -161,13 +161,13 @@ async fn a_404_page_from_a_wrong_upstream_url_forgets_no_session() {
 #[tokio::test]
 async fn only_whatsgates_own_not_found_answer_forgets_a_session() {
     let not_found = json!({"name": "NotFound", "message": "Session not found.", "code": 0});
-    for (status, body) in [
+    for (status, answer_body) in [
         (404, not_found.clone()),
         (502, not_found.clone()),
         (503, json!({"name": "SessionNotFoundPageOfACdn"})),
         (404, json!("<html>Not Found</html>")),
     ] {
-        let (app, _) = app_over_stub(status, body.clone()).await;
+        let (app, _) = app_over_stub(status, answer_body.clone()).await;
         for (command, body) in [
             ("sessions-get", json!({})),
             ("set-name", json!({"WhatsappID": "6345454545454", "name": "n"})),
@@ -183,9 +183,12 @@ async fn only_whatsgates_own_not_found_answer_forgets_a_session() {
                 .unwrap();
             // An upstream failure, never the "no such session" 404 nor a listing without the session.
             let answer = r.status();
-            assert!(answer.is_server_error() || answer == 422, "{status} {body}: {command}: {answer}");
+            assert!(answer.is_server_error() || answer == 422, "{status} {answer_body}: {command}: {answer}");
         }
-        assert!(app.store.session_owner("6345454545454").await.unwrap().is_some(), "{status} {body}: still owned");
+        assert!(
+            app.store.session_owner("6345454545454").await.unwrap().is_some(),
+            "{status} {answer_body}: still owned"
+        );
     }
 }
 
