@@ -135,12 +135,10 @@ fn rewrite_foreign_errors(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxB
         return res;
     }
     let ours = res.response().error().is_some_and(|e| e.as_error::<ApiError>().is_some());
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if ours || is_json {
+    let content_type = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    // JSON is already an error body; HTML is a page a handler meant (the QR window of an unknown token).
+    let deliberate = content_type.starts_with("application/json") || content_type.starts_with("text/html");
+    if ours || deliberate {
         return res;
     }
     let message = match res.response().error() {

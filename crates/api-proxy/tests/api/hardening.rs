@@ -78,6 +78,9 @@ async fn an_unknown_hook_token_is_404_before_any_body_is_read() {
     let status = raw_status(&app.base, &head, Duration::from_secs(5)).await;
     assert_eq!(status, Some(404), "answered at once, without waiting for the 1 MiB body");
     assert!(started.elapsed() < Duration::from_secs(5));
+    // The QR window's capability likewise.
+    let head = "GET /qr/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: wgate\r\nContent-Length: 1048576\r\n\r\n";
+    assert_eq!(raw_status(&app.base, head, Duration::from_secs(5)).await, Some(404), "an unknown QR window");
 }
 
 #[tokio::test]
