@@ -34,6 +34,8 @@ async fn a_callback_that_can_only_reach_a_refused_address_is_400_at_session_crea
     for (callback, rule) in [
         ("http://127.0.0.1:9/hook", "loopback"),
         ("http://localhost/hook", "loopback"),
+        ("http://2130706433/hook", "loopback"),
+        ("http://0x7f.0.0.1/hook", "loopback"),
         ("http://[::1]:8080/hook", "loopback"),
         ("http://[::ffff:127.0.0.1]/hook", "loopback"),
         ("http://169.254.169.254/latest/meta-data/", "link-local"),
