@@ -69,6 +69,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     api_settings.api_listen = args.api_listen;
     api_settings.api_admin_listen = args.api_admin_listen;
     api_settings.public_url = public_url.clone();
+    // Callbacks on this machine (a local receiver) are reachable in development; production opens nothing.
+    api_settings.egress_allow_nets = wgate_api_proxy::settings::LOOPBACK_NETS.to_owned();
     // The session commands (sessions-get, set-name, ...) call WhatsGate from the API itself.
     api_settings.upstream_url = sim_url.clone();
     api_settings.upstream_api_key = Some(SecretString::from(SIM_KEY));

@@ -4,13 +4,20 @@
 //! The algorithm in a token's header only selects among keys of that family: an HS256 token is tried against the
 //! HS256 secrets only, never against a public key's bytes, and `alg: none` does not parse. A `kid` must name a
 //! configured key (a PEM file's name without extension, or a JWKS key); an unknown `kid` refetches the JWKS once
-//! per cooldown, one fetch at a time.
+//! per cooldown, one fetch at a time, and the JWKS is also refetched every [`JWKS_REFRESH_EVERY`]. A public-key
+//! token without `kid` is verified only when exactly one configured key (PEM or JWKS) has its family; with several,
+//! it must say which (`kid`), so a forged token never costs a verification per key. HS256 tokens need no `kid`:
+//! every secret is tried (secrets rotate), each check costing a microsecond.
+//!
+//! The JWKS comes over https (plain http only from a loopback host), at most [`JWKS_MAX_BYTES`], and a redirect is
+//! not followed.
 //!
 //! RSA and ECDSA verification costs 0.2 to 0.3 ms of CPU, a hundred times an HS256 check; a tenant sends the same
 //! token on every request until it expires, so a token whose signature verified once is remembered (by its SHA-256,
 //! in a bounded cache) and only its claims are checked again on each request: `exp`, `nbf`, `aud`, `iss` still
-//! apply every time. A key removed from a JWKS stops new tokens at once; tokens it already verified stay accepted
-//! until they expire, as a token's own lifetime promises.
+//! apply every time. A key removed from the JWKS stops every token it signed at the next refresh, the remembered
+//! ones included: a remembered verification names the JWKS key that made it and holds only while that key is
+//! served. `WGATE_JWT_MAX_TTL_SECS`, when set, refuses tokens whose `exp` lies further ahead.
 
 use base64::Engine;
 use std::{
@@ -37,6 +44,12 @@ pub const LEEWAY_SECS: u64 = 30;
 /// Asymmetric tokens whose signature verified, remembered by SHA-256 (about 200 bytes each with their claims).
 pub const VERIFIED_TOKENS: usize = 50_000;
 
+/// Largest JWKS answer read.
+pub const JWKS_MAX_BYTES: usize = 64 * 1024;
+
+/// The JWKS is refetched this often besides on unknown `kid`s, so a removed key stops its tokens.
+pub const JWKS_REFRESH_EVERY: Duration = Duration::from_secs(300);
+
 /// Who is calling, once the token checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -61,6 +74,10 @@ pub enum AuthError {
     Algorithm,
     #[error("the token's kid names no known key")]
     UnknownKid,
+    #[error("the token has no kid and several keys of its algorithm are configured; name the key in kid")]
+    KidRequired,
+    #[error("the token's exp lies more than {0} s ahead; ask for a shorter-lived token")]
+    TooLongLived(u64),
     #[error("the token's signature does not verify")]
     Signature,
     #[error("the token has expired")]
@@ -84,6 +101,8 @@ impl AuthError {
             Self::Malformed => "malformed",
             Self::Algorithm => "algorithm",
             Self::UnknownKid => "unknown_kid",
+            Self::KidRequired => "kid_required",
+            Self::TooLongLived(_) => "lifetime",
             Self::Signature => "signature",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
@@ -126,6 +145,8 @@ struct NamedKey {
     /// A JWK's own `alg`, when it names one: the token must use exactly that.
     alg: Option<Algorithm>,
     key: DecodingKey,
+    /// SHA-256 of a JWKS key's JWK (`None` for configured keys): what a remembered verification names.
+    jwk: Option<[u8; 32]>,
 }
 
 /// Verifies tenant tokens. Keys are parsed once, when it is built.
@@ -135,8 +156,9 @@ pub struct Verifier {
     jwks: Option<Jwks>,
     audience: String,
     issuer: Option<String>,
-    /// SHA-256 of an RSA/EC/Ed25519 token whose signature verified -> its claims.
-    verified: quick_cache::sync::Cache<[u8; 32], Claims>,
+    max_ttl: Option<u64>,
+    /// SHA-256 of an RSA/EC/Ed25519 token whose signature verified -> its claims and the JWKS key that verified it.
+    verified: quick_cache::sync::Cache<[u8; 32], (Claims, Option<[u8; 32]>)>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -164,6 +186,7 @@ impl Verifier {
                     family: AlgorithmFamily::Hmac,
                     alg: None,
                     key: DecodingKey::from_secret(secret.as_bytes()),
+                    jwk: None,
                 });
             }
         }
@@ -186,6 +209,7 @@ impl Verifier {
             jwks,
             audience: s.jwt_audience.clone(),
             issuer: s.jwt_issuer.clone(),
+            max_ttl: s.jwt_max_ttl_secs,
             verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
         })
     }
@@ -198,6 +222,20 @@ impl Verifier {
         {
             tracing::warn!(error = %e, url = %jwks.url, "fetching the JWKS at start failed; will retry on demand");
         }
+    }
+
+    /// Refetches the JWKS (the periodic refresh); a failure keeps the keys and is logged.
+    pub async fn refresh_jwks(&self) {
+        if let Some(jwks) = &self.jwks
+            && let Err(e) = jwks.refresh().await
+        {
+            tracing::warn!(error = %e, url = %jwks.url, "refreshing the JWKS failed; keeping the keys");
+        }
+    }
+
+    /// Whether a JWKS is configured (the periodic refresh runs only then).
+    pub fn has_jwks(&self) -> bool {
+        self.jwks.is_some()
     }
 
     /// Asymmetric tokens remembered as verified (for tests and benchmarks).
@@ -215,16 +253,27 @@ impl Verifier {
         let family = alg.family();
         // HS256 is cheaper to verify than to look up; only public-key tokens are remembered.
         if family != AlgorithmFamily::Hmac
-            && let Some(claims) = self.verified.get(&token_digest(token))
+            && let Some((claims, jwk)) = self.verified.get(&token_digest(token))
         {
-            return self.check_claims(claims);
+            // A verification by a JWKS key holds only while the JWKS still serves that key.
+            let served =
+                |fp: [u8; 32]| self.jwks.as_ref().is_some_and(|j| j.snapshot().iter().any(|k| k.jwk == Some(fp)));
+            if jwk.is_none_or(served) {
+                return self.check_claims(claims);
+            }
+            self.verified.remove(&token_digest(token));
         }
         match &head.kid {
             None if family == AlgorithmFamily::Hmac => self.verify_with(token, alg, self.hmac.iter()),
             None => {
                 let jwks = self.jwks.as_ref().map(Jwks::snapshot);
-                let keys = self.pem.iter().chain(jwks.iter().flat_map(|s| s.iter()));
-                self.verify_with(token, alg, keys)
+                let keys: Vec<&NamedKey> =
+                    self.pem.iter().chain(jwks.iter().flat_map(|s| s.iter())).filter(|k| k.family == family).collect();
+                match keys.len() {
+                    0 => Err(AuthError::Algorithm),
+                    1 => self.verify_with(token, alg, keys.into_iter()),
+                    _ => Err(AuthError::KidRequired),
+                }
             }
             Some(kid) => {
                 if let Some(key) = self.pem.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())) {
@@ -252,27 +301,27 @@ impl Verifier {
         let (_, payload) = message.split_once('.').ok_or(AuthError::Malformed)?;
         let usable = candidates.filter(|k| k.family == alg.family() && k.alg.is_none_or(|a| a == alg));
         let mut last = AuthError::Algorithm;
-        let mut verified = false;
+        let mut verified = None;
         for key in usable {
             // The backend builds a verifier for `alg` and refuses a key of another family.
             match jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.key, alg) {
                 Ok(true) => {
-                    verified = true;
+                    verified = Some(key.jwk);
                     break;
                 }
                 Ok(false) | Err(_) => last = AuthError::Signature,
             }
         }
-        if !verified {
+        let Some(jwk) = verified else {
             return Err(last);
-        }
+        };
         // Only a verified payload is parsed, once.
         let json =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&json)
             .map_err(|e| AuthError::Claims(format!("the claims are not as expected ({e})")))?;
         if alg.family() != AlgorithmFamily::Hmac {
-            self.verified.insert(token_digest(token), claims.clone());
+            self.verified.insert(token_digest(token), (claims.clone(), jwk));
         }
         self.check_claims(claims)
     }
@@ -283,6 +332,11 @@ impl Verifier {
         let now = jsonwebtoken::get_current_timestamp();
         if claims.exp.saturating_add(LEEWAY_SECS) < now {
             return Err(AuthError::Expired);
+        }
+        if let Some(max) = self.max_ttl
+            && claims.exp > now.saturating_add(max).saturating_add(LEEWAY_SECS)
+        {
+            return Err(AuthError::TooLongLived(max));
         }
         let future = |t: Option<u64>| t.is_some_and(|t| t > now.saturating_add(LEEWAY_SECS));
         if future(claims.nbf) || future(claims.iat) {
@@ -308,8 +362,12 @@ impl Verifier {
 }
 
 fn token_digest(token: &str) -> [u8; 32] {
+    token_digest_bytes(token.as_bytes())
+}
+
+fn token_digest_bytes(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes()).into()
+    sha2::Sha256::digest(bytes).into()
 }
 
 fn load_pem(path: &Path) -> Result<NamedKey, String> {
@@ -325,7 +383,7 @@ fn load_pem(path: &Path) -> Result<NamedKey, String> {
         return Err(format!("{} is not a PEM public key (RSA, EC P-256 or Ed25519)", path.display()));
     };
     check_key(family, &key).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(NamedKey { kid, family, alg: None, key })
+    Ok(NamedKey { kid, family, alg: None, key, jwk: None })
 }
 
 /// Rejects keys the crypto backend would refuse (or, for a short Ed25519 key, panic on) at verify time.
@@ -360,6 +418,7 @@ impl Jwks {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .connect_timeout(Duration::from_secs(2))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         Self {
@@ -406,7 +465,22 @@ impl Jwks {
     }
 
     async fn fetch_and_store(&self) -> anyhow::Result<()> {
-        let set: JwkSet = self.client.get(&self.url).send().await?.error_for_status()?.json().await?;
+        let mut answer = self.client.get(&self.url).send().await.map_err(|e| anyhow::anyhow!(e.without_url()))?;
+        if !answer.status().is_success() {
+            // A redirect is an answer like any other non-2xx: its target is never fetched.
+            anyhow::bail!("the JWKS URL answered {}", answer.status());
+        }
+        if answer.content_length().is_some_and(|n| n > JWKS_MAX_BYTES as u64) {
+            anyhow::bail!("the JWKS is larger than {JWKS_MAX_BYTES} bytes");
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = answer.chunk().await.map_err(|e| anyhow::anyhow!(e.without_url()))? {
+            if body.len() + chunk.len() > JWKS_MAX_BYTES {
+                anyhow::bail!("the JWKS is larger than {JWKS_MAX_BYTES} bytes");
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let set: JwkSet = serde_json::from_slice(&body)?;
         let mut keys = Vec::with_capacity(set.keys.len());
         for jwk in &set.keys {
             let family = match &jwk.algorithm {
@@ -421,7 +495,8 @@ impl Jwks {
                 continue;
             }
             let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
-            keys.push(NamedKey { kid: jwk.common.key_id.clone(), family, alg, key });
+            let fingerprint = serde_json::to_vec(jwk).map(|json| token_digest_bytes(&json)).ok();
+            keys.push(NamedKey { kid: jwk.common.key_id.clone(), family, alg, key, jwk: fingerprint });
         }
         tracing::info!(keys = keys.len(), url = %self.url, "JWKS loaded");
         match self.keys.write() {

@@ -23,6 +23,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the request body could not be read: {0}")]
     BadBody(String),
+    /// The client did not send its whole body within the read deadline (408).
+    #[error("the request body did not arrive within {ms} ms")]
+    BodyTimeout { ms: u128 },
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("{0} not found")]
@@ -60,6 +63,9 @@ pub enum ApiError {
     /// Redis could not be reached in time (503).
     #[error("redis unavailable during {op}: {cause}")]
     Unavailable { op: &'static str, cause: String },
+    /// The enqueue was sent but its reply never came: the job may or may not be stored (503).
+    #[error("the enqueue of job {job} was not confirmed: {cause}")]
+    EnqueueUnconfirmed { job: wgate_types::JobId, cause: String },
     /// An error answer produced outside our handlers (actix extractors, routing), rewritten into an `ErrorBody`.
     #[error("{message}")]
     Http { status: StatusCode, message: String },
@@ -89,6 +95,9 @@ impl ApiError {
                 body(format!("The request body is larger than {limit} bytes; send a smaller body."))
             }
             Self::BadBody(why) => body(format!("The request body could not be read ({why}); send it again.")),
+            Self::BodyTimeout { ms } => {
+                body(format!("The request body did not arrive within {ms} ms; send the whole body at once and retry."))
+            }
             Self::UnsupportedMediaType => {
                 body("The body must be JSON: send `Content-Type: application/json`.".to_owned())
             }
@@ -137,6 +146,11 @@ impl ApiError {
             Self::Unavailable { .. } => {
                 body("The job store is unreachable; nothing was accepted. Retry in a moment.".to_owned())
             }
+            Self::EnqueueUnconfirmed { job, .. } => body(format!(
+                "The job store did not confirm the request: job {job} may have been stored (GET /api/v1/jobs/{job} \
+                 shows it if so). Retry in a moment with the same Idempotency-Key header to get that job instead of \
+                 a second one; send an Idempotency-Key with every session-create to make retries safe."
+            )),
             Self::Http { message, .. } => body(message.clone()),
             Self::Internal(_) => body("An internal error occurred; retry, and report it if it persists.".to_owned()),
         }
@@ -155,6 +169,7 @@ impl ResponseError for ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Validation(_) | Self::BadHeader { .. } | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound(_) | Self::UnknownSession => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -167,7 +182,7 @@ impl ResponseError for ApiError {
             Self::UpstreamFailed { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamFailed { timeout: false, .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::EnqueueUnconfirmed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Http { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -197,7 +212,7 @@ impl ResponseError for ApiError {
             Self::RateLimited { retry_after, .. } => {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
-            Self::Unavailable { .. } => {
+            Self::Unavailable { .. } | Self::EnqueueUnconfirmed { .. } => {
                 res.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}

@@ -21,6 +21,24 @@ pub struct ApiMetrics {
     tenants: Mutex<HashSet<String>>,
 }
 
+/// The `method` label: one of HTTP's standard methods, else `other`, so a client inventing methods makes no new
+/// series.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
 impl ApiMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let http_requests = IntCounterVec::new(
@@ -98,6 +116,14 @@ impl ApiMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_method_label_is_a_standard_method_or_other() {
+        use actix_web::http::Method;
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::from_bytes(b"M123").unwrap()), "other");
+        assert_eq!(method_label(&Method::from_bytes(b"get").unwrap()), "other");
+    }
 
     #[test]
     fn the_tenant_label_is_bounded() {

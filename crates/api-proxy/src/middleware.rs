@@ -100,8 +100,9 @@ pub async fn observe(
 
     let elapsed = start.elapsed();
     if let Some(m) = &metrics {
-        m.http_requests.with_label_values(&[route.as_str(), method.as_str(), status.as_str()]).inc();
-        m.http_duration.with_label_values(&[route.as_str(), method.as_str()]).observe(elapsed.as_secs_f64());
+        let method = crate::metrics::method_label(&method);
+        m.http_requests.with_label_values(&[route.as_str(), method, status.as_str()]).inc();
+        m.http_duration.with_label_values(&[route.as_str(), method]).observe(elapsed.as_secs_f64());
     }
     let api_error = res.response().error().and_then(|e| e.as_error::<ApiError>());
     if let (Some(crate::error::ApiError::Auth(e)), Some(m)) = (api_error, &metrics) {
@@ -134,12 +135,10 @@ fn rewrite_foreign_errors(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxB
         return res;
     }
     let ours = res.response().error().is_some_and(|e| e.as_error::<ApiError>().is_some());
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if ours || is_json {
+    let content_type = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    // JSON is already an error body; HTML is a page a handler meant (the QR window of an unknown token).
+    let deliberate = content_type.starts_with("application/json") || content_type.starts_with("text/html");
+    if ours || deliberate {
         return res;
     }
     let message = match res.response().error() {

@@ -38,6 +38,9 @@ pub struct ApiSettings {
     pub jwt_audience: String,
     #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
     pub jwt_issuer: Option<String>,
+    /// Longest token lifetime accepted: a token whose `exp` lies further ahead is refused. Unset: no bound.
+    #[serde(default)]
+    pub jwt_max_ttl_secs: Option<u64>,
     /// Default write rate per tenant (reads get ten times this).
     #[serde(default = "default_rate")]
     pub rate_per_second: f64,
@@ -63,6 +66,12 @@ pub struct ApiSettings {
     /// Bound on relaying one webhook to a tenant's callback.
     #[serde(default = "default_hook_timeout_ms")]
     pub hook_timeout_ms: u64,
+    /// Bound on reading one request body: a client that stops sending gets 408.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// CIDR ranges a tenant's URL may reach although they are not public (comma separated; empty: none).
+    #[serde(default, deserialize_with = "wgate_service::config::de::string_like")]
+    pub egress_allow_nets: String,
     /// WhatsGate's base URL, for the session commands (sessions-get, session-delete, set-hook, set-name).
     #[serde(default = "default_upstream_url", deserialize_with = "wgate_service::config::de::string_like")]
     pub upstream_url: String,
@@ -77,6 +86,9 @@ pub struct ApiSettings {
     #[serde(default)]
     pub log_format: LogFormat,
 }
+
+/// Loopback, IPv4 and IPv6: what tests and the local stack open to tenants' callbacks.
+pub const LOOPBACK_NETS: &str = "127.0.0.0/8, ::1/128";
 
 fn default_redis_url() -> String {
     "redis://127.0.0.1:6379".into()
@@ -120,6 +132,9 @@ fn default_redis_timeout_ms() -> u64 {
 fn default_hook_timeout_ms() -> u64 {
     10_000
 }
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
+}
 fn default_upstream_url() -> String {
     "https://whatsgate.ru".into()
 }
@@ -138,7 +153,8 @@ impl ApiSettings {
         Ok(s)
     }
 
-    /// Settings for a test: listeners on 127.0.0.1 port 0, the given Redis and namespace, one HS256 secret.
+    /// Settings for a test: listeners on 127.0.0.1 port 0, the given Redis and namespace, one HS256 secret, and
+    /// loopback opened to tenants' callbacks ([`LOOPBACK_NETS`]), where a test's or a local stack's receivers listen.
     pub fn for_tests(redis_url: &str, namespace: &str, secret: &str) -> Self {
         Self {
             redis_url: redis_url.into(),
@@ -152,6 +168,7 @@ impl ApiSettings {
             jwt_jwks_cooldown_ms: default_jwks_cooldown_ms(),
             jwt_audience: default_audience(),
             jwt_issuer: None,
+            jwt_max_ttl_secs: None,
             rate_per_second: default_rate(),
             rate_burst: default_burst(),
             tenants_file: None,
@@ -161,6 +178,8 @@ impl ApiSettings {
             max_attempts: default_max_attempts(),
             redis_timeout_ms: default_redis_timeout_ms(),
             hook_timeout_ms: default_hook_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            egress_allow_nets: LOOPBACK_NETS.to_owned(),
             upstream_url: default_upstream_url(),
             upstream_api_key: None,
             upstream_timeout_ms: default_upstream_timeout_ms(),
@@ -183,8 +202,15 @@ impl ApiSettings {
             return Err(ConfigError::setting("jwt_secret", "an empty secret in the comma-separated list"));
         }
         if let Some(url) = &self.jwt_jwks_url {
-            check_http_url(url).map_err(|p| ConfigError::setting("jwt_jwks_url", p))?;
+            check_jwks_url(url).map_err(|p| ConfigError::setting("jwt_jwks_url", p))?;
         }
+        if self.jwt_max_ttl_secs == Some(0) {
+            return Err(ConfigError::setting("jwt_max_ttl_secs", "must be at least 1 (unset it for no bound)"));
+        }
+        if self.body_read_timeout_ms == 0 {
+            return Err(ConfigError::setting("body_read_timeout_ms", "must be at least 1"));
+        }
+        self.egress_nets()?;
         check_http_url(&self.public_url).map_err(|p| ConfigError::setting("public_url", p))?;
         if self.jwt_audience.trim().is_empty() {
             return Err(ConfigError::setting("jwt_audience", "must not be empty"));
@@ -219,6 +245,16 @@ impl ApiSettings {
         Duration::from_millis(self.redis_timeout_ms)
     }
 
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    /// The ranges `WGATE_EGRESS_ALLOW_NETS` opens.
+    pub fn egress_nets(&self) -> Result<Vec<wgate_egress::IpNet>, ConfigError> {
+        wgate_egress::EgressPolicy::parse_nets(&self.egress_allow_nets)
+            .map_err(|p| ConfigError::setting("egress_allow_nets", p))
+    }
+
     pub fn upstream_timeout(&self) -> Duration {
         Duration::from_millis(self.upstream_timeout_ms)
     }
@@ -232,7 +268,7 @@ impl ApiSettings {
 impl std::fmt::Debug for ApiSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiSettings")
-            .field("redis_url", &redact_password(&self.redis_url))
+            .field("redis_url", &wgate_queue::redact_url(&self.redis_url))
             .field("namespace", &self.namespace)
             .field("api_listen", &self.api_listen)
             .field("api_admin_listen", &self.api_admin_listen)
@@ -243,6 +279,7 @@ impl std::fmt::Debug for ApiSettings {
             .field("jwt_jwks_cooldown_ms", &self.jwt_jwks_cooldown_ms)
             .field("jwt_audience", &self.jwt_audience)
             .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_max_ttl_secs", &self.jwt_max_ttl_secs)
             .field("rate_per_second", &self.rate_per_second)
             .field("rate_burst", &self.rate_burst)
             .field("tenants_file", &self.tenants_file)
@@ -252,6 +289,8 @@ impl std::fmt::Debug for ApiSettings {
             .field("max_attempts", &self.max_attempts)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("hook_timeout_ms", &self.hook_timeout_ms)
+            .field("body_read_timeout_ms", &self.body_read_timeout_ms)
+            .field("egress_allow_nets", &self.egress_allow_nets)
             .field("upstream_url", &self.upstream_url)
             .field("upstream_api_key", &self.upstream_api_key)
             .field("upstream_timeout_ms", &self.upstream_timeout_ms)
@@ -261,15 +300,21 @@ impl std::fmt::Debug for ApiSettings {
     }
 }
 
-/// The URL with its password (if any) replaced by `***`; an unparsable URL is hidden whole.
-fn redact_password(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable URL>".to_owned(),
+/// The JWKS is fetched over https; plain http only from a loopback host (a local identity provider), where nobody
+/// on the network can swap the keys.
+fn check_jwks_url(s: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => return Err(format!("{s:?} has no host")),
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!("{s:?} must use https (plain http only for a loopback host)")),
+        other => Err(format!("{s:?} must use https, not {other}")),
     }
 }
 

@@ -42,6 +42,9 @@ fn session_upstream(
     Ok(Some(SessionUpstream::new(client, settings.upstream_timeout())))
 }
 
+/// Callback hosts whose egress verdict one API process remembers.
+const CALLBACK_HOSTS: usize = 10_000;
+
 /// How often idle limiter keys are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
@@ -116,10 +119,27 @@ impl Application {
             tasks.push(TaskGuard(tokio::spawn(watcher).abort_handle()));
         }
 
-        let hooks = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.hook_timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.hook_timeout_ms.min(5_000)))
-            .build()
+        // Both listeners are bound before anything calls out, so the egress guard knows the gateway's own addresses.
+        let listener = std::net::TcpListener::bind(settings.api_listen)
+            .with_context(|| format!("WGATE_API_LISTEN: cannot listen on {}", settings.api_listen))?;
+        let address = listener.local_addr().context("reading the API listener's address")?;
+        let ready_store = store.clone();
+        let ready: ReadyCheck = Arc::new(move || {
+            let store = ready_store.clone();
+            Box::pin(async move { store.ping().await.map_err(|e| format!("redis unreachable: {e}")) })
+        });
+        let admin = AdminServer::bind(settings.api_admin_listen, registry.clone(), ready)
+            .with_context(|| format!("WGATE_API_ADMIN_LISTEN: cannot listen on {}", settings.api_admin_listen))?;
+        let admin_address = admin.local_addr();
+
+        let egress = wgate_egress::EgressPolicy::new(settings.egress_nets()?, vec![address, admin_address])
+            .with_public_url(settings.public_base());
+        let hooks = egress
+            .client(
+                reqwest::Client::builder()
+                    .timeout(Duration::from_millis(settings.hook_timeout_ms))
+                    .connect_timeout(Duration::from_millis(settings.hook_timeout_ms.min(5_000))),
+            )
             .context("building the webhook relay client")?;
         let session_upstream = session_upstream(&settings, &registry)?;
         // The QR windows ask WhatsGate through the same client; without a key they answer "unavailable".
@@ -139,9 +159,26 @@ impl Application {
             max_sessions: settings.max_sessions,
             public_base: settings.public_base().to_owned(),
             hooks,
+            callback_checks: routes::CallbackChecks::new(CALLBACK_HOSTS),
+            body_read_timeout: settings.body_read_timeout(),
             qr,
             upstream: session_upstream,
         });
+
+        if state.verifier.has_jwks() {
+            let refresher = state.clone();
+            tasks.push(TaskGuard(
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(crate::auth::JWKS_REFRESH_EVERY);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        refresher.verifier.refresh_jwks().await;
+                    }
+                })
+                .abort_handle(),
+            ));
+        }
 
         let app_state = state.clone();
         let app_metrics = web::Data::new(metrics);
@@ -156,19 +193,9 @@ impl Application {
         })
         .disable_signals()
         .shutdown_timeout(30)
-        .bind(settings.api_listen)
+        .listen(listener)
         .with_context(|| format!("WGATE_API_LISTEN: cannot listen on {}", settings.api_listen))?;
-        let address = http.addrs().first().copied().unwrap_or(settings.api_listen);
         let server = http.run();
-
-        let ready_store = store;
-        let ready: ReadyCheck = Arc::new(move || {
-            let store = ready_store.clone();
-            Box::pin(async move { store.ping().await.map_err(|e| format!("redis unreachable: {e}")) })
-        });
-        let admin = AdminServer::bind(settings.api_admin_listen, registry, ready)
-            .with_context(|| format!("WGATE_API_ADMIN_LISTEN: cannot listen on {}", settings.api_admin_listen))?;
-        let admin_address = admin.local_addr();
         tracing::info!(%address, %admin_address, "wgate-api listening");
         Ok(Self { address, admin_address, server, admin: admin.into_server(), state, _tasks: tasks })
     }

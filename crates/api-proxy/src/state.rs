@@ -23,8 +23,13 @@ pub struct AppState {
     pub max_sessions: Option<u32>,
     /// `WGATE_PUBLIC_URL` without a trailing slash.
     pub public_base: String,
-    /// The client that relays webhooks to tenants' callbacks (bounded timeout).
-    pub hooks: reqwest::Client,
+    /// The client that relays webhooks to tenants' callbacks: bounded timeout, behind the egress guard (public
+    /// addresses only, checked when connecting; no redirects).
+    pub hooks: wgate_egress::EgressClient,
+    /// Recent verdicts on tenants' callback hosts (see `routes::check_callback`).
+    pub callback_checks: crate::routes::CallbackChecks,
+    /// Bound on reading one request body (`WGATE_BODY_READ_TIMEOUT_MS`).
+    pub body_read_timeout: Duration,
     /// WhatsGate, for the session commands; `None` without `WGATE_UPSTREAM_API_KEY` (they answer 503 then).
     pub upstream: Option<SessionUpstream>,
     /// The QR windows' per-session cache of upstream state.

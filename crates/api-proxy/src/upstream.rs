@@ -44,6 +44,11 @@ impl SessionUpstream {
         &self.client
     }
 
+    /// The budget of one tenant request (`WGATE_UPSTREAM_TIMEOUT_MS`).
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
     /// Runs `call` and retries it (at most [`RETRIES`] times, after 100 then 300 ms, or upstream's `Retry-After`
     /// when that is longer) while it fails with a retryable error other than a timeout, `repeat` allows it, and the
     /// budget is not spent. A timeout is not retried: the tenant already waited the whole budget. The budget bounds
@@ -83,10 +88,22 @@ impl SessionUpstream {
     }
 }
 
-/// Did upstream say it does not know the session?
+/// Did WhatsGate say, well-formed, that it does not know the session? Only its own error answer counts: HTTP 500
+/// (how WhatsGate answers every error) with a JSON body whose `name` says not found. A 404 page (a wrong
+/// `WGATE_UPSTREAM_URL`, a CDN in maintenance), another 5xx, a timeout or a transport error says nothing about the
+/// session, and ownership must survive it.
 pub fn is_not_found(e: &UpstreamError) -> bool {
     let name = e.name().to_ascii_lowercase();
-    name.contains("notfound") || name.contains("not_found") || e.status() == Some(404)
+    e.status() == Some(500) && (name.contains("notfound") || name.contains("not_found"))
+}
+
+/// The upstream's overall deadline for one tenant request that makes several calls.
+pub fn deadline_error(budget: Duration) -> ApiError {
+    ApiError::UpstreamFailed {
+        name: "Timeout".into(),
+        message: format!("WhatsGate did not answer every call within {} ms", budget.as_millis()),
+        timeout: true,
+    }
 }
 
 /// How a failed upstream call reaches the tenant: credentials rejected or unreachable 502, no answer in time 504,
@@ -94,6 +111,11 @@ pub fn is_not_found(e: &UpstreamError) -> bool {
 /// [`is_not_found`] first (404).
 pub fn api_error(e: UpstreamError) -> ApiError {
     let (name, message) = (e.name().to_owned(), e.message().to_owned());
+    // WhatsGate answers every error with HTTP 500: a 404 is a page from something else (a wrong
+    // `WGATE_UPSTREAM_URL`, a CDN in maintenance), so upstream failed; the request was not judged.
+    if e.status() == Some(404) {
+        return ApiError::UpstreamFailed { name, message, timeout: false };
+    }
     match e.class() {
         ErrorClass::Credentials => ApiError::UpstreamCredentials { name, message },
         ErrorClass::Rejected => ApiError::UpstreamRejected { name, message },

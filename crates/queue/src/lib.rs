@@ -25,4 +25,5 @@ pub use config::QueueConfig;
 pub use error::QueueError;
 pub use keys::{GROUP, Keys};
 pub use qr::QrTarget;
+pub use redis_conn::redact_url;
 pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, Replay, SessionOwner};

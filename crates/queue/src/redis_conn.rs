@@ -80,17 +80,42 @@ impl Redis {
 
 pub(crate) fn client(config: &QueueConfig) -> Result<redis::Client, QueueError> {
     redis::Client::open(config.redis_url.as_str()).map_err(|e| {
-        QueueError::Config(format!("WGATE_REDIS_URL {:?} is not a Redis URL: {e}", redact(&config.redis_url)))
+        QueueError::Config(format!("WGATE_REDIS_URL {:?} is not a Redis URL: {e}", redact_url(&config.redis_url)))
     })
 }
 
-/// The URL without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match url.split_once('@') {
-        Some((head, tail)) => match head.rsplit_once(':') {
-            Some((scheme_user, _)) if scheme_user.contains("//") => format!("{scheme_user}:***@{tail}"),
-            _ => format!("***@{tail}"),
+/// A Redis URL (or a comma-separated list of them) with every password replaced by `***`, for messages and `Debug`.
+/// The `url` crate's parser finds the user info as Redis does, up to the last `@` before the host, so a password
+/// holding `@` or `:` is hidden whole; a URL it cannot parse keeps only what follows its last `@`.
+pub fn redact_url(urls: &str) -> String {
+    urls.split(',').map(|one| redact_one(one.trim())).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => match url.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => url.to_owned(),
         },
-        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_password_holding_at_signs_and_colons_is_hidden_whole() {
+        assert_eq!(redact_url("redis://:p@ss:w@rd@host:6379/0"), "redis://:***@host:6379/0");
+        assert_eq!(redact_url("rediss://user:s3cr@t@h:6380"), "rediss://user:***@h:6380");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact_url("redis://:a@b@h1:1, redis://:c@d@h2:2"), "redis://:***@h1:1,redis://:***@h2:2");
+        assert!(!redact_url("not a url with:secret@stuff@host").contains("secret"));
     }
 }

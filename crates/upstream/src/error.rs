@@ -86,8 +86,12 @@ impl UpstreamError {
     }
 
     /// Classifies a transport failure. `sent` is false when the connection was never made.
+    /// Its message never holds upstream's URL: it reaches tenants (job errors, session commands).
     pub(crate) fn from_transport(e: &reqwest::Error, timeout: Duration) -> Self {
-        let detail = error_chain(e);
+        let mut detail = error_chain(e);
+        if let Some(url) = e.url() {
+            detail = detail.replace(&format!(" for url ({url})"), "").replace(url.as_str(), "<upstream>");
+        }
         if e.is_timeout() {
             // A connect timeout never reached upstream; any other may have.
             let connect = e.is_connect();

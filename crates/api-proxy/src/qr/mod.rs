@@ -115,13 +115,15 @@ pub async fn window_state(req: HttpRequest, state: web::Data<AppState>) -> HttpR
     res.json(body)
 }
 
-/// `GET /qr/{token}`: the page, for any token (an unknown one shows "broken" after its first poll), framed only
-/// by the tenant's `frame_ancestors` (default any).
+/// `GET /qr/{token}`: the page, framed only by the tenant's `frame_ancestors` (default any). The token is looked
+/// up first: an unknown one answers 404 at once, with the same page, so that a window embedded with a bad token
+/// still tells its parent `broken` (browsers run a 404 page's script like any other).
 pub async fn window_page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tenant = match state.store.qr_target(token_of(&req)).await? {
         Some(target) => Some(target.tenant),
         None => None,
     };
+    let known = tenant.is_some();
     let ancestors = tenant
         .and_then(|t| state.tenants.current().get(&t).and_then(|o| o.frame_ancestors.clone()))
         .map_or_else(|| "*".to_owned(), |a| frame_ancestors(&a));
@@ -130,7 +132,7 @@ pub async fn window_page(req: HttpRequest, state: web::Data<AppState>) -> Result
         "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; \
          connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}"
     );
-    let mut res = HttpResponse::Ok();
+    let mut res = if known { HttpResponse::Ok() } else { HttpResponse::NotFound() };
     no_store(&mut res);
     res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")));
     if let Ok(v) = HeaderValue::from_str(&csp) {

@@ -4,6 +4,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Value, json};
+use wgate_egress::EgressError;
 
 use super::{concerns_job, session_create::read_body};
 use crate::{error::ApiError, state::AppState};
@@ -15,6 +16,9 @@ fn plausible_token(t: &str) -> bool {
     (16..=128).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The token is looked up before a byte of the body is read: an unknown one is 404 at once, so a client without a
+/// capability holds neither memory nor a connection. The body is then read under its bound and the read deadline,
+/// and relayed through the egress guard.
 pub async fn relay_hook(
     req: HttpRequest,
     payload: web::Payload,
@@ -24,12 +28,12 @@ pub async fn relay_hook(
     if !plausible_token(&token) {
         return Err(ApiError::NotFound("hook"));
     }
-    let body = read_body(&req, payload, MAX_HOOK_BYTES).await?;
     let Some(target) = state.store.hook(&token).await? else {
         return Err(ApiError::NotFound("hook"));
     };
     concerns_job(&req, target.job_id);
     tracing::Span::current().record("tenant", target.tenant.as_str());
+    let body = read_body(&req, payload, MAX_HOOK_BYTES, state.body_read_timeout).await?;
     let event_id =
         serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("id").cloned()).unwrap_or(Value::Null);
     let ack = HttpResponse::Ok().json(json!({"result": "OK", "id": event_id}));
@@ -37,9 +41,13 @@ pub async fn relay_hook(
         tracing::debug!("webhook for a job without a tenant callback dropped");
         return Ok(ack);
     };
-    let sent = state
-        .hooks
-        .post(callback.as_str())
+    // The reasons below are logged; none names the callback URL (it may carry the tenant's secret).
+    let request = state.hooks.post(callback.as_str()).map_err(|e| match e {
+        EgressError::Refused(r) => ApiError::CallbackFailed(format!("the tenant's callback is refused: {}", r.rule)),
+        EgressError::Gateway(_) => ApiError::CallbackFailed("the tenant's callback is the gateway itself".into()),
+        EgressError::BadUrl => ApiError::CallbackFailed("the tenant's callback is not a usable URL".into()),
+    })?;
+    let sent = request
         .header(header::CONTENT_TYPE.as_str(), "application/json")
         .header("x-job-id", target.job_id.to_string())
         .body(body)
@@ -48,6 +56,9 @@ pub async fn relay_hook(
     match sent {
         Ok(r) if r.status().is_success() => Ok(ack),
         Ok(r) => Err(ApiError::CallbackFailed(format!("the tenant's callback answered {}", r.status()))),
-        Err(e) => Err(ApiError::CallbackFailed(format!("the tenant's callback could not be reached: {e}"))),
+        Err(e) => Err(ApiError::CallbackFailed(match wgate_egress::refused_by_policy(&e) {
+            Some(r) => format!("the tenant's callback is refused: {}", r.rule),
+            None => format!("the tenant's callback could not be reached: {}", wgate_egress::describe(e)),
+        })),
     }
 }

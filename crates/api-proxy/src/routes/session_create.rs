@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use wgate_queue::Enqueued;
 use wgate_types::{IdempotencyKey, JobId, JobRecord, Scope, SessionCreate};
 
-use super::{accepted, authorize, concerns_job, finished};
+use super::{accepted, authorize, check_callback, concerns_job, finished};
 use crate::{error::ApiError, limits::Bucket, middleware::RequestId, prefer, state::AppState};
 
 /// Largest accepted body.
@@ -30,7 +30,7 @@ pub async fn session_create(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
     check_json_content_type(&req)?;
-    let body = read_body(&req, payload, MAX_BODY_BYTES).await?;
+    let body = read_body(&req, payload, MAX_BODY_BYTES, state.body_read_timeout).await?;
     let key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -41,6 +41,9 @@ pub async fn session_create(
         }
     };
     let request = SessionCreate::from_json(&body)?;
+    if let Some(callback) = request.callback() {
+        check_callback(&state, callback).await?;
+    }
     let prefs = prefer::parse(req.headers());
 
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
@@ -69,7 +72,15 @@ pub async fn session_create(
 
     // Register before enqueueing, so a job that finishes at once is not missed.
     let waiter = (!wait.is_zero()).then(|| state.completions.waiter(job.id));
-    let outcome = state.store.enqueue(&job, key.as_ref(), max_sessions).await?;
+    let outcome = match state.store.enqueue(&job, key.as_ref(), max_sessions).await {
+        Ok(outcome) => outcome,
+        // The script may have run and only its reply been lost: the client must be told the job may exist.
+        Err(ApiError::Unavailable { cause, .. }) => {
+            concerns_job(&req, job.id);
+            return Err(ApiError::EnqueueUnconfirmed { job: job.id, cause });
+        }
+        Err(e) => return Err(e),
+    };
     let (job, waiter) = match outcome {
         Enqueued::Created => {
             let label = state.metrics.tenant_label(principal.tenant.as_str());
@@ -146,25 +157,34 @@ pub(super) fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError>
     }
 }
 
-/// Reads the body, refusing one larger than `limit` bytes as soon as that is known.
-pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<bytes::Bytes, ApiError> {
+/// Reads the body under the size bound `limit` (refused as soon as `Content-Length` or the bytes read pass it) and
+/// the read deadline `deadline` (a client that stops sending gets 408 instead of holding the connection).
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    deadline: Duration,
+) -> Result<bytes::Bytes, ApiError> {
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok())
         && len.parse::<u64>().is_ok_and(|n| n > limit as u64)
     {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| match e {
-            actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge { limit },
-            other => ApiError::BadBody(other.to_string()),
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| match e {
+                actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge { limit },
+                other => ApiError::BadBody(other.to_string()),
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(deadline, read).await.map_err(|_| ApiError::BodyTimeout { ms: deadline.as_millis() })?
 }
 
 /// 256 random bits, URL-safe base64 without padding: the relay capability for this job's webhooks.

@@ -4,17 +4,15 @@
 //! the caller's answers exactly as an unknown one. What the tenant sees of a session goes through
 //! [`present_session`]: its own callback, the gateway's QR window.
 
-use std::collections::HashSet;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value, json};
 use wgate_queue::SessionOwner;
 use wgate_types::{CallbackUrl, FieldProblem, Scope, SessionName, TenantId, ValidationErrors};
-use wgate_upstream::{SessionsQuery, UpstreamError};
+use wgate_upstream::{ErrorClass, SessionsQuery, UpstreamError};
 
 use super::{
-    authorize,
+    authorize, check_callback,
     session_create::{MAX_BODY_BYTES, check_json_content_type, read_body},
 };
 use crate::{
@@ -22,23 +20,17 @@ use crate::{
     limits::Bucket,
     present::present_session,
     state::AppState,
-    upstream::{Repeat, SessionUpstream, api_error, is_not_found},
+    upstream::{Repeat, SessionUpstream, api_error, deadline_error, is_not_found},
 };
 
 /// `page_cnt` when none is given (as WhatsGate's default).
 pub const DEFAULT_PAGE_CNT: u32 = 20;
 /// Largest `page_cnt`.
 pub const MAX_PAGE_CNT: u32 = 100;
-/// A tenant with at most this many sessions has them fetched one by one (`sessions-get {WhatsappID}` each,
-/// [`FETCH_CONCURRENCY`] at a time): the cost follows the tenant's sessions. A tenant with more is served by
-/// scanning upstream's pages ([`SCAN_PAGE_CNT`] a page, with the tenant's name/status filters) and keeping its own:
-/// the cost then follows the account's matching sessions, which beats one call per session once a tenant holds a
-/// fair share of the account.
-pub const PER_SESSION_MAX: usize = 20;
-const FETCH_CONCURRENCY: usize = 8;
-const SCAN_PAGE_CNT: u32 = 100;
-/// Bound on one scan (100,000 sessions).
-const SCAN_MAX_PAGES: u32 = 1_000;
+/// The caller's sessions are looked up one by one (`sessions-get {WhatsappID}` each), this many at a time: what a
+/// listing costs upstream follows the caller's own sessions, never the size of the shared WhatsGate account (no
+/// walk over other tenants' pages), and the whole listing runs under one deadline (`WGATE_UPSTREAM_TIMEOUT_MS`).
+pub const FETCH_CONCURRENCY: usize = 8;
 /// Sessions of one answer presented at once (each costs a few Redis reads).
 const PRESENT_CONCURRENCY: usize = 16;
 
@@ -54,7 +46,7 @@ pub async fn sessions_get(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::SessionsRead, Bucket::Read).await?;
     let upstream = upstream_of(&state)?;
-    let fields = body_object(&req, payload).await?;
+    let fields = body_object(&req, &state, payload).await?;
     let list = ListRequest::parse(&fields)?;
 
     let owned = state.store.tenant_sessions(&principal.tenant).await?;
@@ -62,11 +54,10 @@ pub async fn sessions_get(
         Some(id) => owned.into_iter().filter(|o| o == id).collect(),
         None => owned,
     };
-    let mut sessions = if owned.len() <= PER_SESSION_MAX {
-        fetch_each(&state, upstream, &list, owned).await?
-    } else {
-        scan(upstream, &list, owned.into_iter().collect()).await?
-    };
+    let budget = upstream.budget();
+    let mut sessions = tokio::time::timeout(budget, fetch_each(&state, upstream, &list, owned))
+        .await
+        .map_err(|_| deadline_error(budget))??;
     sessions.sort_by_cached_key(|s| (upstream_id(s), unique_id_of(s)));
 
     let page_cnt = list.page_cnt as usize;
@@ -93,7 +84,7 @@ pub async fn session_delete(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
     let upstream = upstream_of(&state)?;
-    let fields = body_object(&req, payload).await?;
+    let fields = body_object(&req, &state, payload).await?;
     let id = required_id(&fields)?;
     let owner = owned(&state, &principal.tenant, &id).await?;
     let (callback, qr_token) = presentation(&state, &owner).await?;
@@ -120,7 +111,7 @@ pub async fn set_hook(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
     let upstream = upstream_of(&state)?;
-    let fields = body_object(&req, payload).await?;
+    let fields = body_object(&req, &state, payload).await?;
     let mut problems = Vec::new();
     let id = whatsapp_id(&fields, true, &mut problems);
     let callback = match fields.get("callback") {
@@ -139,6 +130,9 @@ pub async fn set_hook(
         }
     };
     let id = valid(id, problems)?;
+    if let Some(callback) = &callback {
+        check_callback(&state, callback).await?;
+    }
     let owner = owned(&state, &principal.tenant, &id).await?;
     let (_, qr_token) = presentation(&state, &owner).await?;
     let relay = wgate_types::relay_url(&state.public_base, &owner.hook_token);
@@ -166,7 +160,7 @@ pub async fn set_name(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
     let upstream = upstream_of(&state)?;
-    let fields = body_object(&req, payload).await?;
+    let fields = body_object(&req, &state, payload).await?;
     let mut problems = Vec::new();
     let id = whatsapp_id(&fields, true, &mut problems);
     let name = match fields.get("name") {
@@ -201,8 +195,12 @@ fn upstream_of(state: &AppState) -> Result<&SessionUpstream, ApiError> {
 }
 
 /// The body as a JSON object; an empty body is `{}` (every field of sessions-get is optional).
-async fn body_object(req: &HttpRequest, payload: web::Payload) -> Result<Map<String, Value>, ApiError> {
-    let body = read_body(req, payload, MAX_BODY_BYTES).await?;
+async fn body_object(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<Map<String, Value>, ApiError> {
+    let body = read_body(req, payload, MAX_BODY_BYTES, state.body_read_timeout).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -339,14 +337,14 @@ impl ListRequest {
         Ok(Self { whatsapp_id, name, status, page_cnt, page })
     }
 
-    /// The upstream query for one session, or for one page of a scan.
-    fn query(&self, whatsapp_id: Option<String>, page: Option<u32>) -> SessionsQuery {
+    /// The upstream query for one of the caller's sessions, with the caller's filters.
+    fn query(&self, whatsapp_id: String) -> SessionsQuery {
         SessionsQuery {
-            whatsapp_id,
+            whatsapp_id: Some(whatsapp_id),
             name: self.name.clone(),
             status: self.status.clone(),
-            page_cnt: page.map(|_| SCAN_PAGE_CNT),
-            page,
+            page_cnt: None,
+            page: None,
         }
     }
 
@@ -372,8 +370,10 @@ fn whole(fields: &Map<String, Value>, key: &str, default: u32, max: u32, problem
     }
 }
 
-/// One `sessions-get {WhatsappID, name?, status?}` per owned session, a few at a time. A session upstream no
-/// longer knows (deleted outside the gateway) is dropped, and, when no filter could explain its absence, forgotten.
+/// One `sessions-get {WhatsappID, name?, status?}` per owned session, a few at a time. A session WhatsGate says,
+/// well-formed, it no longer has (an OK answer whose `data` list lacks it, or its `NotFound` error) is dropped,
+/// and, when no filter could explain its absence, forgotten. Any other failure fails the listing and forgets
+/// nothing.
 async fn fetch_each(
     state: &AppState,
     upstream: &SessionUpstream,
@@ -381,15 +381,27 @@ async fn fetch_each(
     owned: Vec<String>,
 ) -> Result<Vec<Value>, ApiError> {
     let found: Vec<Option<Value>> = stream::iter(owned.into_iter().map(|id| async move {
-        let query = list.query(Some(id.clone()), None);
+        let query = list.query(id.clone());
         let answer = upstream
             .run(Repeat::Safe, |u| {
                 let query = query.clone();
-                async move { u.sessions_get(&query).await }
+                async move { u.call("sessions-get", &query).await }
             })
             .await;
         let session = match answer {
-            Ok(page) => page.data.into_iter().find(|s| unique_id_of(s).as_deref() == Some(id.as_str())),
+            Ok(page) => match page.get("data") {
+                Some(Value::Array(data)) => {
+                    data.iter().find(|s| unique_id_of(s).as_deref() == Some(id.as_str())).cloned()
+                }
+                _ => {
+                    return Err(api_error(UpstreamError::new(
+                        ErrorClass::Unavailable,
+                        "UnexpectedAnswer",
+                        "sessions-get answered OK without a data list",
+                        true,
+                    )));
+                }
+            },
             Err(e) if is_not_found(&e) => None,
             Err(e) => return Err(api_error(e)),
         };
@@ -403,28 +415,6 @@ async fn fetch_each(
     .try_collect()
     .await?;
     Ok(found.into_iter().flatten().collect())
-}
-
-/// Upstream's pages with the tenant's filters, keeping the tenant's own sessions.
-async fn scan(upstream: &SessionUpstream, list: &ListRequest, owned: HashSet<String>) -> Result<Vec<Value>, ApiError> {
-    let mut found = Vec::new();
-    for page in 1..=SCAN_MAX_PAGES {
-        let query = list.query(None, Some(page));
-        let answer = upstream
-            .run(Repeat::Safe, |u| {
-                let query = query.clone();
-                async move { u.sessions_get(&query).await }
-            })
-            .await
-            .map_err(api_error)?;
-        let last = answer.data.is_empty() || u64::from(page) >= answer.pages;
-        found.extend(answer.data.into_iter().filter(|s| unique_id_of(s).is_some_and(|id| owned.contains(&id))));
-        if last || found.len() >= owned.len() {
-            return Ok(found);
-        }
-    }
-    tracing::warn!(pages = SCAN_MAX_PAGES, "sessions-get scan stopped at its page bound; the list may be short");
-    Ok(found)
 }
 
 /// A session's `unique_id`, which WhatsGate writes as a string (a number is read too).

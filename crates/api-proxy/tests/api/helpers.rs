@@ -214,3 +214,16 @@ pub fn upstream_data(name: &str) -> Value {
 pub async fn pause(d: Duration) {
     tokio::time::sleep(d).await;
 }
+
+/// Serves the routes `configure` sets up on 127.0.0.1, port 0, one worker, until the test ends: a stand-in for a
+/// tenant's receiver or an identity provider. Answers its address.
+pub fn serve(configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static) -> std::net::SocketAddr {
+    let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .expect("binding a stand-in server");
+    let addr = server.addrs()[0];
+    tokio::spawn(server.run());
+    addr
+}

@@ -3,6 +3,8 @@
 // In a test a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod egress;
+mod hardening;
 mod helpers;
 mod qr;
 mod sessions;

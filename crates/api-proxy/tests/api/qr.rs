@@ -86,7 +86,7 @@ async fn an_unknown_token_gets_a_framable_page_whose_state_is_broken() {
     let app = TestApp::spawn().await;
     for path in ["/qr/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "/qr/%3Cscript%3Ealert(1)%3C%2Fscript%3E"] {
         let r = app.client.get(format!("{}{path}", app.base)).send().await.expect("page");
-        assert_eq!(r.status(), 200);
+        assert_eq!(r.status(), 404, "an unknown capability is 404, with the page that tells the parent `broken`");
         let h = r.headers().clone();
         assert_eq!(header(&h, "content-type"), Some("text/html; charset=utf-8"));
         assert!(h.get("x-frame-options").is_none());
