@@ -80,6 +80,23 @@ fn no_store(res: &mut actix_web::HttpResponseBuilder) {
 
 /// `GET /qr/{token}/state`: `{status, qr_svg?, qr_image?, code?}`; 404 `{status:"broken"}`, 503
 /// `{status:"unavailable"}`.
+#[utoipa::path(
+    get,
+    path = "/qr/{token}/state",
+    tag = "qr-window",
+    operation_id = "qr_window_state",
+    summary = "What the QR window shows now",
+    description = "The state the QR window's page polls about once a second. Not needed to embed the window.",
+    params(("token" = String, Path, description = "The token of the session's `qr_link`")),
+    responses(
+        (status = 200, description = "The session's state, with the QR code or pairing code while one is shown",
+            body = crate::openapi::QrWindowState),
+        (status = 404, description = "`{\"status\":\"broken\"}`: unknown or expired link, failed job, deleted session",
+            body = crate::openapi::QrWindowState),
+        (status = 503, description = "`{\"status\":\"unavailable\"}`: try again", body = crate::openapi::QrWindowState,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+    ),
+)]
 pub async fn window_state(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let shown = match resolve(&state, token_of(&req)).await {
         Ok((shown, _)) => shown,
@@ -117,6 +134,23 @@ pub async fn window_state(req: HttpRequest, state: web::Data<AppState>) -> HttpR
 
 /// `GET /qr/{token}`: the page, for any token (an unknown one shows "broken" after its first poll), framed only
 /// by the tenant's `frame_ancestors` (default any).
+#[utoipa::path(
+    get,
+    path = "/qr/{token}",
+    tag = "qr-window",
+    operation_id = "qr_window",
+    summary = "The QR window",
+    description = "A self-contained page that shows the session's current QR code (or pairing code), follows it as \
+        it rotates, and posts `{module: \"qr\", message}` to `window.parent` (`loading`, `qr`, `success`, `error`, \
+        `broken`). Meant for an iframe; see docs/QR-WINDOW.md.",
+    params(("token" = String, Path, description = "The token of the session's `qr_link`")),
+    responses(
+        (status = 200, description = "The page (for any token: an unknown one shows `broken`)",
+            content_type = "text/html", body = String, headers(
+                ("Content-Security-Policy" = String, description = "Inline code by nonce only; `frame-ancestors` from the tenant's setting"),
+                ("Cache-Control" = String, description = "`no-store`"))),
+    ),
+)]
 pub async fn window_page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tenant = match state.store.qr_target(token_of(&req)).await? {
         Some(target) => Some(target.tenant),

@@ -1,10 +1,10 @@
 //! The HTTP handlers and what they share: authorising a tenant request (token, rate limit, scope) and the shapes
 //! of job answers.
 
-mod hooks;
-mod jobs;
-mod session_create;
-mod sessions;
+pub(crate) mod hooks;
+pub(crate) mod jobs;
+pub(crate) mod session_create;
+pub(crate) mod sessions;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Value, json};
@@ -136,5 +136,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/hooks/{token}").route(web::post().to(relay_hook)).default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(crate::openapi::openapi_json))
+            .default_service(web::to(method_not_allowed)),
     );
 }

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value, json};
 use wgate_queue::SessionOwner;
-use wgate_types::{CallbackUrl, FieldProblem, Scope, SessionName, TenantId, ValidationErrors};
+use wgate_types::{CallbackUrl, ErrorBody, FieldProblem, Scope, SessionName, TenantId, ValidationErrors};
 use wgate_upstream::{SessionsQuery, UpstreamError};
 
 use super::{
@@ -47,6 +47,25 @@ const UNKNOWN: ApiError = ApiError::UnknownSession;
 /// `POST /api/v1/sessions-get` (scope `sessions:read`, read bucket): the caller's sessions, filtered by
 /// upstream, sorted by upstream `id`, paged over the caller's own. A `WhatsappID` filter that is not the caller's
 /// matches nothing, as an unknown one does upstream.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions-get",
+    tag = "sessions",
+    operation_id = "sessions_get",
+    summary = "List the caller's sessions",
+    description = "WhatsGate's sessions-get over the caller's own sessions only (those its session-creates made), filtered by WhatsGate, sorted by WhatsGate's `id` and paged over the caller's. A `WhatsappID` that is not the caller's matches nothing. Each `qr_link` is the gateway's QR window.",
+    request_body(content = Option<crate::openapi::SessionsGetRequest>, content_type = "application/json",
+        description = "Filters and paging; an empty body lists every session of the caller"),
+    responses(
+        (status = 200, description = "One page of the caller's sessions", body = crate::openapi::SessionList),
+        (status = 502, description = "WhatsGate failed or could not be reached, also when retried; or rejected \
+            the gateway's credentials", body = ErrorBody),
+        (status = 504, description = "WhatsGate did not answer in time", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable, or the operator has not configured the WhatsGate key \
+            for the API; retry later", body = ErrorBody),
+    ),
+    security(("bearer" = ["sessions:read"]), ("api_key" = ["sessions:read"])),
+)]
 pub async fn sessions_get(
     req: HttpRequest,
     payload: web::Payload,
@@ -86,6 +105,28 @@ pub async fn sessions_get(
 /// `POST /api/v1/session-delete` `{WhatsappID}` (scope `sessions:write`): upstream's delete, then the session's
 /// ownership is forgotten (freeing the tenant's quota slot). Retried only when the failed call surely never
 /// reached WhatsGate.
+#[utoipa::path(
+    post,
+    path = "/api/v1/session-delete",
+    tag = "sessions",
+    operation_id = "session_delete",
+    summary = "Delete a session",
+    description = "WhatsGate's session-delete for one of the caller's sessions; its slot in the session quota is freed. A `WhatsappID` that is not the caller's is 404, exactly as an unknown one.",
+    request_body(content = crate::openapi::SessionDeleteRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "WhatsGate's answer: the session, now `DESTROYING`",
+            body = crate::openapi::SessionAnswer),
+        (status = 404, description = "No session with this `WhatsappID` belongs to the caller", body = ErrorBody),
+        (status = 422, description = "WhatsGate rejected the request (its `name` and `message` in `details`)",
+            body = ErrorBody),
+        (status = 502, description = "WhatsGate failed or could not be reached, also when retried; or rejected \
+            the gateway's credentials", body = ErrorBody),
+        (status = 504, description = "WhatsGate did not answer in time", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable, or the operator has not configured the WhatsGate key \
+            for the API; retry later", body = ErrorBody),
+    ),
+    security(("bearer" = ["sessions:write"]), ("api_key" = ["sessions:write"])),
+)]
 pub async fn session_delete(
     req: HttpRequest,
     payload: web::Payload,
@@ -113,6 +154,28 @@ pub async fn session_delete(
 /// gateway's relay URL (the relay, and the marker reconciliation looks for); the relay's target becomes the
 /// tenant's new callback (`null` or `""`: webhooks are acknowledged and dropped). Upstream's `set-hook` is still
 /// called, with the relay URL: it confirms the session and answers its data.
+#[utoipa::path(
+    post,
+    path = "/api/v1/set-hook",
+    tag = "sessions",
+    operation_id = "set_hook",
+    summary = "Change a session's callback",
+    description = "Webhooks of this session go to the new callback from now on (`null` or `\"\"`: acknowledged and dropped). A `WhatsappID` that is not the caller's is 404.",
+    request_body(content = crate::openapi::SetHookRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "WhatsGate's answer: the session, with the new callback",
+            body = crate::openapi::SessionAnswer),
+        (status = 404, description = "No session with this `WhatsappID` belongs to the caller", body = ErrorBody),
+        (status = 422, description = "WhatsGate rejected the request (its `name` and `message` in `details`)",
+            body = ErrorBody),
+        (status = 502, description = "WhatsGate failed or could not be reached, also when retried; or rejected \
+            the gateway's credentials", body = ErrorBody),
+        (status = 504, description = "WhatsGate did not answer in time", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable, or the operator has not configured the WhatsGate key \
+            for the API; retry later", body = ErrorBody),
+    ),
+    security(("bearer" = ["sessions:write"]), ("api_key" = ["sessions:write"])),
+)]
 pub async fn set_hook(
     req: HttpRequest,
     payload: web::Payload,
@@ -159,6 +222,28 @@ pub async fn set_hook(
 
 /// `POST /api/v1/set-name` `{WhatsappID, name}` (scope `sessions:write`): the name validated as in
 /// session-create and passed to WhatsGate exactly as sent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/set-name",
+    tag = "sessions",
+    operation_id = "set_name",
+    summary = "Rename a session",
+    description = "The name is validated as in session-create and reaches WhatsGate exactly as sent. A `WhatsappID` that is not the caller's is 404.",
+    request_body(content = crate::openapi::SetNameRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "WhatsGate's answer: the session, with the new name",
+            body = crate::openapi::SessionAnswer),
+        (status = 404, description = "No session with this `WhatsappID` belongs to the caller", body = ErrorBody),
+        (status = 422, description = "WhatsGate rejected the request (its `name` and `message` in `details`)",
+            body = ErrorBody),
+        (status = 502, description = "WhatsGate failed or could not be reached, also when retried; or rejected \
+            the gateway's credentials", body = ErrorBody),
+        (status = 504, description = "WhatsGate did not answer in time", body = ErrorBody),
+        (status = 503, description = "Redis is unreachable, or the operator has not configured the WhatsGate key \
+            for the API; retry later", body = ErrorBody),
+    ),
+    security(("bearer" = ["sessions:write"]), ("api_key" = ["sessions:write"])),
+)]
 pub async fn set_name(
     req: HttpRequest,
     payload: web::Payload,

@@ -1,0 +1,407 @@
+//! The API document: OpenAPI 3.1, generated from the handlers' `#[utoipa::path]` attributes and the schemas of the
+//! types they read and answer. Served at `GET /openapi.json` (no token), printed by `wgate openapi`, and kept in
+//! `docs/openapi.json` (a test fails when that copy differs from what this module generates).
+//!
+//! A new route is one more line in [`ApiDoc`]'s `paths(...)` (and a `#[utoipa::path]` on its handler). What every
+//! route shares is added here by [`Conventions`], so each handler declares only its own answers:
+//! - every answer carries `X-Request-Id`, and every operation takes one;
+//! - an authenticated operation (one with `security`) may answer 401, 403 and 429, and carries the rate-limit
+//!   headers;
+//! - an operation with a body may answer 400, 413 and 415;
+//! - every operation but the document itself may answer 503 (Redis unreachable).
+
+use actix_web::{HttpResponse, http::header};
+use serde::Deserialize;
+use utoipa::{
+    Modify, OpenApi, ToSchema,
+    openapi::{
+        self, HeaderBuilder, Ref, RefOr, Required, ResponseBuilder,
+        content::ContentBuilder,
+        path::{Operation, ParameterBuilder, ParameterIn},
+        schema::{Object, Type},
+        security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+use wgate_types::{ErrorBody, JobView, SessionView};
+
+/// Security scheme names; each operation lists both, with its scope.
+pub const BEARER: &str = "bearer";
+pub const API_KEY: &str = "api_key";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "wgate",
+        description = "A multi-tenant gateway with a durable job queue in front of the WhatsGate WhatsApp API. \
+            Paths and bodies are WhatsGate's: a WhatsGate client works by changing its base URL and putting a \
+            wgate token where its WhatsGate key was. See docs/API.md for a guide with examples.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        crate::routes::session_create::session_create,
+        crate::routes::jobs::get_job,
+        crate::routes::jobs::replay_job,
+        crate::routes::sessions::sessions_get,
+        crate::routes::sessions::session_delete,
+        crate::routes::sessions::set_hook,
+        crate::routes::sessions::set_name,
+        crate::qr::window_page,
+        crate::qr::window_state,
+        crate::routes::hooks::relay_hook,
+        openapi_json,
+    ),
+    components(schemas(ErrorBody, SessionView, JobView)),
+    modifiers(&Conventions),
+    tags(
+        (name = "sessions", description = "Creating WhatsApp sessions and the commands on them"),
+        (name = "jobs", description = "The job behind each session-create"),
+        (name = "qr-window", description = "The gateway's QR window, for tenants' customers (no token: the link is the capability)"),
+        (name = "webhooks", description = "WhatsGate's webhooks, relayed to the tenant's callback"),
+        (name = "meta", description = "This document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Response headers every answer of that kind carries: declared `required`, so a client (and Schemathesis) may
+/// rely on them. utoipa's header model has no `required`, so it is set on the JSON.
+fn mark_required_headers(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else { return };
+    for operation in paths.values_mut().filter_map(|i| i.as_object_mut()).flat_map(|i| i.values_mut()) {
+        let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+        for (status, response) in responses.iter_mut() {
+            let Some(headers) = response.get_mut("headers").and_then(|h| h.as_object_mut()) else { continue };
+            for (name, header) in headers.iter_mut() {
+                let always = name == "X-Request-Id"
+                    || (status.starts_with('2') && matches!(name.as_str(), "X-Job-Id" | "Location"));
+                if always && let Some(header) = header.as_object_mut() {
+                    header.insert("required".to_owned(), serde_json::Value::Bool(true));
+                }
+            }
+        }
+    }
+}
+
+/// The document as served and as committed: pretty JSON and a final newline.
+pub fn document_json() -> String {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    mark_required_headers(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// `GET /openapi.json`: this document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json",
+        body = Object)),
+)]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().insert_header((header::CONTENT_TYPE, "application/json")).body(document_json())
+}
+
+// ---- bodies that are shaped here (the handlers read them field by field) ----
+
+/// `{"result":"OK","data":<session>}`: WhatsGate's answer with the session as the tenant sees it.
+#[derive(ToSchema)]
+#[schema(as = SessionAnswer)]
+pub struct SessionAnswer {
+    /// `OK`.
+    #[schema(pattern = "^OK$")]
+    pub result: String,
+    pub data: SessionView,
+}
+
+/// `{"result":"OK","data":<job>}`.
+#[derive(ToSchema)]
+#[schema(as = JobAnswer)]
+pub struct JobAnswer {
+    /// `OK`.
+    #[schema(pattern = "^OK$")]
+    pub result: String,
+    pub data: JobView,
+}
+
+/// `{"result":"ACCEPTED","data":<job>}`: the job is stored and queued; poll `Location`.
+#[derive(ToSchema)]
+#[schema(as = Accepted)]
+pub struct Accepted {
+    /// `ACCEPTED`.
+    #[schema(pattern = "^ACCEPTED$")]
+    pub result: String,
+    pub data: JobView,
+}
+
+/// The caller's sessions, one page of them.
+#[derive(ToSchema)]
+#[schema(as = SessionList)]
+pub struct SessionList {
+    /// `OK`.
+    #[schema(pattern = "^OK$")]
+    pub result: String,
+    /// Pages of `page_cnt` sessions.
+    pub pages: u64,
+    /// The caller's sessions matching the filters, on every page.
+    pub elements: u64,
+    /// This page, from 1.
+    pub page: u64,
+    pub data: Vec<SessionView>,
+}
+
+/// A session's `WhatsappID` (its `unique_id`), as a string or a whole number.
+#[derive(ToSchema, Deserialize)]
+#[serde(untagged)]
+pub enum WhatsappId {
+    Text(String),
+    Number(u64),
+}
+
+/// `sessions-get`: every field optional; an empty body lists every session of the caller.
+#[derive(ToSchema, Deserialize)]
+#[schema(as = SessionsGetRequest)]
+pub struct SessionsGetRequest {
+    /// Only this session.
+    #[serde(rename = "WhatsappID")]
+    pub whatsapp_id: Option<WhatsappId>,
+    /// Only sessions of this name (WhatsGate's filter).
+    pub name: Option<String>,
+    /// Only sessions in this status (`PENDING`, `AUTH`, `READY`, `DESTROYING`).
+    pub status: Option<String>,
+    /// Sessions per page, 1 to 100 (default 20); a string of digits is accepted too.
+    #[schema(minimum = 1, maximum = 100)]
+    pub page_cnt: Option<u32>,
+    /// The page, from 1 (default 1); a string of digits is accepted too.
+    #[schema(minimum = 1)]
+    pub page: Option<u32>,
+}
+
+/// `session-delete`.
+#[derive(ToSchema, Deserialize)]
+#[schema(as = SessionDeleteRequest)]
+pub struct SessionDeleteRequest {
+    #[serde(rename = "WhatsappID")]
+    pub whatsapp_id: WhatsappId,
+}
+
+/// `set-hook`: the session's new callback; `null` or `""` removes it (webhooks are then acknowledged and dropped).
+#[derive(ToSchema, Deserialize)]
+#[schema(as = SetHookRequest)]
+pub struct SetHookRequest {
+    #[serde(rename = "WhatsappID")]
+    pub whatsapp_id: WhatsappId,
+    /// An absolute `http`/`https` URL with a host, no user info, at most 2048 bytes; or `null` / `""`.
+    #[schema(required = true, max_length = 2048)]
+    pub callback: Option<String>,
+}
+
+/// `set-name`: the session's new name, validated as in session-create.
+#[derive(ToSchema, Deserialize)]
+#[schema(as = SetNameRequest)]
+pub struct SetNameRequest {
+    #[serde(rename = "WhatsappID")]
+    pub whatsapp_id: WhatsappId,
+    /// 1 to 100 characters after trimming, no control characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    pub name: String,
+}
+
+/// `{"result":"OK","id":<event id>}`: the tenant's callback took the webhook.
+#[derive(ToSchema)]
+#[schema(as = HookAck)]
+pub struct HookAck {
+    /// `OK`.
+    #[schema(pattern = "^OK$")]
+    pub result: String,
+    /// The event's `id`, `null` when it had none.
+    #[schema(value_type = Object)]
+    pub id: serde_json::Value,
+}
+
+/// What the QR window's page shows: `status` is `loading` (the session is being created), a WhatsGate status
+/// (`PENDING`, `AUTH`, `READY`), `broken` (unknown or expired link, failed job, deleted session) or
+/// `unavailable` (try again); `qr_svg` / `qr_image` while a code waits to be scanned, `code` when pairing by code.
+#[derive(ToSchema)]
+#[schema(as = QrWindowState)]
+pub struct QrWindowState {
+    pub status: String,
+    /// The current QR code as an SVG document.
+    pub qr_svg: Option<String>,
+    /// The current QR code as a `data:` image URL, when WhatsGate gives one.
+    pub qr_image: Option<String>,
+    /// The pairing code.
+    pub code: Option<String>,
+}
+
+// ---- what every operation shares ----
+
+/// Adds the security schemes, and to every operation the parameters, answers and headers it shares with the
+/// others (see the module documentation).
+pub struct Conventions;
+
+fn error_response(description: &str, headers: &[(&str, &str)]) -> RefOr<openapi::Response> {
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    let mut builder = ResponseBuilder::new().description(description).content("application/json", content);
+    for (name, what) in headers {
+        builder = builder.header(
+            *name,
+            HeaderBuilder::new().schema(Object::with_type(Type::String)).description(Some(*what)).build(),
+        );
+    }
+    RefOr::T(builder.build())
+}
+
+fn add_response(op: &mut Operation, status: &str, response: impl FnOnce() -> RefOr<openapi::Response>) {
+    op.responses.responses.entry(status.to_owned()).or_insert_with(response);
+}
+
+fn optional_header(description: &str) -> openapi::Header {
+    HeaderBuilder::new().schema(Object::with_type(Type::String)).description(Some(description)).build()
+}
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT whose `sub` is the tenant id, with `exp` and `aud`; `scope` (space separated) grants \
+                         `sessions:write`, `sessions:read`, `admin`; without `scope` every scope but `admin`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            API_KEY,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Api-Key",
+                "The same JWT, where a WhatsGate client puts its key.",
+            ))),
+        );
+
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                apply(op);
+            }
+        }
+    }
+}
+
+fn apply(op: &mut Operation) {
+    let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let meta = op.tags.as_ref().is_some_and(|t| t.iter().any(|t| t == "meta"));
+    let parameters = op.parameters.get_or_insert_with(Vec::new);
+    parameters.push(
+        ParameterBuilder::new()
+            .name("X-Request-Id")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Your id for this request, 1 to 128 characters of letters, digits, '.', '_' and '-'; echoed in the \
+                 answer and carried into the job's logs. Another value is replaced by a fresh id.",
+            ))
+            .schema(Some(openapi::schema::ObjectBuilder::new().schema_type(Type::String).max_length(Some(128))))
+            .build(),
+    );
+
+    if op.request_body.is_some() {
+        add_response(op, "400", || {
+            error_response("The body (or a header) is invalid: `details` names each field at fault. Correct it.", &[])
+        });
+        add_response(op, "413", || error_response("The body is too large; send a smaller one.", &[]));
+        add_response(op, "415", || {
+            error_response("The body must be JSON: send `Content-Type: application/json`.", &[])
+        });
+    }
+    if authenticated {
+        add_response(op, "401", || {
+            error_response(
+                "The token is missing, malformed, expired, not yet valid, for another audience or issuer, or not \
+                 signed by a configured key. Get a fresh token.",
+                &[("WWW-Authenticate", "`Bearer error=\"invalid_token\", error_description=\"...\"`")],
+            )
+        });
+        add_response(op, "403", || {
+            error_response(
+                "The token lacks this operation's scope; ask for a token that grants it.",
+                &[("WWW-Authenticate", "`Bearer error=\"insufficient_scope\", scope=\"...\"`")],
+            )
+        });
+        add_response(op, "429", || {
+            error_response(
+                "The tenant's rate limit is used up; retry after `Retry-After` seconds.",
+                &[("Retry-After", "Whole seconds to wait, at least 1")],
+            )
+        });
+    }
+    if !meta {
+        add_response(op, "503", || {
+            error_response(
+                "The job store (Redis) is unreachable; nothing was done. Retry after `Retry-After` seconds.",
+                &[("Retry-After", "Seconds to wait")],
+            )
+        });
+    }
+
+    for response in op.responses.responses.values_mut() {
+        let RefOr::T(response) = response else { continue };
+        response.headers.insert(
+            "X-Request-Id".to_owned(),
+            HeaderBuilder::new()
+                .schema(Object::with_type(Type::String))
+                .description(Some("The request's id: the client's when it sent a valid one, else a fresh ULID."))
+                .build(),
+        );
+        if authenticated {
+            response.headers.entry("RateLimit-Policy".to_owned()).or_insert_with(|| {
+                optional_header(
+                    "The tenant's bucket for this operation, e.g. `\"write\";q=20;w=2` (IETF draft \
+                     RateLimit headers); absent when the token was refused before the tenant was known.",
+                )
+            });
+            response
+                .headers
+                .entry("RateLimit".to_owned())
+                .or_insert_with(|| optional_header("What is left of that bucket now, e.g. `\"write\";r=19;t=1`."));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMITTED: &str = include_str!("../../../docs/openapi.json");
+
+    #[test]
+    fn the_committed_document_is_the_one_the_code_generates() {
+        assert!(
+            COMMITTED == document_json(),
+            "docs/openapi.json differs from the document the code generates. Regenerate it with\n\
+             \n    cargo run -q -- openapi > docs/openapi.json\n\nand commit it (review the diff: it is the API's \
+             change as clients see it)."
+        );
+    }
+
+    #[test]
+    fn every_tenant_operation_names_both_schemes_with_one_scope() {
+        let doc = ApiDoc::openapi();
+        let mut authenticated = 0;
+        for (path, item) in &doc.paths.paths {
+            for op in [&item.get, &item.post].into_iter().flatten() {
+                let Some(security) = &op.security else { continue };
+                let value = serde_json::to_value(security).unwrap_or_default();
+                let text = value.to_string();
+                assert!(text.contains(BEARER) && text.contains(API_KEY), "{path}: {text}");
+                authenticated += 1;
+            }
+        }
+        assert_eq!(authenticated, 7, "the seven tenant operations are authenticated");
+    }
+}
