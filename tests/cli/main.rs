@@ -1,5 +1,7 @@
 //! The `wgate` binary, run as a user would.
 
+mod config_reference;
+
 use std::process::Command;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
