@@ -12,17 +12,21 @@
 
 use actix_web::{HttpResponse, http::header};
 use serde::Deserialize;
+use serde_json::{Value, json};
 use utoipa::{
-    Modify, OpenApi, ToSchema,
+    Modify, OpenApi, PartialSchema, ToSchema,
     openapi::{
         self, HeaderBuilder, Ref, RefOr, Required, ResponseBuilder,
         content::ContentBuilder,
         path::{Operation, ParameterBuilder, ParameterIn},
-        schema::{Object, Type},
+        schema::{Object, ObjectBuilder, OneOfBuilder, Type},
         security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
 use wgate_types::{ErrorBody, JobView, SessionView};
+
+/// Operations whose body may be left out.
+const BODY_OPTIONAL: &[&str] = &["sessions_get"];
 
 /// Security scheme names; each operation lists both, with its scope.
 pub const BEARER: &str = "bearer";
@@ -64,7 +68,7 @@ pub struct ApiDoc;
 
 /// Response headers every answer of that kind carries: declared `required`, so a client (and Schemathesis) may
 /// rely on them. utoipa's header model has no `required`, so it is set on the JSON.
-fn mark_required_headers(doc: &mut serde_json::Value) {
+fn mark_required_headers(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else { return };
     for operation in paths.values_mut().filter_map(|i| i.as_object_mut()).flat_map(|i| i.values_mut()) {
         let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
@@ -85,6 +89,7 @@ fn mark_required_headers(doc: &mut serde_json::Value) {
 pub fn document_json() -> String {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     mark_required_headers(&mut doc);
+    add_links(&mut doc);
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
@@ -151,13 +156,23 @@ pub struct SessionList {
     pub data: Vec<SessionView>,
 }
 
-/// A session's `WhatsappID` (its `unique_id`), as a string or a whole number.
-#[derive(ToSchema, Deserialize)]
-#[serde(untagged)]
-pub enum WhatsappId {
-    Text(String),
-    Number(u64),
+/// A session's `WhatsappID` (its `unique_id`), as a string (not blank) or a whole number.
+pub struct WhatsappId;
+
+impl PartialSchema for WhatsappId {
+    fn schema() -> RefOr<openapi::schema::Schema> {
+        let text =
+            ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"\S")).examples([json!("6345454545454")]);
+        let number = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
+        OneOfBuilder::new()
+            .item(text)
+            .item(number)
+            .description(Some("A session's `WhatsappID` (its `unique_id`), as a string (not blank) or a whole number."))
+            .into()
+    }
 }
+
+impl ToSchema for WhatsappId {}
 
 /// `sessions-get`: every field optional; an empty body lists every session of the caller.
 #[derive(ToSchema, Deserialize)]
@@ -165,7 +180,8 @@ pub enum WhatsappId {
 pub struct SessionsGetRequest {
     /// Only this session.
     #[serde(rename = "WhatsappID")]
-    pub whatsapp_id: Option<WhatsappId>,
+    #[schema(value_type = Option<WhatsappId>)]
+    pub whatsapp_id: Option<Value>,
     /// Only sessions of this name (WhatsGate's filter).
     pub name: Option<String>,
     /// Only sessions in this status (`PENDING`, `AUTH`, `READY`, `DESTROYING`).
@@ -174,7 +190,7 @@ pub struct SessionsGetRequest {
     #[schema(minimum = 1, maximum = 100)]
     pub page_cnt: Option<u32>,
     /// The page, from 1 (default 1); a string of digits is accepted too.
-    #[schema(minimum = 1)]
+    #[schema(value_type = Option<u64>, minimum = 1)]
     pub page: Option<u32>,
 }
 
@@ -183,7 +199,8 @@ pub struct SessionsGetRequest {
 #[schema(as = SessionDeleteRequest)]
 pub struct SessionDeleteRequest {
     #[serde(rename = "WhatsappID")]
-    pub whatsapp_id: WhatsappId,
+    #[schema(value_type = WhatsappId)]
+    pub whatsapp_id: Value,
 }
 
 /// `set-hook`: the session's new callback; `null` or `""` removes it (webhooks are then acknowledged and dropped).
@@ -191,9 +208,10 @@ pub struct SessionDeleteRequest {
 #[schema(as = SetHookRequest)]
 pub struct SetHookRequest {
     #[serde(rename = "WhatsappID")]
-    pub whatsapp_id: WhatsappId,
+    #[schema(value_type = WhatsappId)]
+    pub whatsapp_id: Value,
     /// An absolute `http`/`https` URL with a host, no user info, at most 2048 bytes; or `null` / `""`.
-    #[schema(required = true, max_length = 2048)]
+    #[schema(required = true, format = "uri", max_length = 2048)]
     pub callback: Option<String>,
 }
 
@@ -202,9 +220,14 @@ pub struct SetHookRequest {
 #[schema(as = SetNameRequest)]
 pub struct SetNameRequest {
     #[serde(rename = "WhatsappID")]
-    pub whatsapp_id: WhatsappId,
+    #[schema(value_type = WhatsappId)]
+    pub whatsapp_id: Value,
     /// 1 to 100 characters after trimming, no control characters.
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
 }
 
@@ -293,6 +316,57 @@ impl Modify for Conventions {
     }
 }
 
+/// What a client can do next with an answer (OpenAPI links; Schemathesis follows them in its stateful phase):
+/// `(operation, status, link name, link)`. Written as JSON: utoipa 5.5's `Link` names its fields in snake case.
+fn links() -> Vec<(&'static str, &'static str, &'static str, Value)> {
+    let job = |target: &str| {
+        json!({"operationId": target, "parameters": {"id": "$response.header.X-Job-Id"},
+            "description": "The job of this answer"})
+    };
+    let session = |target: &str, body: Value| json!({"operationId": target, "requestBody": body, "description": "The session of this answer"});
+    let created = "$response.body#/data/unique_id";
+    let mut links = Vec::new();
+    for status in ["200", "202"] {
+        links.push(("session_create", status, "GetJob", job("get_job")));
+        links.push(("session_create", status, "ReplayJob", job("replay_job")));
+    }
+    links.push(("replay_job", "202", "GetJob", job("get_job")));
+    links.push(("session_create", "200", "ListSession", session("sessions_get", json!({"WhatsappID": created}))));
+    links.push((
+        "session_create",
+        "200",
+        "RenameSession",
+        session("set_name", json!({"WhatsappID": created, "name": "renamed"})),
+    ));
+    links.push((
+        "session_create",
+        "200",
+        "SetHook",
+        session("set_hook", json!({"WhatsappID": created, "callback": "https://callback.example/other"})),
+    ));
+    links.push(("session_create", "200", "DeleteSession", session("session_delete", json!({"WhatsappID": created}))));
+    links
+}
+
+/// Adds [`links`] to the operations' answers.
+fn add_links(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|i| i.values_mut()) {
+        let id = operation.get("operationId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        for (from, status, name, link) in links() {
+            if from == id
+                && let Some(response) =
+                    operation.pointer_mut(&format!("/responses/{status}")).and_then(Value::as_object_mut)
+            {
+                let links = response.entry("links").or_insert_with(|| json!({}));
+                if let Some(links) = links.as_object_mut() {
+                    links.insert(name.to_owned(), link);
+                }
+            }
+        }
+    }
+}
+
 fn apply(op: &mut Operation) {
     let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
     let meta = op.tags.as_ref().is_some_and(|t| t.iter().any(|t| t == "meta"));
@@ -306,10 +380,15 @@ fn apply(op: &mut Operation) {
                 "Your id for this request, 1 to 128 characters of letters, digits, '.', '_' and '-'; echoed in the \
                  answer and carried into the job's logs. Another value is replaced by a fresh id.",
             ))
-            .schema(Some(openapi::schema::ObjectBuilder::new().schema_type(Type::String).max_length(Some(128))))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
             .build(),
     );
 
+    if op.operation_id.as_deref().is_some_and(|id| BODY_OPTIONAL.contains(&id))
+        && let Some(body) = op.request_body.as_mut()
+    {
+        body.required = Some(Required::False);
+    }
     if op.request_body.is_some() {
         add_response(op, "400", || {
             error_response("The body (or a header) is invalid: `details` names each field at fault. Correct it.", &[])

@@ -185,13 +185,13 @@ pub struct SessionCreateBody {
 pub struct SessionCreate {
     /// The session's display name, shown to the tenant's customer: 1 to 100 characters after trimming, no
     /// control characters. Sent to WhatsGate exactly as given.
-    #[schema(value_type = String, min_length = 1, max_length = 100, pattern = r"\S",
+    #[schema(value_type = String, min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
         example = "My WhatsApp")]
     name: SessionName,
     /// Where the session's webhooks go: an absolute `http`/`https` URL with a host, no user info, at most 2048
     /// bytes. The gateway relays WhatsGate's webhooks to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, max_length = 2048, example = "https://callback.example/hook")]
+    #[schema(value_type = Option<String>, format = "uri", max_length = 2048, example = "https://callback.example/hook")]
     callback: Option<CallbackUrl>,
     /// `QR` (default): pair by scanning the QR window; `CODE`: pair by a code for `number`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -198,12 +198,12 @@ fn nonce() -> String {
 /// Routes of the QR window (no authentication: the token is the capability).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/qr/{token}").route(web::get().to(window_page)).default_service(web::to(method_not_allowed)),
+        web::resource("/qr/{token}").route(web::get().to(window_page)).default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/qr/{token}/state")
             .route(web::get().to(window_state))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET")),
     );
 }
 

@@ -37,11 +37,11 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
     request_body(content = wgate_types::SessionCreate, content_type = "application/json"),
     params(
         ("Prefer" = Option<String>, Header, description = "`respond-async` answers 202 at once; `wait=N` waits at \
-            most N seconds for the session (RFC 7240). Honoured preferences are echoed in `Preference-Applied`."),
+            most N seconds for the session (RFC 7240). Honoured preferences are echoed in `Preference-Applied`.", example = "respond-async"),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters. The same \
             key and body from the same tenant within 24 h get the same job (and, once it finished, the same answer) \
             instead of a second session; the same key with another body is 422.",
-            min_length = 1, max_length = 255, pattern = "^[ -~]{1,255}$"),
+            min_length = 1, max_length = 255, pattern = "^[ -~]{1,255}$", example = "order-4711"),
     ),
     responses(
         (status = 200, description = "The session exists: WhatsGate's answer, with the gateway's `qr_link`",

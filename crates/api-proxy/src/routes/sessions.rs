@@ -54,8 +54,8 @@ const UNKNOWN: ApiError = ApiError::UnknownSession;
     operation_id = "sessions_get",
     summary = "List the caller's sessions",
     description = "WhatsGate's sessions-get over the caller's own sessions only (those its session-creates made), filtered by WhatsGate, sorted by WhatsGate's `id` and paged over the caller's. A `WhatsappID` that is not the caller's matches nothing. Each `qr_link` is the gateway's QR window.",
-    request_body(content = Option<crate::openapi::SessionsGetRequest>, content_type = "application/json",
-        description = "Filters and paging; an empty body lists every session of the caller"),
+    request_body(content = crate::openapi::SessionsGetRequest, content_type = "application/json",
+        description = "Filters and paging; no body (or `{}`) lists every session of the caller"),
     responses(
         (status = 200, description = "One page of the caller's sessions", body = crate::openapi::SessionList),
         (status = 502, description = "WhatsGate failed or could not be reached, also when retried; or rejected \
@@ -311,7 +311,7 @@ fn whatsapp_id(fields: &Map<String, Value>, required: bool, problems: &mut Vec<F
             return None;
         }
         Some(Value::String(s)) => s.trim().to_owned(),
-        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        Some(Value::Number(n)) if let Some(n) = whole_number(n) => n.to_string(),
         Some(_) => {
             problems.push(FieldProblem::new(FIELD, "must be a string or a whole number"));
             return None;
@@ -440,11 +440,19 @@ impl ListRequest {
     }
 }
 
+/// A JSON number that is a whole number at or above 0: `7`, and also `7.0` (JSON does not tell them apart, and
+/// JSON Schema's `integer` accepts both).
+fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(f)).map(|f| f as u64)
+    })
+}
+
 /// A whole number in `1..=max` (a JSON number or a string of digits, as WhatsGate takes it), or `default`.
 fn whole(fields: &Map<String, Value>, key: &str, default: u32, max: u32, problems: &mut Vec<FieldProblem>) -> u32 {
     let parsed = match fields.get(key) {
         None | Some(Value::Null) => return default,
-        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::Number(n)) => whole_number(n),
         Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
         Some(_) => None,
     };

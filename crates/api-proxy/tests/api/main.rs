@@ -974,8 +974,28 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_an_error_body() {
     );
     let r = app.client.get(format!("{}/api/v1/session-create", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 405);
+    assert_eq!(header(r.headers(), "allow"), Some("POST"), "a 405 names the allowed method (RFC 9110)");
     let b = json_of(r).await;
     assert_eq!((b["code"].as_u64(), b["name"].as_str()), (Some(405), Some("Method Not Allowed")));
     let r = app.client.delete(format!("{}/api/v1/jobs/x", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 405);
+    assert_eq!(header(r.headers(), "allow"), Some("GET"));
+    let r = app.client.post(format!("{}/qr/some-token/state", app.base)).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), header(r.headers(), "allow")), (405, Some("GET")));
+}
+
+#[tokio::test]
+async fn the_api_document_is_served_without_a_token_and_is_the_committed_one() {
+    let app = TestApp::spawn().await;
+    let r = app.client.get(format!("{}/openapi.json", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(r.headers(), "content-type"), Some("application/json"));
+    let served = r.text().await.unwrap();
+    assert_eq!(served, wgate_api_proxy::openapi::document_json());
+    let doc: Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in ["/api/v1/session-create", "/api/v1/jobs/{id}", "/api/v1/sessions-get", "/qr/{token}", "/hooks/{token}"]
+    {
+        assert!(doc["paths"].get(path).is_some(), "{path} is described");
+    }
 }
