@@ -149,3 +149,14 @@ async fn dev_starts_a_working_stack_and_ctrl_c_stops_every_part() {
         assert!(std::net::TcpStream::connect(addr(p)).is_err(), "port {p} is closed");
     }
 }
+
+#[test]
+fn openapi_prints_the_committed_api_document() {
+    let out = wgate(&["openapi"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json")).unwrap();
+    assert!(
+        String::from_utf8(out.stdout).unwrap() == committed,
+        "docs/openapi.json is not what `wgate openapi` prints: cargo run -q -- openapi > docs/openapi.json"
+    );
+}
