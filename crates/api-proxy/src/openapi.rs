@@ -14,7 +14,7 @@ use actix_web::{HttpResponse, http::header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{
-    Modify, OpenApi, PartialSchema, ToSchema,
+    IntoResponses, Modify, OpenApi, PartialSchema, ToSchema,
     openapi::{
         self, HeaderBuilder, Ref, RefOr, Required, ResponseBuilder,
         content::ContentBuilder,
@@ -256,6 +256,31 @@ pub struct QrWindowState {
     pub qr_image: Option<String>,
     /// The pairing code.
     pub code: Option<String>,
+}
+
+/// The answers of the commands that call WhatsGate, when it fails.
+#[derive(IntoResponses)]
+pub enum UpstreamErrors {
+    /// WhatsGate rejected the request (its `name` and `message` in `details`)
+    #[response(status = 422)]
+    Rejected(ErrorBody),
+    /// WhatsGate failed or could not be reached, also when retried; or rejected the gateway's credentials
+    #[response(status = 502)]
+    Failed(ErrorBody),
+    /// Redis is unreachable, or the operator has not configured the WhatsGate key for the API; retry later
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+    /// WhatsGate did not answer in time
+    #[response(status = 504)]
+    Timeout(ErrorBody),
+}
+
+/// The answer of a command on a session that is not the caller's (or does not exist: the same answer).
+#[derive(IntoResponses)]
+pub enum UnknownSession {
+    /// No session with this `WhatsappID` belongs to the caller
+    #[response(status = 404)]
+    NotFound(ErrorBody),
 }
 
 // ---- what every operation shares ----

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Map, Value, json};
 use wgate_queue::SessionOwner;
-use wgate_types::{CallbackUrl, ErrorBody, FieldProblem, Scope, SessionName, TenantId, ValidationErrors};
+use wgate_types::{CallbackUrl, FieldProblem, Scope, SessionName, TenantId, ValidationErrors};
 use wgate_upstream::{SessionsQuery, UpstreamError};
 
 use super::{
@@ -58,11 +58,7 @@ const UNKNOWN: ApiError = ApiError::UnknownSession;
         description = "Filters and paging; no body (or `{}`) lists every session of the caller"),
     responses(
         (status = 200, description = "One page of the caller's sessions", body = crate::openapi::SessionList),
-        (status = 502, description = "WhatsGate failed or could not be reached, also when retried; or rejected \
-            the gateway's credentials", body = ErrorBody),
-        (status = 504, description = "WhatsGate did not answer in time", body = ErrorBody),
-        (status = 503, description = "Redis is unreachable, or the operator has not configured the WhatsGate key \
-            for the API; retry later", body = ErrorBody),
+        crate::openapi::UpstreamErrors,
     ),
     security(("bearer" = ["sessions:read"]), ("api_key" = ["sessions:read"])),
 )]
@@ -116,14 +112,8 @@ pub async fn sessions_get(
     responses(
         (status = 200, description = "WhatsGate's answer: the session, now `DESTROYING`",
             body = crate::openapi::SessionAnswer),
-        (status = 404, description = "No session with this `WhatsappID` belongs to the caller", body = ErrorBody),
-        (status = 422, description = "WhatsGate rejected the request (its `name` and `message` in `details`)",
-            body = ErrorBody),
-        (status = 502, description = "WhatsGate failed or could not be reached, also when retried; or rejected \
-            the gateway's credentials", body = ErrorBody),
-        (status = 504, description = "WhatsGate did not answer in time", body = ErrorBody),
-        (status = 503, description = "Redis is unreachable, or the operator has not configured the WhatsGate key \
-            for the API; retry later", body = ErrorBody),
+        crate::openapi::UnknownSession,
+        crate::openapi::UpstreamErrors,
     ),
     security(("bearer" = ["sessions:write"]), ("api_key" = ["sessions:write"])),
 )]
@@ -165,14 +155,8 @@ pub async fn session_delete(
     responses(
         (status = 200, description = "WhatsGate's answer: the session, with the new callback",
             body = crate::openapi::SessionAnswer),
-        (status = 404, description = "No session with this `WhatsappID` belongs to the caller", body = ErrorBody),
-        (status = 422, description = "WhatsGate rejected the request (its `name` and `message` in `details`)",
-            body = ErrorBody),
-        (status = 502, description = "WhatsGate failed or could not be reached, also when retried; or rejected \
-            the gateway's credentials", body = ErrorBody),
-        (status = 504, description = "WhatsGate did not answer in time", body = ErrorBody),
-        (status = 503, description = "Redis is unreachable, or the operator has not configured the WhatsGate key \
-            for the API; retry later", body = ErrorBody),
+        crate::openapi::UnknownSession,
+        crate::openapi::UpstreamErrors,
     ),
     security(("bearer" = ["sessions:write"]), ("api_key" = ["sessions:write"])),
 )]
@@ -233,14 +217,8 @@ pub async fn set_hook(
     responses(
         (status = 200, description = "WhatsGate's answer: the session, with the new name",
             body = crate::openapi::SessionAnswer),
-        (status = 404, description = "No session with this `WhatsappID` belongs to the caller", body = ErrorBody),
-        (status = 422, description = "WhatsGate rejected the request (its `name` and `message` in `details`)",
-            body = ErrorBody),
-        (status = 502, description = "WhatsGate failed or could not be reached, also when retried; or rejected \
-            the gateway's credentials", body = ErrorBody),
-        (status = 504, description = "WhatsGate did not answer in time", body = ErrorBody),
-        (status = 503, description = "Redis is unreachable, or the operator has not configured the WhatsGate key \
-            for the API; retry later", body = ErrorBody),
+        crate::openapi::UnknownSession,
+        crate::openapi::UpstreamErrors,
     ),
     security(("bearer" = ["sessions:write"]), ("api_key" = ["sessions:write"])),
 )]
