@@ -95,7 +95,7 @@ pub fn document_json() -> String {
     text
 }
 
-/// `GET /openapi.json`: this document.
+/// This API's OpenAPI 3.1 document.
 #[utoipa::path(
     get,
     path = "/openapi.json",

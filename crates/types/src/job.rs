@@ -77,6 +77,7 @@ impl fmt::Display for JobId {
 
 /// What a job does. One kind today; the name is part of the API and of metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[schema(description = "What the job does: `session-create` creates a WhatsApp session.")]
 pub enum JobKind {
     #[default]
     #[serde(rename = "session-create")]

@@ -181,7 +181,10 @@ pub struct SessionCreateBody {
 /// A validated session-create request; serialises to exactly the body WhatsGate expects. Its schema is the
 /// session-create body of the API document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"name": "My WhatsApp", "callback": "https://callback.example/hook"}))]
+#[schema(
+    description = "The session-create body, as WhatsGate takes it. Unknown fields are ignored.",
+    example = json!({"name": "My WhatsApp", "callback": "https://callback.example/hook"})
+)]
 pub struct SessionCreate {
     /// The session's display name, shown to the tenant's customer: 1 to 100 characters after trimming, no
     /// control characters. Sent to WhatsGate exactly as given.
