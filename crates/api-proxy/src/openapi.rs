@@ -66,7 +66,8 @@ pub const API_KEY: &str = "api_key";
 )]
 pub struct ApiDoc;
 
-/// Response headers every answer of that kind carries: declared `required`, so a client (and Schemathesis) may
+/// Response headers every answer of that kind carries (`X-Request-Id` always; the job's headers and the
+/// rate-limit headers on success; `Retry-After` on 429): declared `required`, so a client (and Schemathesis) may
 /// rely on them. utoipa's header model has no `required`, so it is set on the JSON.
 fn mark_required_headers(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else { return };
@@ -76,7 +77,9 @@ fn mark_required_headers(doc: &mut Value) {
             let Some(headers) = response.get_mut("headers").and_then(|h| h.as_object_mut()) else { continue };
             for (name, header) in headers.iter_mut() {
                 let always = name == "X-Request-Id"
-                    || (status.starts_with('2') && matches!(name.as_str(), "X-Job-Id" | "Location"));
+                    || (status.starts_with('2')
+                        && matches!(name.as_str(), "X-Job-Id" | "Location" | "RateLimit" | "RateLimit-Policy"))
+                    || (status == "429" && name == "Retry-After");
                 if always && let Some(header) = header.as_object_mut() {
                     header.insert("required".to_owned(), serde_json::Value::Bool(true));
                 }
