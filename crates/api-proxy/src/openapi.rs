@@ -395,8 +395,22 @@ fn add_links(doc: &mut Value) {
     }
 }
 
+/// The scope an operation's security requirements name (the same in each).
+fn scope_of(op: &Operation) -> Option<String> {
+    let requirements = serde_json::to_value(op.security.as_ref()?).ok()?;
+    let scopes = requirements.get(0)?.as_object()?.values().next()?.as_array()?.clone();
+    Some(scopes.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+}
+
 fn apply(op: &mut Operation) {
     let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    if let Some(scope) = scope_of(op).filter(|s| !s.is_empty()) {
+        let line = format!("Scope: `{scope}`.");
+        op.description = Some(match op.description.take() {
+            Some(d) => format!("{d}\n\n{line}"),
+            None => line,
+        });
+    }
     let meta = op.tags.as_ref().is_some_and(|t| t.iter().any(|t| t == "meta"));
     let parameters = op.parameters.get_or_insert_with(Vec::new);
     parameters.push(
