@@ -29,16 +29,25 @@ def problem(msg):
 
 
 # ---- the metric names of deploy/README.md ("Metrics"); histograms expose _bucket, _sum, _count ----------
-COUNTERS_GAUGES = {
-    "wgate_http_requests_total", "wgate_auth_failures_total", "wgate_rate_limited_total",
-    "wgate_jobs_enqueued_total", "wgate_redis_errors_total",
-    "wgate_jobs_finished_total", "wgate_upstream_requests_total", "wgate_queue_jobs", "wgate_worker_busy",
-    "wgate_build_info", "up",
-}
-HISTOGRAMS = {
-    "wgate_http_request_duration_seconds", "wgate_sync_wait_seconds", "wgate_job_attempt_duration_seconds",
-    "wgate_job_latency_seconds", "wgate_upstream_request_duration_seconds",
-}
+def documented_metrics():
+    """The metric names of the table under "## Metrics" in deploy/README.md: (plain, histograms)."""
+    with open(os.path.join(DEPLOY, "README.md")) as f:
+        text = f.read()
+    section = text.split("\n## Metrics", 1)[-1].split("\n## ", 1)[0]
+    plain, histograms = set(), set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 3 and cells[2].startswith("`wgate_"):
+            name = cells[2].split("`")[1]
+            (histograms if "(histogram)" in cells[2] else plain).add(name)
+    if not plain or not histograms:
+        print('FAIL: deploy/README.md has no "## Metrics" table naming the wgate_ metrics')
+        sys.exit(1)
+    return plain, histograms
+
+
+COUNTERS_GAUGES, HISTOGRAMS = documented_metrics()
+COUNTERS_GAUGES.add("up")
 ALLOWED = set(COUNTERS_GAUGES)
 for h in HISTOGRAMS:
     ALLOWED |= {h + "_bucket", h + "_sum", h + "_count"}
