@@ -166,6 +166,9 @@ fn apply(op: &mut Operation) {
         add_response(op, "400", || {
             error_response("The body (or a header) is invalid: `details` names each field at fault. Correct it.", &[])
         });
+        add_response(op, "408", || {
+            error_response("The body did not arrive in time; send the whole body at once and retry.", &[])
+        });
         add_response(op, "413", || error_response("The body is too large; send a smaller one.", &[]));
         add_response(op, "415", || {
             error_response("The body must be JSON: send `Content-Type: application/json`.", &[])

@@ -7,7 +7,7 @@
 //! - every answer carries `X-Request-Id`, and every operation takes one;
 //! - an authenticated operation (one with `security`) may answer 401, 403 and 429, and carries the rate-limit
 //!   headers;
-//! - an operation with a body may answer 400, 413 and 415;
+//! - an operation with a body may answer 400, 408 (the body did not arrive in time), 413 and 415;
 //! - every operation but the document itself may answer 503 (Redis unreachable).
 
 mod conventions;

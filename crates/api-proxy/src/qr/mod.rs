@@ -145,10 +145,12 @@ pub async fn window_state(req: HttpRequest, state: web::Data<AppState>) -> HttpR
         `broken`). Meant for an iframe; see docs/QR-WINDOW.md.",
     params(("token" = String, Path, description = "The token of the session's `qr_link`")),
     responses(
-        (status = 200, description = "The page (for any token: an unknown one shows `broken`)",
+        (status = 200, description = "The page",
             content_type = "text/html", body = String, headers(
                 ("Content-Security-Policy" = String, description = "Inline code by nonce only; `frame-ancestors` from the tenant's setting"),
                 ("Cache-Control" = String, description = "`no-store`"))),
+        (status = 404, description = "The same page for a link that is unknown or expired: it shows and posts \
+            `broken`", content_type = "text/html", body = String),
     ),
 )]
 pub async fn window_page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
