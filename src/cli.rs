@@ -41,6 +41,8 @@ pub enum Command {
     Chaos(crate::chaos::ChaosArgs),
     /// Look at or replay jobs in Redis.
     Jobs(crate::jobs::JobsArgs),
+    /// Print the API's OpenAPI 3.1 document (as served at `GET /openapi.json` and kept in docs/openapi.json).
+    Openapi,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -48,6 +50,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { secret, tenant, ttl, scope, aud, iss } => {
             let req = TokenRequest { tenant, ttl_secs: ttl, scope, audience: aud, issuer: iss };
             println!("{}", token::mint(secret.as_bytes(), &req, now_secs())?);
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", wgate_api_proxy::openapi::document_json());
             Ok(())
         }
         Command::Jobs(args) => tokio::runtime::Runtime::new()?.block_on(crate::jobs::run(args)),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark of the repo in one command, one after the other on this machine, then one markdown table of the
-# headline figures against DESIGN's targets. Each part's full report is kept in a log folder (printed at the end).
+# headline figures against their targets. Each part's full report is kept in a log folder (printed at the end).
 # Usage: benches/load/all.sh [--quick]   (--quick: shorter wrk runs, fewer jobs, no criterion)
 # Needs: cargo, redis-server, wrk, node >= 20 + npm, python3, curl.
 set -euo pipefail

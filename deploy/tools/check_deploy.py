@@ -2,7 +2,7 @@
 """Static checks of deploy/ that promtool cannot do; called by scripts/check-deploy.
 
 - the Grafana dashboard parses, is Grafana 10+ (schemaVersion >= 38), uses the templated Prometheus datasource,
-  and every PromQL expression in it (and in the alert rules) names only the metrics fixed in DESIGN.md
+  and every PromQL expression in it (and in the alert rules) names only the metrics listed in deploy/README.md
   ("Metrics") plus up and process_*;
 - writes every dashboard expression into a rules file (argv[1]) so that promtool checks their syntax;
 - compose.yml and the Kubernetes manifests parse and carry the fields the deployment relies on.
@@ -28,17 +28,26 @@ def problem(msg):
     print(f"FAIL: {msg}")
 
 
-# ---- the metric names of DESIGN.md ("Metrics"); histograms expose _bucket, _sum, _count ------------------
-COUNTERS_GAUGES = {
-    "wgate_http_requests_total", "wgate_auth_failures_total", "wgate_rate_limited_total",
-    "wgate_jobs_enqueued_total", "wgate_redis_errors_total",
-    "wgate_jobs_finished_total", "wgate_upstream_requests_total", "wgate_queue_jobs", "wgate_worker_busy",
-    "wgate_build_info", "up",
-}
-HISTOGRAMS = {
-    "wgate_http_request_duration_seconds", "wgate_sync_wait_seconds", "wgate_job_attempt_duration_seconds",
-    "wgate_job_latency_seconds", "wgate_upstream_request_duration_seconds",
-}
+# ---- the metric names of deploy/README.md ("Metrics"); histograms expose _bucket, _sum, _count ----------
+def documented_metrics():
+    """The metric names of the table under "## Metrics" in deploy/README.md: (plain, histograms)."""
+    with open(os.path.join(DEPLOY, "README.md")) as f:
+        text = f.read()
+    section = text.split("\n## Metrics", 1)[-1].split("\n## ", 1)[0]
+    plain, histograms = set(), set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 3 and cells[2].startswith("`wgate_"):
+            name = cells[2].split("`")[1]
+            (histograms if "(histogram)" in cells[2] else plain).add(name)
+    if not plain or not histograms:
+        print('FAIL: deploy/README.md has no "## Metrics" table naming the wgate_ metrics')
+        sys.exit(1)
+    return plain, histograms
+
+
+COUNTERS_GAUGES, HISTOGRAMS = documented_metrics()
+COUNTERS_GAUGES.add("up")
 ALLOWED = set(COUNTERS_GAUGES)
 for h in HISTOGRAMS:
     ALLOWED |= {h + "_bucket", h + "_sum", h + "_count"}
@@ -73,7 +82,7 @@ def metric_names(expr):
 def check_names(where, expr):
     for n in sorted(metric_names(expr)):
         if n not in ALLOWED and not PROCESS.match(n):
-            problem(f"{where}: metric {n!r} is not in DESIGN.md's list: {expr}")
+            problem(f"{where}: metric {n!r} is not in deploy/README.md's metric list: {expr}")
 
 
 # ---- Grafana dashboard -------------------------------------------------------------------------------------
@@ -124,7 +133,7 @@ def check_dashboard(path, rules_out):
              for i, (_, e) in enumerate(exprs)]
     with open(rules_out, "w") as f:
         yaml.safe_dump({"groups": [{"name": "dashboard-exprs", "rules": rules}]}, f, sort_keys=False)
-    print(f"ok: {path}: {len(ids)} panels, {len(exprs)} queries, metric names all from DESIGN.md")
+    print(f"ok: {path}: {len(ids)} panels, {len(exprs)} queries, metric names all from deploy/README.md's list")
 
 
 def check_alert_names(path):
@@ -140,7 +149,7 @@ def check_alert_names(path):
                     if not ann.get(k):
                         problem(f"{path}: alert {r['alert']} has no {k} annotation")
             n += 1
-    print(f"ok: {path}: {n} rules, metric names all from DESIGN.md, annotations present")
+    print(f"ok: {path}: {n} rules, metric names all from deploy/README.md's list, annotations present")
 
 
 # ---- compose -------------------------------------------------------------------------------------------------

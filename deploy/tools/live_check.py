@@ -3,7 +3,7 @@
 scrapes them (all started by scripts/check-deploy).
 
 Sends a little traffic (accepted, rate-limited, synchronous and unauthenticated requests) so that every metric has
-a sample, then checks: /healthz and /readyz answer 200; each process exports the metrics DESIGN.md lists for it;
+a sample, then checks: /healthz and /readyz answer 200; each process exports the metrics deploy/README.md lists for it;
 Prometheus has both targets up, every alert rule healthy, and accepts and evaluates every dashboard query.
 Exits 1 on any problem.
 """
@@ -140,7 +140,7 @@ def main():
         if not procs:
             problem(f"{name} exports no process_* metrics")
         if extra:
-            print(f"{name}: also exports (not in DESIGN.md): {extra}")
+            print(f"{name}: also exports (not in deploy/README.md): {extra}")
         # The exposition itself must lint clean (HELP text, names, units, counter suffixes).
         lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
         if lint.returncode != 0 or lint.stdout.strip() or lint.stderr.strip():

@@ -1,5 +1,7 @@
 //! The `wgate` binary, run as a user would.
 
+mod config_reference;
+
 use std::process::Command;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -146,4 +148,15 @@ async fn dev_starts_a_working_stack_and_ctrl_c_stops_every_part() {
     for p in [&api, &api_admin, &worker_admin, &sim] {
         assert!(std::net::TcpStream::connect(addr(p)).is_err(), "port {p} is closed");
     }
+}
+
+#[test]
+fn openapi_prints_the_committed_api_document() {
+    let out = wgate(&["openapi"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json")).unwrap();
+    assert!(
+        String::from_utf8(out.stdout).unwrap() == committed,
+        "docs/openapi.json is not what `wgate openapi` prints: cargo run -q -- openapi > docs/openapi.json"
+    );
 }

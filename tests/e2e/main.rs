@@ -66,7 +66,7 @@ async fn code_pairing_reaches_upstream_with_name_and_number_exactly_as_sent() {
 
 #[tokio::test]
 async fn a_request_upstream_rejects_fails_at_once_with_422_and_upstreams_reason() {
-    // The gateway accepts a leading '+' (DESIGN) and passes the number on exactly as sent; WhatsGate documents
+    // The gateway accepts a leading '+' and passes the number on exactly as sent; WhatsGate documents
     // the format 7XXXXXXXXXX, and the simulator, like it, rejects the '+'.
     let stack = Stack::start().await;
     let body = json!({"name": "Plus", "auth_type": "CODE", "number": "+79991234567"});

@@ -1,5 +1,5 @@
 //! The in-process cost of one session-create before it reaches Redis: verifying an HS256 JWT, drawing from the
-//! tenant's rate-limit bucket, and validating the body. Target: at most 5 us per request (DESIGN, performance).
+//! tenant's rate-limit bucket, and validating the body. Target: at most 5 us per request (docs/BENCHMARKS.md).
 //!
 //! `cargo bench -p wgate-api-proxy --bench request_path`
 

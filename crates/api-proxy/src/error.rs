@@ -34,7 +34,8 @@ pub enum ApiError {
     #[error("no such session")]
     UnknownSession,
     #[error("method not allowed")]
-    MethodNotAllowed,
+    /// Another method than the resource's (`allow`, sent back in `Allow`).
+    MethodNotAllowed { allow: &'static str },
     #[error("job is {0}, not dead")]
     NotDead(JobStatus),
     #[error("idempotency key reused with another body")]
@@ -107,7 +108,9 @@ impl ApiError {
                  yours)."
                     .to_owned(),
             ),
-            Self::MethodNotAllowed => body("This method is not allowed on this resource.".to_owned()),
+            Self::MethodNotAllowed { allow } => {
+                body(format!("This method is not allowed on this resource; use {allow}."))
+            }
             Self::NotDead(status) => body(format!("Only a dead job can be replayed; this job is {status}.")),
             Self::IdempotencyConflict => body(
                 "This Idempotency-Key was already used with another request body; use a new key for a new request."
@@ -172,7 +175,7 @@ impl ResponseError for ApiError {
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound(_) | Self::UnknownSession => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotDead(_) => StatusCode::CONFLICT,
             Self::IdempotencyConflict | Self::UpstreamRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
@@ -214,6 +217,9 @@ impl ResponseError for ApiError {
             }
             Self::Unavailable { .. } | Self::EnqueueUnconfirmed { .. } => {
                 res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Self::MethodNotAllowed { allow } => {
+                res.insert_header((header::ALLOW, *allow));
             }
             _ => {}
         }

@@ -53,6 +53,62 @@ pub fn load_config<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, Config
     })
 }
 
+/// The setting names (field names) of a settings type `T`, as its `Deserialize` implementation declares them: what a
+/// configuration reference must list. Works for a struct deriving `Deserialize`; a type that flattens others
+/// (`#[serde(flatten)]`) declares no names, so list those of each flattened part instead.
+pub fn setting_names<T: DeserializeOwned>() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    // The deserialiser stops at once with an error after recording the names; the error is expected.
+    let _ = T::deserialize(names::FieldNames(&mut names));
+    names
+}
+
+mod names {
+    use serde::de::{self, Visitor};
+
+    pub(super) struct FieldNames<'a>(pub(super) &'a mut Vec<&'static str>);
+
+    #[derive(Debug)]
+    pub(super) struct Stop;
+
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names recorded")
+        }
+    }
+
+    impl std::error::Error for Stop {}
+
+    impl de::Error for Stop {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Self
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for FieldNames<'_> {
+        type Error = Stop;
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Stop> {
+            self.0.extend_from_slice(fields);
+            Err(Stop)
+        }
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+}
+
 /// Deserialisers for settings whose values may arrive as numbers: the environment is parsed as TOML values, so
 /// `WGATE_NAMESPACE=123` or a numeric secret reaches serde as an integer. Use with `#[serde(deserialize_with)]`.
 pub mod de {
@@ -148,6 +204,18 @@ mod tests {
         assert_eq!(t.namespace, "123");
         assert_eq!(t.key.as_ref().map(|k| k.expose_secret().to_owned()), Some("4567".into()));
         assert_eq!(t.issuer, None, "a blank value is no value");
+    }
+
+    #[test]
+    fn the_setting_names_of_a_type_are_its_field_names() {
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct T {
+            redis_url: String,
+            #[serde(default)]
+            rate_burst: u32,
+        }
+        assert_eq!(setting_names::<T>(), ["redis_url", "rate_burst"]);
     }
 
     #[test]

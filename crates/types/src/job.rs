@@ -8,6 +8,7 @@ use std::{fmt, str::FromStr};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::{session::SessionCreate, tenant::TenantId};
 
@@ -75,7 +76,8 @@ impl fmt::Display for JobId {
 }
 
 /// What a job does. One kind today; the name is part of the API and of metric labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[schema(description = "What the job does: `session-create` creates a WhatsApp session.")]
 pub enum JobKind {
     #[default]
     #[serde(rename = "session-create")]
@@ -90,7 +92,8 @@ impl JobKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where a job is in its lifecycle: `queued -> running -> (retrying -> running)* -> succeeded | failed | dead`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Queued,
@@ -244,28 +247,43 @@ impl JobRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The last error of a job, as WhatsGate (or the gateway, for timeouts and transport errors) named it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = JobError)]
 pub struct JobErrorView {
     pub name: String,
     pub message: String,
 }
 
-/// `{"id","type","status","attempts","max_attempts","created_at","updated_at","next_attempt_at","error","response"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The job resource: `{"id","type","status","attempts","max_attempts","created_at","updated_at","next_attempt_at",
+/// "error","response"}`, times in RFC 3339 UTC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Job)]
 pub struct JobView {
+    /// The job id, a ULID (26 characters).
+    #[schema(value_type = String, pattern = "^[0-9A-HJKMNP-TV-Z]{26}$", example = "01JDQ3M8X4K2V7T9B6N5R0C1PZ")]
     pub id: JobId,
     #[serde(rename = "type")]
     pub kind: JobKind,
     pub status: JobStatus,
+    /// Attempts started so far, the running one included.
     pub attempts: u32,
     pub max_attempts: u32,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// When a retrying job runs again.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub next_attempt_at: Option<OffsetDateTime>,
+    /// The last error, once an attempt failed.
+    #[schema(required = true)]
     pub error: Option<JobErrorView>,
+    /// WhatsGate's session once the job succeeded, as the tenant sees it.
+    #[schema(value_type = Option<crate::SessionView>, required = true)]
     pub response: Option<Value>,
 }
 

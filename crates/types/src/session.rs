@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::error::FieldProblem;
 
@@ -136,7 +137,7 @@ impl<'de> Deserialize<'de> for CallbackUrl {
 }
 
 /// How the device is paired: scanning a QR code, or typing a code sent for a phone number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AuthType {
     #[default]
@@ -177,15 +178,30 @@ pub struct SessionCreateBody {
     pub number: Option<Value>,
 }
 
-/// A validated session-create request; serialises to exactly the body WhatsGate expects.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A validated session-create request; serialises to exactly the body WhatsGate expects. Its schema is the
+/// session-create body of the API document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[schema(
+    description = "The session-create body, as WhatsGate takes it. Unknown fields are ignored.",
+    example = json!({"name": "My WhatsApp", "callback": "https://callback.example/hook"})
+)]
 pub struct SessionCreate {
+    /// The session's display name, shown to the tenant's customer: 1 to 100 characters after trimming, no
+    /// control characters. Sent to WhatsGate exactly as given.
+    #[schema(value_type = String, min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        example = "My WhatsApp")]
     name: SessionName,
+    /// Where the session's webhooks go: an absolute `http`/`https` URL with a host, no user info, at most 2048
+    /// bytes. The gateway relays WhatsGate's webhooks to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = "uri", max_length = 2048, example = "https://callback.example/hook")]
     callback: Option<CallbackUrl>,
+    /// `QR` (default): pair by scanning the QR window; `CODE`: pair by a code for `number`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     auth_type: Option<AuthType>,
+    /// Required with `auth_type` `CODE`: 10 to 15 digits after an optional leading `+`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = r"^\+?[0-9]{10,15}$", example = "79999999999")]
     number: Option<PhoneNumber>,
 }
 

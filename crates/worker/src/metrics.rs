@@ -1,4 +1,4 @@
-//! The worker's Prometheus metrics (names fixed by the contract).
+//! The worker's Prometheus metrics (names as listed in deploy/README.md).
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 

@@ -80,6 +80,23 @@ fn no_store(res: &mut actix_web::HttpResponseBuilder) {
 
 /// `GET /qr/{token}/state`: `{status, qr_svg?, qr_image?, code?}`; 404 `{status:"broken"}`, 503
 /// `{status:"unavailable"}`.
+#[utoipa::path(
+    get,
+    path = "/qr/{token}/state",
+    tag = "qr-window",
+    operation_id = "qr_window_state",
+    summary = "What the QR window shows now",
+    description = "The state the QR window's page polls about once a second. Not needed to embed the window.",
+    params(("token" = String, Path, description = "The token of the session's `qr_link`")),
+    responses(
+        (status = 200, description = "The session's state, with the QR code or pairing code while one is shown",
+            body = crate::openapi::QrWindowState),
+        (status = 404, description = "`{\"status\":\"broken\"}`: unknown or expired link, failed job, deleted session",
+            body = crate::openapi::QrWindowState),
+        (status = 503, description = "`{\"status\":\"unavailable\"}`: try again", body = crate::openapi::QrWindowState,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+    ),
+)]
 pub async fn window_state(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let shown = match resolve(&state, token_of(&req)).await {
         Ok((shown, _)) => shown,
@@ -118,6 +135,25 @@ pub async fn window_state(req: HttpRequest, state: web::Data<AppState>) -> HttpR
 /// `GET /qr/{token}`: the page, framed only by the tenant's `frame_ancestors` (default any). The token is looked
 /// up first: an unknown one answers 404 at once, with the same page, so that a window embedded with a bad token
 /// still tells its parent `broken` (browsers run a 404 page's script like any other).
+#[utoipa::path(
+    get,
+    path = "/qr/{token}",
+    tag = "qr-window",
+    operation_id = "qr_window",
+    summary = "The QR window",
+    description = "A self-contained page that shows the session's current QR code (or pairing code), follows it as \
+        it rotates, and posts `{module: \"qr\", message}` to `window.parent` (`loading`, `qr`, `success`, `error`, \
+        `broken`). Meant for an iframe; see docs/QR-WINDOW.md.",
+    params(("token" = String, Path, description = "The token of the session's `qr_link`")),
+    responses(
+        (status = 200, description = "The page",
+            content_type = "text/html", body = String, headers(
+                ("Content-Security-Policy" = String, description = "Inline code by nonce only; `frame-ancestors` from the tenant's setting"),
+                ("Cache-Control" = String, description = "`no-store`"))),
+        (status = 404, description = "The same page for a link that is unknown or expired: it shows and posts \
+            `broken`", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn window_page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tenant = match state.store.qr_target(token_of(&req)).await? {
         Some(target) => Some(target.tenant),
@@ -166,12 +202,12 @@ fn nonce() -> String {
 /// Routes of the QR window (no authentication: the token is the capability).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/qr/{token}").route(web::get().to(window_page)).default_service(web::to(method_not_allowed)),
+        web::resource("/qr/{token}").route(web::get().to(window_page)).default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/qr/{token}/state")
             .route(web::get().to(window_state))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET")),
     );
 }
 

@@ -5,6 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Value, json};
 use wgate_egress::EgressError;
+use wgate_types::ErrorBody;
 
 use super::{concerns_job, session_create::read_body};
 use crate::{error::ApiError, state::AppState};
@@ -16,9 +17,27 @@ fn plausible_token(t: &str) -> bool {
     (16..=128).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// WhatsGate's webhook, relayed to the session's callback.
+///
 /// The token is looked up before a byte of the body is read: an unknown one is 404 at once, so a client without a
 /// capability holds neither memory nor a connection. The body is then read under its bound and the read deadline,
 /// and relayed through the egress guard.
+#[utoipa::path(
+    post,
+    path = "/hooks/{token}",
+    tag = "webhooks",
+    operation_id = "relay_hook",
+    params(("token" = String, Path, description = "The session's relay token (a capability; no JWT)")),
+    request_body(content = Object, content_type = "application/json",
+        description = "WhatsGate's event: `{id, whatsapp_id, event_action, event_date, status_code, event_data}`"),
+    responses(
+        (status = 200, description = "The tenant took the webhook (or has no callback)",
+            body = crate::openapi::HookAck, headers(("X-Job-Id" = String, description = "The session's job"))),
+        (status = 404, description = "No such relay token", body = ErrorBody),
+        (status = 502, description = "The tenant's callback did not answer 2xx; WhatsGate retries", body = ErrorBody,
+            headers(("X-Job-Id" = String, description = "The session's job"))),
+    ),
+)]
 pub async fn relay_hook(
     req: HttpRequest,
     payload: web::Payload,

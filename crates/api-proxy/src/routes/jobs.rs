@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 use wgate_queue::Replay;
-use wgate_types::{JobId, JobRecord, Scope, TenantId};
+use wgate_types::{ErrorBody, JobId, JobRecord, Scope, TenantId};
 
 use super::{accepted, authorize, concerns_job, job_view};
 use crate::{error::ApiError, limits::Bucket, state::AppState};
@@ -23,6 +23,21 @@ async fn own_job(state: &AppState, tenant: &TenantId, id: Option<JobId>) -> Resu
     }
 }
 
+/// A job: its status, attempts, last error and, once it succeeded, the session.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    operation_id = "get_job",
+    params(("id" = String, Path, description = "The job id (`X-Job-Id`, or the end of `Location`)")),
+    responses(
+        (status = 200, description = "The job", body = crate::openapi::JobAnswer,
+            headers(("X-Job-Id" = String, description = "The job's id"))),
+        (status = 404, description = "No such job of this tenant (another tenant's job is the same 404)",
+            body = ErrorBody),
+    ),
+    security(("bearer" = ["sessions:read"]), ("api_key" = ["sessions:read"])),
+)]
 pub async fn get_job(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::SessionsRead, Bucket::Read).await?;
     let job = own_job(&state, &principal.tenant, job_id(&req)).await?;
@@ -30,7 +45,26 @@ pub async fn get_job(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
     Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": job_view(&state, &job)})))
 }
 
-/// Replays one of the caller's own dead jobs (scope `admin`); 409 when the job is not dead.
+/// Replay a dead job.
+///
+/// Runs one of the caller's own dead jobs again, with a fresh set of attempts. Only a `dead` job can be replayed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs/{id}/replay",
+    tag = "jobs",
+    operation_id = "replay_job",
+    params(("id" = String, Path, description = "The job id")),
+    responses(
+        (status = 202, description = "The job is queued again; poll `Location`", body = crate::openapi::Accepted,
+            headers(
+                ("Location" = String, description = "The job resource, an absolute URL"),
+                ("X-Job-Id" = String, description = "The job's id"))),
+        (status = 404, description = "No such job of this tenant", body = ErrorBody),
+        (status = 409, description = "The job is not dead", body = ErrorBody,
+            headers(("X-Job-Id" = String, description = "The job's id"))),
+    ),
+    security(("bearer" = ["admin"]), ("api_key" = ["admin"])),
+)]
 pub async fn replay_job(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::Admin, Bucket::Write).await?;
     let job = own_job(&state, &principal.tenant, job_id(&req)).await?;

@@ -1,10 +1,10 @@
 //! The HTTP handlers and what they share: authorising a tenant request (token, rate limit, scope) and the shapes
 //! of job answers.
 
-mod hooks;
-mod jobs;
-mod session_create;
-mod sessions;
+pub(crate) mod hooks;
+pub(crate) mod jobs;
+pub(crate) mod session_create;
+pub(crate) mod sessions;
 
 use std::time::{Duration, Instant};
 
@@ -140,8 +140,9 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("resource"))
 }
 
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// The answer of a resource to any method but `allow`: 405 with `Allow` (RFC 9110).
+pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, ApiError>(ApiError::MethodNotAllowed { allow }) })
 }
 
 /// Routes of the tenant API.
@@ -149,33 +150,38 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/v1/session-create")
             .route(web::post().to(session_create))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/jobs/{id}").route(web::get().to(get_job)).default_service(web::to(method_not_allowed)),
+        web::resource("/api/v1/jobs/{id}").route(web::get().to(get_job)).default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/api/v1/jobs/{id}/replay")
             .route(web::post().to(replay_job))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/sessions-get")
             .route(web::post().to(sessions_get))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/session-delete")
             .route(web::post().to(session_delete))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/set-hook").route(web::post().to(set_hook)).default_service(web::to(method_not_allowed)),
+        web::resource("/api/v1/set-hook").route(web::post().to(set_hook)).default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/set-name").route(web::post().to(set_name)).default_service(web::to(method_not_allowed)),
+        web::resource("/api/v1/set-name").route(web::post().to(set_name)).default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/hooks/{token}").route(web::post().to(relay_hook)).default_service(web::to(method_not_allowed)),
+        web::resource("/hooks/{token}").route(web::post().to(relay_hook)).default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(crate::openapi::openapi_json))
+            .default_service(method_not_allowed("GET")),
     );
 }

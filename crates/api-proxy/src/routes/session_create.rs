@@ -15,7 +15,7 @@ use futures::StreamExt;
 use rand::RngCore;
 use time::OffsetDateTime;
 use wgate_queue::Enqueued;
-use wgate_types::{IdempotencyKey, JobId, JobRecord, Scope, SessionCreate};
+use wgate_types::{ErrorBody, IdempotencyKey, JobId, JobRecord, Scope, SessionCreate};
 
 use super::{accepted, authorize, check_callback, concerns_job, finished};
 use crate::{error::ApiError, limits::Bucket, middleware::RequestId, prefer, state::AppState};
@@ -23,6 +23,50 @@ use crate::{error::ApiError, limits::Bucket, middleware::RequestId, prefer, stat
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Create a WhatsApp session.
+///
+/// The request is stored and queued before anything else happens, and a worker calls WhatsGate with retries:
+/// every accepted request yields exactly one session. By default the answer waits for the job (up to the
+/// server's limit, or less with `Prefer: wait=N`) and is WhatsGate's answer with the session; with
+/// `Prefer: respond-async`, or when the wait runs out, it is 202 with the job to poll at `Location`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/session-create",
+    tag = "sessions",
+    operation_id = "session_create",
+    request_body(content = wgate_types::SessionCreate, content_type = "application/json"),
+    params(
+        ("Prefer" = Option<String>, Header, description = "`respond-async` answers 202 at once; `wait=N` waits at \
+            most N seconds for the session (RFC 7240). Honoured preferences are echoed in `Preference-Applied`.", example = "respond-async"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters. The same \
+            key and body from the same tenant within 24 h get the same job (and, once it finished, the same answer) \
+            instead of a second session; the same key with another body is 422.",
+            min_length = 1, max_length = 255, pattern = "^[ -~]{1,255}$", example = "order-4711"),
+    ),
+    responses(
+        (status = 200, description = "The session exists: WhatsGate's answer, with the gateway's `qr_link`",
+            body = crate::openapi::SessionAnswer, headers(
+                ("X-Job-Id" = String, description = "The job that created the session"),
+                ("Preference-Applied" = String, description = "`wait=N` when it was honoured"))),
+        (status = 202, description = "Accepted: the job is stored and queued; poll `Location`",
+            body = crate::openapi::Accepted, headers(
+                ("Location" = String, description = "The job resource, an absolute URL"),
+                ("X-Job-Id" = String, description = "The job's id"),
+                ("Preference-Applied" = String, description = "`respond-async` or `wait=N` when honoured"))),
+        (status = 403, description = "The token lacks `sessions:write`, or the tenant's session quota \
+            (`max_sessions`: live sessions plus unfinished creates) is reached; nothing was queued",
+            body = ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used with another body; or WhatsGate rejected the \
+            request for good (its `name` and `message` are in `details`)", body = ErrorBody,
+            headers(("X-Job-Id" = String, description = "The job, when WhatsGate rejected it"))),
+        (status = 502, description = "WhatsGate rejected the gateway's credentials, or failed on every attempt \
+            (the job is dead and can be replayed)", body = ErrorBody,
+            headers(("X-Job-Id" = String, description = "The job"))),
+        (status = 504, description = "WhatsGate did not answer in time on the last attempt (the job is dead and \
+            can be replayed)", body = ErrorBody, headers(("X-Job-Id" = String, description = "The job"))),
+    ),
+    security(("bearer" = ["sessions:write"]), ("api_key" = ["sessions:write"])),
+)]
 pub async fn session_create(
     req: HttpRequest,
     payload: web::Payload,

@@ -39,6 +39,21 @@ const UNKNOWN: ApiError = ApiError::UnknownSession;
 /// `POST /api/v1/sessions-get` (scope `sessions:read`, read bucket): the caller's sessions, filtered by
 /// upstream, sorted by upstream `id`, paged over the caller's own. A `WhatsappID` filter that is not the caller's
 /// matches nothing, as an unknown one does upstream.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions-get",
+    tag = "sessions",
+    operation_id = "sessions_get",
+    summary = "List the caller's sessions",
+    description = "WhatsGate's sessions-get over the caller's own sessions only (those its session-creates made), filtered by WhatsGate, sorted by WhatsGate's `id` and paged over the caller's. A `WhatsappID` that is not the caller's matches nothing. Each `qr_link` is the gateway's QR window.",
+    request_body(content = crate::openapi::SessionsGetRequest, content_type = "application/json",
+        description = "Filters and paging; no body (or `{}`) lists every session of the caller"),
+    responses(
+        (status = 200, description = "One page of the caller's sessions", body = crate::openapi::SessionList),
+        crate::openapi::UpstreamErrors,
+    ),
+    security(("bearer" = ["sessions:read"]), ("api_key" = ["sessions:read"])),
+)]
 pub async fn sessions_get(
     req: HttpRequest,
     payload: web::Payload,
@@ -77,6 +92,22 @@ pub async fn sessions_get(
 /// `POST /api/v1/session-delete` `{WhatsappID}` (scope `sessions:write`): upstream's delete, then the session's
 /// ownership is forgotten (freeing the tenant's quota slot). Retried only when the failed call surely never
 /// reached WhatsGate.
+#[utoipa::path(
+    post,
+    path = "/api/v1/session-delete",
+    tag = "sessions",
+    operation_id = "session_delete",
+    summary = "Delete a session",
+    description = "WhatsGate's session-delete for one of the caller's sessions; its slot in the session quota is freed. A `WhatsappID` that is not the caller's is 404, exactly as an unknown one.",
+    request_body(content = crate::openapi::SessionDeleteRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "WhatsGate's answer: the session, now `DESTROYING`",
+            body = crate::openapi::SessionAnswer),
+        crate::openapi::UnknownSession,
+        crate::openapi::UpstreamErrors,
+    ),
+    security(("bearer" = ["sessions:write"]), ("api_key" = ["sessions:write"])),
+)]
 pub async fn session_delete(
     req: HttpRequest,
     payload: web::Payload,
@@ -104,6 +135,22 @@ pub async fn session_delete(
 /// gateway's relay URL (the relay, and the marker reconciliation looks for); the relay's target becomes the
 /// tenant's new callback (`null` or `""`: webhooks are acknowledged and dropped). Upstream's `set-hook` is still
 /// called, with the relay URL: it confirms the session and answers its data.
+#[utoipa::path(
+    post,
+    path = "/api/v1/set-hook",
+    tag = "sessions",
+    operation_id = "set_hook",
+    summary = "Change a session's callback",
+    description = "Webhooks of this session go to the new callback from now on (`null` or `\"\"`: acknowledged and dropped). A `WhatsappID` that is not the caller's is 404.",
+    request_body(content = crate::openapi::SetHookRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "WhatsGate's answer: the session, with the new callback",
+            body = crate::openapi::SessionAnswer),
+        crate::openapi::UnknownSession,
+        crate::openapi::UpstreamErrors,
+    ),
+    security(("bearer" = ["sessions:write"]), ("api_key" = ["sessions:write"])),
+)]
 pub async fn set_hook(
     req: HttpRequest,
     payload: web::Payload,
@@ -153,6 +200,22 @@ pub async fn set_hook(
 
 /// `POST /api/v1/set-name` `{WhatsappID, name}` (scope `sessions:write`): the name validated as in
 /// session-create and passed to WhatsGate exactly as sent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/set-name",
+    tag = "sessions",
+    operation_id = "set_name",
+    summary = "Rename a session",
+    description = "The name is validated as in session-create and reaches WhatsGate exactly as sent. A `WhatsappID` that is not the caller's is 404.",
+    request_body(content = crate::openapi::SetNameRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "WhatsGate's answer: the session, with the new name",
+            body = crate::openapi::SessionAnswer),
+        crate::openapi::UnknownSession,
+        crate::openapi::UpstreamErrors,
+    ),
+    security(("bearer" = ["sessions:write"]), ("api_key" = ["sessions:write"])),
+)]
 pub async fn set_name(
     req: HttpRequest,
     payload: web::Payload,
@@ -224,7 +287,7 @@ fn whatsapp_id(fields: &Map<String, Value>, required: bool, problems: &mut Vec<F
             return None;
         }
         Some(Value::String(s)) => s.trim().to_owned(),
-        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        Some(Value::Number(n)) if let Some(n) = whole_number(n) => n.to_string(),
         Some(_) => {
             problems.push(FieldProblem::new(FIELD, "must be a string or a whole number"));
             return None;
@@ -353,11 +416,19 @@ impl ListRequest {
     }
 }
 
+/// A JSON number that is a whole number at or above 0: `7`, and also `7.0` (JSON does not tell them apart, and
+/// JSON Schema's `integer` accepts both).
+fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(f)).map(|f| f as u64)
+    })
+}
+
 /// A whole number in `1..=max` (a JSON number or a string of digits, as WhatsGate takes it), or `default`.
 fn whole(fields: &Map<String, Value>, key: &str, default: u32, max: u32, problems: &mut Vec<FieldProblem>) -> u32 {
     let parsed = match fields.get(key) {
         None | Some(Value::Null) => return default,
-        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::Number(n)) => whole_number(n),
         Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
         Some(_) => None,
     };

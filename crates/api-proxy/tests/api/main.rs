@@ -6,6 +6,7 @@
 mod egress;
 mod hardening;
 mod helpers;
+mod openapi;
 mod qr;
 mod sessions;
 
@@ -976,8 +977,12 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_an_error_body() {
     );
     let r = app.client.get(format!("{}/api/v1/session-create", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 405);
+    assert_eq!(header(r.headers(), "allow"), Some("POST"), "a 405 names the allowed method (RFC 9110)");
     let b = json_of(r).await;
     assert_eq!((b["code"].as_u64(), b["name"].as_str()), (Some(405), Some("Method Not Allowed")));
     let r = app.client.delete(format!("{}/api/v1/jobs/x", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 405);
+    assert_eq!(header(r.headers(), "allow"), Some("GET"));
+    let r = app.client.post(format!("{}/qr/some-token/state", app.base)).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), header(r.headers(), "allow")), (405, Some("GET")));
 }

@@ -379,6 +379,18 @@ async fn concurrent_creates_at_quota_minus_one_admit_exactly_one() {
     rig.own("acme", "Admitted", None).await;
 }
 
+#[tokio::test]
+async fn whole_numbers_written_with_a_zero_fraction_are_accepted_as_json_schema_integers_are() {
+    let rig = Rig::start().await;
+    let owned = rig.own("acme", "A0", None).await;
+    rig.own("acme", "A1", None).await;
+    let page = json_of(rig.command("acme", "sessions-get", &json!({"page_cnt": 1.0, "page": 2.0})).await).await;
+    assert_eq!((page["elements"].as_u64(), page["page"].as_u64(), page["pages"].as_u64()), (Some(2), Some(2), Some(2)));
+    let id: f64 = owned.unique_id.parse().unwrap();
+    let one = json_of(rig.command("acme", "sessions-get", &json!({"WhatsappID": id})).await).await;
+    assert_eq!(ids_of(&one), vec![owned.unique_id.clone()]);
+}
+
 // ---------------------------------------------------------------- validation, scopes, configuration
 
 #[tokio::test]
@@ -387,6 +399,7 @@ async fn invalid_session_command_bodies_are_400_with_a_problem_per_field() {
     let owned = rig.own("acme", "Valid", None).await;
     let cases = [
         ("sessions-get", json!({"page_cnt": 101, "page": 0}), vec!["page_cnt", "page"]),
+        ("sessions-get", json!({"page_cnt": 2.5, "page": -1.0}), vec!["page_cnt", "page"]),
         ("sessions-get", json!({"name": 7, "WhatsappID": false}), vec!["WhatsappID", "name"]),
         ("sessions-get", json!([1]), vec!["body"]),
         ("session-delete", json!({}), vec!["WhatsappID"]),
