@@ -19,9 +19,13 @@ fn plausible_token(t: &str) -> bool {
 
 /// WhatsGate's webhook, relayed to the session's callback.
 ///
-/// The token is looked up before a byte of the body is read: an unknown one is 404 at once, so a client without a
-/// capability holds neither memory nor a connection. The body is then read under its bound and the read deadline,
-/// and relayed through the egress guard.
+/// WhatsGate calls the callback the gateway gave it; the body is forwarded unchanged to the tenant's callback
+/// (with `X-Job-Id`), and WhatsGate is acknowledged only once the tenant answered 2xx, so WhatsGate's own retries
+/// cover a tenant that is down. Without a tenant callback the webhook is acknowledged and dropped. An unknown token
+/// is 404 before any of the body is read.
+// The token is looked up before a byte of the body is read, so a client without a capability holds neither memory
+// nor a connection; the body is then read under its bound and the read deadline, and relayed through the egress
+// guard.
 #[utoipa::path(
     post,
     path = "/hooks/{token}",
