@@ -190,6 +190,38 @@ async fn calls_fail_fast_while_redis_is_dead_and_work_again_once_it_is_back() {
     .await;
 }
 
+/// The bound on every call while Redis hangs: the 1 s command timeout, plus scheduling slack on a busy machine.
+const HUNG_BOUND: Duration = Duration::from_millis(1200);
+
+#[tokio::test]
+async fn calls_to_a_frozen_redis_fail_within_a_second_and_the_first_call_after_it_thaws_succeeds() {
+    let q = TestQueue::start().await;
+    let j = job("acme", json!({"name":"Shop"}));
+    q.store.enqueue(&j, None, None).await.unwrap();
+    assert_eq!(q.store.get(j.id).await.unwrap(), Some(j.clone()));
+    let frozen = q.redis.freeze();
+    for round in 0..3 {
+        let started = std::time::Instant::now();
+        let err = q.store.get(j.id).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        assert!(started.elapsed() <= HUNG_BOUND, "read {round} took {:?}", started.elapsed());
+        let started = std::time::Instant::now();
+        let err = q.store.enqueue(&job("acme", json!({"name":"x"})), None, None).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        assert!(started.elapsed() <= HUNG_BOUND, "enqueue {round} took {:?}", started.elapsed());
+        let started = std::time::Instant::now();
+        assert!(q.store.ping().await.unwrap_err().is_unavailable());
+        assert!(started.elapsed() <= HUNG_BOUND, "ping {round} took {:?}", started.elapsed());
+    }
+    frozen.thaw();
+    // No error once Redis answers again: the calls that timed out left nothing behind that the next one waits on.
+    let started = std::time::Instant::now();
+    assert_eq!(q.store.get(j.id).await.unwrap(), Some(j.clone()), "the first read after the thaw");
+    q.store.enqueue(&job("acme", json!({"name":"after"})), None, None).await.unwrap();
+    q.store.ping().await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500), "service came back after {:?}", started.elapsed());
+}
+
 #[tokio::test]
 async fn a_waiter_is_woken_by_the_publish_of_its_job_id_only() {
     let q = TestQueue::start().await;

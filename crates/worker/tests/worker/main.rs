@@ -169,8 +169,10 @@ async fn the_jobs_of_a_killed_worker_are_finished_by_another_within_30_seconds_w
         jobs.push(world.enqueue(&format!("survivor {i}"), 6).await);
     }
     for j in &jobs {
-        world.until(j.id, SECS(10), |r| r.status == JobStatus::Running).await;
+        world.until(j.id, SECS(10), |r| r.status == JobStatus::Running && r.attempts == 1).await;
     }
+    // Every job is in the first worker's hands (waiting on the slow upstream) when it dies.
+    assert_eq!(first.busy().await, 6, "the worker to be killed holds all six jobs");
     let killed_at = std::time::Instant::now();
     first.kill();
     let second = WorkerProcess::start(world.env(&settings)).await;
@@ -178,6 +180,7 @@ async fn the_jobs_of_a_killed_worker_are_finished_by_another_within_30_seconds_w
     assert!(killed_at.elapsed() < SECS(30));
     for (j, rec) in jobs.iter().zip(&done) {
         assert_eq!(rec.status, JobStatus::Succeeded, "{rec:?}");
+        assert_eq!(rec.attempts, 2, "the killed worker's attempt counts, the second worker's finishes: {rec:?}");
         assert_eq!(world.sim.created(j.request.name().as_str()).await, 1, "{}", j.request.name().as_str());
     }
     assert_eq!(second.terminate(SECS(20)).await.code(), Some(0));
@@ -225,6 +228,69 @@ async fn sigterm_lets_in_flight_jobs_finish_and_the_worker_exits_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_still_running_at_the_shutdown_timeout_is_left_for_another_worker_and_the_worker_exits_zero() {
+    let world = World::start(json!({"latency_ms": 60_000})).await;
+    let mut settings = world.settings();
+    settings.shutdown_timeout_ms = 700;
+    settings.upstream_timeout_ms = 120_000;
+    let w = WorkerProcess::start(world.env(&settings)).await;
+    let job = world.enqueue("outlives shutdown", 6).await;
+    world.until(job.id, SECS(10), |r| r.status == JobStatus::Running).await;
+    let asked = std::time::Instant::now();
+    let status = w.terminate(SECS(10)).await;
+    let took = asked.elapsed();
+    assert_eq!(status.code(), Some(0));
+    // It waited for the job its bound, and not (much) longer: the upstream call would take a minute.
+    assert!(took >= Duration::from_millis(700), "exited after {took:?}, before WGATE_SHUTDOWN_TIMEOUT_MS");
+    assert!(took < SECS(5), "exited after {took:?}: WGATE_SHUTDOWN_TIMEOUT_MS is 700 ms");
+    // The job was not finished or given up: it stays running, in the stream's pending list, for a takeover.
+    let r = world.store.get(job.id).await.unwrap().unwrap();
+    assert_eq!((r.status, r.attempts), (JobStatus::Running, 1), "{r:?}");
+    assert_eq!(world.store.queue_counts().await.unwrap().running, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_makes_the_worker_unready_within_a_second_and_it_is_ready_again_as_soon_as_it_thaws() {
+    let world = World::start(json!({})).await;
+    let worker = world.worker().await;
+    let first = world.enqueue("before the freeze", 6).await;
+    assert_eq!(world.finished(first.id, SECS(10)).await.status, JobStatus::Succeeded);
+    assert_eq!(worker.readyz().await, 200);
+    let frozen = world.redis.freeze();
+    for _ in 0..2 {
+        let asked = std::time::Instant::now();
+        assert_eq!(worker.readyz().await, 503);
+        let took = asked.elapsed();
+        assert!(took <= Duration::from_millis(1200), "/readyz answered after {took:?} while Redis hung");
+    }
+    frozen.thaw();
+    let asked = std::time::Instant::now();
+    assert_eq!(worker.readyz().await, 200, "ready at the first probe after the thaw");
+    assert!(asked.elapsed() < Duration::from_millis(500), "ready after {:?}", asked.elapsed());
+    let job = world.enqueue("after the freeze", 6).await;
+    assert_eq!(world.finished(job.id, SECS(10)).await.status, JobStatus::Succeeded);
+    worker.stop().await;
+}
+
+#[test]
+fn backoff_delays_fill_their_whole_range_and_grow_with_each_attempt() {
+    use wgate_worker::job::RetryPolicy;
+    let p = RetryPolicy { base: Duration::from_millis(100), max: Duration::from_millis(1000) };
+    // Full jitter: uniform in [0, cap]. Over 2000 draws the bottom and the top tenth are both hit and the mean
+    // is half the cap; a delay stuck at zero, at the cap or at any constant fails this (a chance below 1e-12
+    // for a correct one).
+    for (attempt, cap) in [(1u32, 100u64), (2, 200), (3, 400), (4, 800), (5, 1000), (64, 1000)] {
+        let draws: Vec<u64> = (0..2000).map(|_| u64::try_from(p.delay(attempt).as_millis()).unwrap()).collect();
+        assert!(draws.iter().all(|d| *d <= cap), "attempt {attempt}: a delay above {cap} ms");
+        assert!(draws.iter().any(|d| *d < cap / 10), "attempt {attempt}: nothing below {} ms", cap / 10);
+        assert!(draws.iter().any(|d| *d > cap - cap / 10), "attempt {attempt}: nothing above {} ms", cap - cap / 10);
+        let mean = draws.iter().sum::<u64>() as f64 / draws.len() as f64;
+        let half = cap as f64 / 2.0;
+        assert!((mean - half).abs() < cap as f64 * 0.05, "attempt {attempt}: mean {mean} ms, expected about {half}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_rides_out_a_redis_restart_and_reports_unready_meanwhile() {
     let mut world = World::start_with(json!({}), RedisServerOptions { appendonly: true }).await;
     let worker = world.worker().await;
@@ -235,12 +301,7 @@ async fn the_worker_rides_out_a_redis_restart_and_reports_unready_meanwhile() {
     assert_eq!(worker.readyz().await, 503);
     world.redis.start_again().await;
     // As a client would after a 503: the first call may meet the dead connection.
-    let job = loop {
-        if let Ok(job) = world.try_enqueue("after restart", 6).await {
-            break job;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let job = world.enqueue_when_redis_answers("after restart", SECS(10)).await;
     let done = world.finished(job.id, SECS(15)).await;
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(worker.readyz().await, 200);
@@ -301,12 +362,7 @@ async fn a_worker_keeps_working_after_redis_comes_back_empty() {
     // No persistence: the stream and its consumer group are gone when Redis comes back.
     world.redis.kill();
     world.redis.start_again().await;
-    let job = loop {
-        if let Ok(job) = world.try_enqueue("after the loss", 6).await {
-            break job;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let job = world.enqueue_when_redis_answers("after the loss", SECS(10)).await;
     assert_eq!(world.finished(job.id, SECS(15)).await.status, JobStatus::Succeeded);
     worker.stop().await;
 }
@@ -334,12 +390,7 @@ async fn a_worker_started_while_redis_is_down_is_unready_then_works_once_redis_i
     let worker = world.worker().await;
     assert_eq!(worker.readyz().await, 503);
     world.redis.start_again().await;
-    let job = loop {
-        if let Ok(job) = world.try_enqueue("late redis", 6).await {
-            break job;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let job = world.enqueue_when_redis_answers("late redis", SECS(10)).await;
     assert_eq!(world.finished(job.id, SECS(15)).await.status, JobStatus::Succeeded);
     assert_eq!(worker.readyz().await, 200);
     worker.stop().await;
