@@ -100,7 +100,12 @@ async fn a_repeated_idempotency_key_gets_the_same_job_and_answer_without_a_secon
     assert_eq!(third_tenant.status(), 200, "keys of different tenants never collide");
     assert_ne!(header(&third_tenant, "x-job-id"), first_job);
 
-    assert_eq!(stack.sim_stats().await["by_name"]["Idem"], 2, "one session per tenant");
+    // Nothing ran for the refused body: no job is left in the queue, and none reached WhatsGate.
+    stack.assert_queue_drained().await;
+    let stats = stack.sim_stats().await;
+    assert_eq!(stats["by_name"]["Idem"], 2, "one session per tenant");
+    assert_eq!(stats["by_name"].get("Other"), None, "no session for the refused body: {stats}");
+    assert_eq!(stats["create_calls"], 2, "{stats}");
 }
 
 #[tokio::test]

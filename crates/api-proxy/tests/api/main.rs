@@ -384,6 +384,47 @@ async fn jwks_keys_are_cached_and_an_unknown_kid_refetches_once_per_cooldown() {
 }
 
 #[tokio::test]
+async fn an_unknown_kid_refetches_again_once_the_cooldown_has_passed_and_not_before() {
+    const COOLDOWN: Duration = Duration::from_millis(1500);
+    let keys = Arc::new(Mutex::new(json!({"keys": [ec_jwk("k1")]})));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let url = jwks_server(keys.clone(), hits.clone()).await;
+    let app = TestApp::spawn_with(|s| {
+        s.jwt_secret = None;
+        s.jwt_jwks_url = Some(url);
+        s.jwt_jwks_cooldown_ms = COOLDOWN.as_millis() as u64;
+    })
+    .await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once at start");
+    let c = claims("acme", json!({}));
+    let k2 = signed(Algorithm::EdDSA, Some("k2"), &c);
+
+    // k2 is not published yet: the first token naming it refetches, in vain.
+    let first_refetch = Instant::now();
+    assert_invalid_token(&app, &k2).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "an unknown kid refetches");
+    keys.lock().unwrap()["keys"].as_array_mut().unwrap().push(ed_jwk("k2"));
+
+    // Inside the cooldown every k2 token is refused without a fetch; the first one after it refetches once.
+    let deadline = first_refetch + COOLDOWN + Duration::from_secs(10);
+    loop {
+        let status = create_with_token(&app, &k2).await.status();
+        let fetched = hits.load(Ordering::SeqCst);
+        if status == 202 {
+            assert_eq!(fetched, 3, "exactly one refetch once the cooldown passed");
+            assert!(first_refetch.elapsed() >= COOLDOWN, "refetched {:?} after the last one", first_refetch.elapsed());
+            break;
+        }
+        assert_eq!((status.as_u16(), fetched), (401, 2), "no refetch inside the cooldown");
+        assert!(Instant::now() < deadline, "k2 was not refetched within 10 s after the cooldown");
+        pause(Duration::from_millis(100)).await;
+    }
+    // That refetch started a new cooldown: another unknown kid now is refused without a fetch.
+    assert_invalid_token(&app, &signed(Algorithm::EdDSA, Some("k3"), &c)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
 async fn a_missing_scope_is_403_and_auth_failures_are_counted_by_reason() {
     let app = TestApp::spawn().await;
     let read_only = app.token_with_scope("acme", "sessions:read");
@@ -634,9 +675,13 @@ async fn the_same_idempotency_key_and_body_give_the_same_job_and_another_body_is
     // Another tenant's same key is its own.
     let other = app.create_session("globex", &body(), &h).await;
     assert_ne!(header(other.headers(), "x-job-id"), Some(id.as_str()));
+    let before = stored_jobs(&app).await;
     let conflict = app.create_session("acme", &json!({"name": "Other"}), &h).await;
     assert_eq!(conflict.status(), 422);
-    assert_eq!(json_of(conflict).await["code"], 422);
+    let b = json_of(conflict).await;
+    assert_eq!(b["code"], 422);
+    assert!(b["message"].as_str().unwrap().contains("Idempotency-Key"), "{b}");
+    assert_eq!(stored_jobs(&app).await, before, "the refused request made no job and queued nothing");
 
     // Once finished, the same request gets the same answer.
     assert_eq!(app.work_one(|_| succeeded("My WhatsApp")).await.to_string(), id);
@@ -645,6 +690,25 @@ async fn the_same_idempotency_key_and_body_give_the_same_job_and_another_body_is
     assert_eq!(header(done.headers(), "x-job-id"), Some(id.as_str()));
     let qr_token = app.store.get(id.parse().unwrap()).await.unwrap().unwrap().qr_token;
     assert_eq!(json_of(done).await["data"], tenant_data("My WhatsApp", "https://callback.example/hook", &qr_token));
+}
+
+/// What Redis holds of accepted jobs: job records, queue entries, and each tenant's unfinished jobs.
+async fn stored_jobs(app: &TestApp) -> (usize, u64, Vec<(String, u64)>) {
+    let mut conn = app.redis.connection().await;
+    let prefix = app.keys.prefix();
+    let records: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}job:*")).query_async(&mut conn).await.unwrap();
+    let entries: u64 = redis::cmd("XLEN")
+        .arg(app.keys.stream(wgate_types::JobKind::SessionCreate))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let n: u64 =
+            redis::cmd("SCARD").arg(format!("{prefix}tenant:{tenant}:pending")).query_async(&mut conn).await.unwrap();
+        pending.push((tenant.to_owned(), n));
+    }
+    (records.len(), entries, pending)
 }
 
 #[tokio::test]
@@ -810,6 +874,42 @@ async fn a_webhook_is_relayed_and_acknowledged_only_when_the_tenant_acknowledges
     let r = app.hook(&token, &event).await;
     assert_eq!(r.status(), 502, "WhatsGate must retry");
     assert_eq!(json_of(r).await["code"], 502);
+}
+
+#[tokio::test]
+async fn a_tenant_callback_slower_than_the_hook_timeout_is_given_up_on_and_whatsgate_told_to_retry() {
+    // The callback takes 30 s to answer; the relay waits WGATE_HOOK_TIMEOUT_MS (400 ms) for it.
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().route(
+            "/hook",
+            web::post().to(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                HttpResponse::Ok().finish()
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(0)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let callback = format!("http://{}/hook", server.addrs()[0]);
+    let server = server.run();
+    let stop = server.handle();
+    tokio::spawn(server);
+    let app = TestApp::spawn_with(|s| s.hook_timeout_ms = 400).await;
+    let r = app.create_async("acme", &json!({"name": "Slow", "callback": callback})).await;
+    let id = header(r.headers(), "x-job-id").unwrap().to_owned();
+    let token = hook_token_of(&app, &id).await;
+    let start = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(10), app.hook(&token, &json!({"id": 5})))
+        .await
+        .expect("the relay answered WhatsGate within 10 s");
+    let took = start.elapsed();
+    assert_eq!(r.status(), 502, "WhatsGate must retry");
+    assert!(took >= Duration::from_millis(400), "gave up after {took:?}, before the hook timeout");
+    assert!(took < Duration::from_millis(2_000), "waited {took:?} for a 400 ms hook timeout");
+    stop.stop(false).await;
 }
 
 #[tokio::test]
