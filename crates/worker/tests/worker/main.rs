@@ -142,18 +142,21 @@ async fn lost_answers_and_timeouts_never_create_two_sessions_for_one_job() {
     }
     let done = join_all(jobs.iter().map(|j| world.finished(j.id, SECS(60)))).await;
     let stats = world.sim.stats().await;
+    // Every job succeeds with exactly one session. An attempt fails without progress with a chance of 0.3
+    // (timeout, error or throttle); an ambiguous one creates the session that the next attempt adopts. So a job
+    // misses all twelve attempts with a chance of 0.3^12 (5e-7): no share "most of them" to tune, and a job that
+    // ends otherwise is a bug.
     for (job, rec) in jobs.iter().zip(&done) {
         let name = job.request.name().as_str();
-        let created = stats["by_name"][name].as_u64().unwrap_or(0);
-        assert!(created <= 1, "{name}: {created} sessions upstream");
-        if rec.status == JobStatus::Succeeded {
-            assert_eq!(created, 1, "{name}");
-            let sessions = world.sim.sessions(name).await;
-            assert_eq!(sessions[0]["unique_id"], rec.response.as_ref().unwrap()["unique_id"]);
-        }
-        assert!(rec.status.is_terminal());
+        assert_eq!(rec.status, JobStatus::Succeeded, "{name}: {rec:?}");
+        assert_eq!(stats["by_name"][name].as_u64(), Some(1), "{name}: one session upstream");
+        let sessions = world.sim.sessions(name).await;
+        assert_eq!(sessions[0]["unique_id"], rec.response.as_ref().unwrap()["unique_id"]);
     }
-    assert!(done.iter().filter(|r| r.status == JobStatus::Succeeded).count() >= 35, "{done:?}");
+    assert_eq!(stats["sessions_created"], 40, "{stats}");
+    // The faults were really injected: more calls than sessions, and some jobs needed several attempts.
+    assert!(stats["create_calls"].as_u64().unwrap() > 40, "{stats}");
+    assert!(done.iter().any(|r| r.attempts > 1), "no job was retried: {done:?}");
     worker.stop().await;
 }
 
