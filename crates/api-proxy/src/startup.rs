@@ -72,6 +72,17 @@ impl Application {
     /// Parses the keys and the tenants file, connects lazily to Redis (the API starts while Redis is down and
     /// answers 503 until it is back), and binds both listeners.
     pub async fn build(settings: ApiSettings) -> anyhow::Result<Self> {
+        Self::build_with(settings, None).await
+    }
+
+    /// Like [`Application::build`], serving the API on a listener the caller already bound (`api_listen` is then
+    /// not used): for a caller that must know the address before the application exists, such as a test whose
+    /// `public_url` names it.
+    pub async fn build_on(settings: ApiSettings, listener: std::net::TcpListener) -> anyhow::Result<Self> {
+        Self::build_with(settings, Some(listener)).await
+    }
+
+    async fn build_with(settings: ApiSettings, listener: Option<std::net::TcpListener>) -> anyhow::Result<Self> {
         settings.check()?;
         let verifier = Verifier::from_settings(&settings)?;
         verifier.warm_up().await;
@@ -155,9 +166,13 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .disable_signals()
-        .shutdown_timeout(30)
-        .bind(settings.api_listen)
-        .with_context(|| format!("WGATE_API_LISTEN: cannot listen on {}", settings.api_listen))?;
+        .shutdown_timeout(30);
+        let http = match listener {
+            Some(listener) => http.listen(listener).context("serving the API on the given listener")?,
+            None => http
+                .bind(settings.api_listen)
+                .with_context(|| format!("WGATE_API_LISTEN: cannot listen on {}", settings.api_listen))?,
+        };
         let address = http.addrs().first().copied().unwrap_or(settings.api_listen);
         let server = http.run();
 
