@@ -7,7 +7,7 @@ mod process;
 mod redis_server;
 
 pub use ports::{ClosedPort, free_port};
-pub use process::announced;
+pub use process::{ChildLog, address_in, announced};
 pub use redis_server::{Frozen, RedisServer, RedisServerOptions};
 
 /// A namespace unique to this call, so tests that share one Redis never see each other's keys.

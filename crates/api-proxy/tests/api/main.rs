@@ -51,6 +51,16 @@ fn run_binary(env: &[(&str, &str)]) -> std::process::Output {
     }
 }
 
+/// A child process killed when the test ends, whatever way it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn one_line_naming(out: &std::process::Output, variable: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -90,27 +100,34 @@ fn the_binary_stops_with_one_line_naming_the_variable_when_a_value_is_malformed(
 #[tokio::test]
 async fn the_binary_serves_with_settings_from_a_config_file_logs_json_and_stops_cleanly_on_sigterm() {
     let redis = wgate_testkit::RedisServer::start().await;
-    let (api, admin) = (wgate_testkit::free_port(), wgate_testkit::free_port());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("wgate.toml");
     std::fs::write(
         &file,
         format!(
-            "redis_url = \"{}\"\napi_listen = \"127.0.0.1:{api}\"\napi_admin_listen = \"127.0.0.1:{admin}\"\n\
+            "redis_url = \"{}\"\napi_listen = \"127.0.0.1:0\"\napi_admin_listen = \"127.0.0.1:0\"\n\
              jwt_secret = \"{SECRET}\"\nlog_format = \"json\"\n",
             redis.url()
         ),
     )
     .unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wgate-api"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgate-api"))
         .arg("--config")
         .arg(&file)
         .env_remove("WGATE_JWT_SECRET")
+        .env_remove("WGATE_LOG")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = KillOnDrop(child);
+    // Both listeners on port 0: the addresses come from this process's own log line.
+    let (listening, log) = wgate_testkit::announced(stdout, "wgate-api listening", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("wgate-api did not start: {e:#}"));
+    let api = wgate_testkit::address_in(&listening, "address").unwrap().port();
+    let admin = wgate_testkit::address_in(&listening, "admin_address").unwrap().port();
     let client = wgate_testkit::http_client();
     let token = hs256(SECRET, &claims("acme", json!({})));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -135,11 +152,25 @@ async fn the_binary_serves_with_settings_from_a_config_file_logs_json_and_stops_
     assert_eq!(r.status(), 202);
     let job_id = header(r.headers(), "x-job-id").unwrap().to_owned();
     // SIGTERM: a clean exit.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::SIGTERM).unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(35), child.wait_with_output()).await.unwrap().unwrap();
-    assert!(out.status.success(), "{}", out.status);
-    // One JSON object per line; the acceptance carries the request id, the tenant and the job id.
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut child = child;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.0.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(35);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "wgate-api did not exit within 35 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status}");
+    // One JSON object per line (all of them read once the pipe closed); the acceptance carries the request id,
+    // the tenant and the job id.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !log.closed() {
+        assert!(Instant::now() < deadline, "the log pipe was not closed within 5 s of the exit");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stdout = log.lines().join("\n");
     let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
     let accepted = lines.iter().find(|l| l["message"] == "job accepted").expect("an acceptance log line");
     assert_eq!(accepted["span"]["request_id"], "log-check-1", "{accepted}");

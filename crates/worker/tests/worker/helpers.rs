@@ -308,10 +308,10 @@ impl WorkerProcess {
             .unwrap();
         let stdout = child.stdout.take().expect("the worker's stdout");
         let mut p = Self { child, admin: SocketAddr::from(([127, 0, 0, 1], 0)) };
-        let admin = wgate_testkit::announced(stdout, "wgate-worker started", "admin", Duration::from_secs(20))
+        let (started, _) = wgate_testkit::announced(stdout, "wgate-worker started", Duration::from_secs(20))
             .await
             .unwrap_or_else(|e| panic!("the worker binary did not start: {e:#}"));
-        p.admin = admin.parse().unwrap_or_else(|e| panic!("the worker logged an admin address {admin:?}: {e}"));
+        p.admin = wgate_testkit::address_in(&started, "admin").unwrap_or_else(|e| panic!("{e:#}"));
         let http = wgate_testkit::http_client();
         let healthy = async {
             loop {
