@@ -381,17 +381,23 @@ fn ed_jwk(kid: &str) -> Value {
     json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": x})
 }
 
-#[tokio::test]
-async fn jwks_keys_are_cached_and_an_unknown_kid_refetches_once_per_cooldown() {
+/// An API that trusts only a JWKS endpoint serving `k1` (the keys it serves and its fetch count are returned).
+async fn app_over_jwks(cooldown_ms: u64) -> (TestApp, Arc<Mutex<Value>>, Arc<AtomicUsize>) {
     let keys = Arc::new(Mutex::new(json!({"keys": [ec_jwk("k1")]})));
     let hits = Arc::new(AtomicUsize::new(0));
     let url = jwks_server(keys.clone(), hits.clone()).await;
     let app = TestApp::spawn_with(|s| {
         s.jwt_secret = None;
         s.jwt_jwks_url = Some(url);
-        s.jwt_jwks_cooldown_ms = 60_000;
+        s.jwt_jwks_cooldown_ms = cooldown_ms;
     })
     .await;
+    (app, keys, hits)
+}
+
+#[tokio::test]
+async fn jwks_keys_are_cached_and_an_unknown_kid_refetches_once_per_cooldown() {
+    let (app, keys, hits) = app_over_jwks(60_000).await;
     assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once at start");
     let c = claims("acme", json!({}));
     for _ in 0..3 {
@@ -417,15 +423,7 @@ async fn jwks_keys_are_cached_and_an_unknown_kid_refetches_once_per_cooldown() {
 #[tokio::test]
 async fn an_unknown_kid_refetches_again_once_the_cooldown_has_passed_and_not_before() {
     const COOLDOWN: Duration = Duration::from_millis(1500);
-    let keys = Arc::new(Mutex::new(json!({"keys": [ec_jwk("k1")]})));
-    let hits = Arc::new(AtomicUsize::new(0));
-    let url = jwks_server(keys.clone(), hits.clone()).await;
-    let app = TestApp::spawn_with(|s| {
-        s.jwt_secret = None;
-        s.jwt_jwks_url = Some(url);
-        s.jwt_jwks_cooldown_ms = COOLDOWN.as_millis() as u64;
-    })
-    .await;
+    let (app, keys, hits) = app_over_jwks(1500).await;
     assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once at start");
     let c = claims("acme", json!({}));
     let k2 = signed(Algorithm::EdDSA, Some("k2"), &c);
