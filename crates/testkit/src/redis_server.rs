@@ -78,11 +78,14 @@ impl RedisServer {
             if let Some(status) = child.try_wait()? {
                 bail!("redis-server exited at start with {status} (port {} taken?)", self.port);
             }
-            // Whoever answers on the port must be the process just started, not another test's server.
+            // Whoever answers on the port must be the process just started, not another test's server; and it
+            // must have loaded its data (INFO answers while loading, PING does not).
             match self.process_id().await {
                 Ok(pid) if pid == child.id() => {
-                    self.child = Some(child);
-                    return Ok(());
+                    if self.ping().await.is_ok() {
+                        self.child = Some(child);
+                        return Ok(());
+                    }
                 }
                 Ok(other) => {
                     let _ = child.kill();
@@ -114,9 +117,14 @@ impl RedisServer {
             .context("INFO server without process_id")
     }
 
-    #[cfg(test)]
+    /// PING, bounded by a second.
     async fn ping(&self) -> anyhow::Result<()> {
-        self.process_id().await.map(|_| ())
+        let ask = async {
+            let client = redis::Client::open(self.url())?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await
+        };
+        Ok(tokio::time::timeout(Duration::from_secs(1), ask).await.context("PING timed out")??)
     }
 
     pub fn url(&self) -> String {

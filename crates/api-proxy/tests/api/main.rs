@@ -1088,8 +1088,9 @@ async fn a_frozen_redis_is_503_within_a_second_and_the_first_request_after_it_th
     let token = app.token("acme");
     assert_eq!(app.readyz().await, 200);
 
+    // Frozen for over six seconds: past the completion subscription's keepalive (5 s), which then fails too.
     let frozen = app.redis.freeze();
-    for _ in 0..2 {
+    for _ in 0..3 {
         unavailable_within_a_second("a create", app.create_async("acme", &body())).await;
         unavailable_within_a_second("a job read", app.get_job(&token, &id)).await;
         let start = Instant::now();
@@ -1107,6 +1108,22 @@ async fn a_frozen_redis_is_503_within_a_second_and_the_first_request_after_it_th
     let created = header(r.headers(), "x-job-id").unwrap().to_owned();
     assert_eq!(app.get_job(&token, &created).await.status(), 200, "what was acknowledged is stored");
     assert!(start.elapsed() < Duration::from_millis(500), "service came back after {:?}", start.elapsed());
+    // A synchronous create is answered by the job's completion: the subscription is back as well.
+    // Work off what is queued: the jobs acknowledged, and those whose create was answered 503 while its script
+    // sat unread in the hung server's socket, which Redis ran when it woke (a client retries those with its
+    // Idempotency-Key to get the same job).
+    let queued = app.store.queue_counts().await.unwrap().pending;
+    assert!((2..=5).contains(&queued), "{queued} jobs queued");
+    let mut worked = Vec::new();
+    for _ in 0..queued {
+        worked.push(app.work_one(|_| succeeded("My WhatsApp")).await.to_string());
+    }
+    assert!(worked.contains(&id) && worked.contains(&created), "{worked:?}");
+    let start = Instant::now();
+    let b = body();
+    let (r, _) = tokio::join!(app.create_session("acme", &b, &[]), app.work_one(|_| succeeded("My WhatsApp")));
+    assert_eq!(r.status(), 200, "a synchronous create right after the thaw");
+    assert!(start.elapsed() < Duration::from_secs(2), "answered after {:?}", start.elapsed());
 }
 
 // ---------------------------------------------------------------- metrics and errors

@@ -259,8 +259,9 @@ async fn a_frozen_redis_makes_the_worker_unready_within_a_second_and_it_is_ready
     let first = world.enqueue("before the freeze", 6).await;
     assert_eq!(world.finished(first.id, SECS(10)).await.status, JobStatus::Succeeded);
     assert_eq!(worker.readyz().await, 200);
+    // Frozen for six seconds: past the completion subscription's 5 s keepalive, and several fetcher rounds.
     let frozen = world.redis.freeze();
-    for _ in 0..3 {
+    for _ in 0..6 {
         let asked = std::time::Instant::now();
         assert_eq!(worker.readyz().await, 503);
         let took = asked.elapsed();
