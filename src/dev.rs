@@ -64,9 +64,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let sim_url = sim.base_url();
 
     let secret = args.secret.clone().unwrap_or_else(random_secret);
-    let public_url = format!("http://{}", args.api_listen);
+    // Bound first, so that links name the real address even with port 0.
+    let listener = std::net::TcpListener::bind(args.api_listen)
+        .with_context(|| format!("starting the API on {} (--api-listen)", args.api_listen))?;
+    let api_addr = listener.local_addr().context("the API's address")?;
+    let public_url = format!("http://{api_addr}");
     let mut api_settings = wgate_api_proxy::ApiSettings::for_tests(&redis_url, &args.namespace, &secret);
-    api_settings.api_listen = args.api_listen;
+    api_settings.api_listen = api_addr;
     api_settings.api_admin_listen = args.api_admin_listen;
     api_settings.public_url = public_url.clone();
     // Callbacks on this machine (a local receiver) are reachable in development; production opens nothing.
@@ -74,9 +78,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // The session commands (sessions-get, set-name, ...) call WhatsGate from the API itself.
     api_settings.upstream_url = sim_url.clone();
     api_settings.upstream_api_key = Some(SecretString::from(SIM_KEY));
-    let api = wgate_api_proxy::Application::build(api_settings)
+    let api = wgate_api_proxy::Application::build_on(api_settings, listener)
         .await
-        .with_context(|| format!("starting the API on {} (--api-listen)", args.api_listen))?;
+        .with_context(|| format!("starting the API on {api_addr} (--api-listen)"))?;
 
     let worker = wgate_worker::Application::build(wgate_worker::Settings {
         redis_url: redis_url.clone(),

@@ -50,6 +50,8 @@ async fn jobs_under_faults_worker_kills_and_a_redis_restart_all_end_terminal_wit
     assert_eq!(report.succeeded + report.failed + report.dead, 60, "{table}");
     assert!(report.max_sessions_per_job <= 1, "{table}");
     assert_eq!((report.worker_kills, report.redis_restarts), (1, 1), "{table}");
+    // The kill must have hit a worker with jobs in flight: killing an idle one proves nothing about takeover.
+    assert!(report.in_flight_at_kills > 0, "the killed worker had no job in flight: {table}");
     assert!(report.accepted_before_redis_restart > 0, "the restart came before any job: {table}");
     // The faults were really injected: more create calls than sessions.
     assert!(report.create_calls > report.sessions_created, "{table}");

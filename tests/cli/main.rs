@@ -96,12 +96,20 @@ async fn dev_starts_a_working_stack_and_ctrl_c_stops_every_part() {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, BufReader};
 
-    let port = || wgate_testkit::free_port().to_string();
-    let (api, api_admin, worker_admin, sim) = (port(), port(), port(), port());
-    let addr = |p: &str| format!("127.0.0.1:{p}");
+    // Every listener on port 0: the addresses are read from what this `wgate dev` prints.
+    let any = "127.0.0.1:0";
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wgate"))
-        .args(["dev", "--api-listen", &addr(&api), "--api-admin-listen", &addr(&api_admin)])
-        .args(["--worker-admin-listen", &addr(&worker_admin), "--sim-listen", &addr(&sim)])
+        .args([
+            "dev",
+            "--api-listen",
+            any,
+            "--api-admin-listen",
+            any,
+            "--worker-admin-listen",
+            any,
+            "--sim-listen",
+            any,
+        ])
         .args(["--tenant", "dev-test"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -110,10 +118,21 @@ async fn dev_starts_a_working_stack_and_ctrl_c_stops_every_part() {
         .expect("wgate dev starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let (mut redis_url, mut token) = (None, None);
+    let (mut sim, mut api, mut api_admin, mut worker_admin) = (None, None, None, None);
+    // "http://127.0.0.1:PORT/..." -> "127.0.0.1:PORT"
+    let host_port = |url: &str| url.trim_start_matches("http://").split('/').next().map(str::to_owned);
     let read = async {
         while let Some(line) = lines.next_line().await.expect("stdout readable") {
-            if let Some(url) = line.trim().strip_prefix("redis ") {
-                redis_url = Some(url.trim().to_owned());
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["redis", url, ..] => redis_url = Some((*url).to_owned()),
+                ["simulator", url, ..] => sim = host_port(url),
+                ["api", url, "(metrics:", metrics] => {
+                    api = host_port(url);
+                    api_admin = host_port(metrics.trim_end_matches(')'));
+                }
+                ["worker", "metrics:", metrics] => worker_admin = host_port(metrics),
+                _ => {}
             }
             if let Some(rest) = line.trim().strip_prefix("-H 'Authorization: Bearer ") {
                 token = rest.split('\'').next().map(str::to_owned);
@@ -123,17 +142,23 @@ async fn dev_starts_a_working_stack_and_ctrl_c_stops_every_part() {
     };
     tokio::time::timeout(std::time::Duration::from_secs(60), read).await.expect("the stack comes up within 60 s");
     let (redis_url, token) = (redis_url.expect("redis line"), token.expect("a token in the curl"));
+    let (api, api_admin, worker_admin, sim) = (
+        api.expect("the api line"),
+        api_admin.expect("the api's metrics address"),
+        worker_admin.expect("the worker line"),
+        sim.expect("the simulator line"),
+    );
 
     let http = wgate_testkit::http_client();
     let r = http
-        .post(format!("http://{}/api/v1/session-create", addr(&api)))
+        .post(format!("http://{api}/api/v1/session-create"))
         .bearer_auth(&token)
         .json(&serde_json::json!({"name": "From the README"}))
         .send()
         .await
         .expect("API answers");
     assert_eq!(r.status(), 200, "the printed curl works end to end");
-    let stats: Value = http.get(format!("http://{}/sim/stats", addr(&sim))).send().await.unwrap().json().await.unwrap();
+    let stats: Value = http.get(format!("http://{sim}/sim/stats")).send().await.unwrap().json().await.unwrap();
     assert_eq!(stats["by_name"]["From the README"], 1);
 
     let pid = nix::unistd::Pid::from_raw(child.id().expect("pid") as i32);
@@ -146,7 +171,7 @@ async fn dev_starts_a_working_stack_and_ctrl_c_stops_every_part() {
     let redis_port = redis_url.rsplit(':').next().expect("port").to_owned();
     assert!(std::net::TcpStream::connect(format!("127.0.0.1:{redis_port}")).is_err(), "the redis-server child is gone");
     for p in [&api, &api_admin, &worker_admin, &sim] {
-        assert!(std::net::TcpStream::connect(addr(p)).is_err(), "port {p} is closed");
+        assert!(std::net::TcpStream::connect(p).is_err(), "port {p} is closed");
     }
 }
 

@@ -26,6 +26,8 @@ pub struct StackOptions {
     pub max_sessions: Option<u32>,
     /// How long a new (or failed) simulator session stays PENDING.
     pub sim_init_ms: u64,
+    /// How often the simulator shows a session a new QR code.
+    pub sim_qr_rotate_ms: u64,
 }
 
 impl Default for StackOptions {
@@ -38,6 +40,7 @@ impl Default for StackOptions {
             workers: 1,
             max_sessions: None,
             sim_init_ms: 50,
+            sim_qr_rotate_ms: 20_000,
         }
     }
 }
@@ -70,6 +73,7 @@ impl Stack {
             api_keys: vec![SIM_KEY.into()],
             seed: Some(7),
             init_ms: options.sim_init_ms,
+            qr_rotate_ms: options.sim_qr_rotate_ms,
             workers: Some(1),
             ..Default::default()
         })
@@ -83,10 +87,11 @@ impl Stack {
         assert!(r.status().is_success(), "faults refused: {}", r.text().await.unwrap_or_default());
 
         let mut api_settings = ApiSettings::for_tests(&redis.url(), &namespace, SECRET);
-        // The API and the worker must agree on WGATE_PUBLIC_URL (relay and QR links), so the port is chosen first.
-        let api_port = wgate_testkit::free_port();
-        api_settings.api_listen = std::net::SocketAddr::from(([127, 0, 0, 1], api_port));
-        api_settings.public_url = format!("http://127.0.0.1:{api_port}");
+        // The API and the worker must agree on WGATE_PUBLIC_URL (relay and QR links), so the API's listener is bound
+        // first and handed over.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the API's listener");
+        let api_address = listener.local_addr().expect("the API's address");
+        api_settings.public_url = format!("http://{api_address}");
         api_settings.max_attempts = options.max_attempts;
         api_settings.sync_wait_ms = 10_000;
         // These tests are about the pipeline, not the limiter (the API's own tests cover it).
@@ -96,7 +101,8 @@ impl Stack {
         // The API asks WhatsGate itself for the session commands and the QR windows.
         api_settings.upstream_url = sim_url.clone();
         api_settings.upstream_api_key = Some(SIM_KEY.to_owned().into());
-        let api = wgate_api_proxy::Application::build(api_settings).await.expect("API starts");
+        let api = wgate_api_proxy::Application::build_on(api_settings, listener).await.expect("API starts");
+        assert_eq!(api.address(), api_address);
         let api_url = format!("http://{}", api.address());
         tasks.push(tokio::spawn(async move {
             let _ = api.run_until_stopped().await;

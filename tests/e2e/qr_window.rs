@@ -98,24 +98,30 @@ impl Parent {
         Self { origin: format!("http://{address}"), reports, _server }
     }
 
-    /// The next report, or a panic naming what was awaited.
-    async fn next(&mut self, what: &str, within: Duration) -> Report {
+    /// The next report within `within`, if any.
+    async fn try_next(&mut self, within: Duration) -> Option<Report> {
         match tokio::time::timeout(within, self.reports.recv()).await {
-            Ok(Some(r)) => r,
-            Ok(None) => panic!("the parent server stopped while waiting for {what}"),
-            Err(_) => panic!("no message within {within:?} while waiting for {what}"),
+            Ok(Some(r)) => Some(r),
+            Ok(None) => panic!("the parent server stopped"),
+            Err(_) => None,
         }
     }
 
-    /// Waits until `message` came from `frame` for the `nth` time, collecting every report of every frame.
+    /// Waits (20 s at most) until `message` came from `frame` for the `nth` time, collecting every report of every
+    /// frame; panics naming what it awaited and what it saw.
     async fn expect(&mut self, seen: &mut Vec<Report>, frame: &str, message: &str, nth: usize) {
-        loop {
-            if seen.iter().filter(|r| r.frame == frame && r.message == message).count() >= nth {
-                return;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !self.has(seen, frame, message, nth) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.try_next(left).await {
+                Some(r) => seen.push(r),
+                None => panic!("no {message:?} #{nth} from the {frame} window within 20 s (seen: {seen:?})"),
             }
-            let what = format!("{message:?} #{nth} from the {frame} window (seen so far: {seen:?})");
-            seen.push(self.next(&what, Duration::from_secs(10)).await);
         }
+    }
+
+    fn has(&self, seen: &[Report], frame: &str, message: &str, nth: usize) -> bool {
+        seen.iter().filter(|r| r.frame == frame && r.message == message).count() >= nth
     }
 }
 
@@ -276,8 +282,11 @@ async fn sim_post(stack: &Stack, path: &str) {
 
 #[tokio::test]
 async fn a_parent_on_another_origin_hears_loading_qr_error_and_success_and_a_bogus_token_breaks() {
-    // PENDING lasts long enough for a window polling once a second to see a failed authorization.
-    let stack = Stack::start_with(StackOptions { sim_init_ms: 2_000, ..Default::default() }).await;
+    // The QR never rotates during the test, so every "qr" is a new authorization attempt; a failed attempt is
+    // held in PENDING (below) until the window has reported it, so the sequence of messages is exact whatever the
+    // timing of the window's polls and the gateway's cache.
+    let stack =
+        Stack::start_with(StackOptions { sim_init_ms: 1_500, sim_qr_rotate_ms: 3_600_000, ..Default::default() }).await;
     let created = json_of(stack.create("acme", &json!({"name": "Shop QR"}), &[]).await).await;
     let data = &created["data"];
     let qr_link = data["qr_link"].as_str().expect("qr_link").to_owned();
@@ -302,8 +311,16 @@ async fn a_parent_on_another_origin_hears_loading_qr_error_and_success_and_a_bog
     parent.expect(&mut seen, "real", "qr", 1).await;
     parent.expect(&mut seen, "bogus", "broken", 1).await;
     parent.expect(&mut seen, "code", "qr", 1).await;
-    sim_post(&stack, &format!("/sim/sessions/{unique_id}/fail")).await;
-    parent.expect(&mut seen, "real", "error", 1).await;
+    // A window notices a failed authorization by seeing the session PENDING again. Failing it again every 300 ms
+    // (each failure restarts the simulator's 1.5 s PENDING) keeps it PENDING until the window has reported it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !parent.has(&seen, "real", "error", 1) {
+        assert!(tokio::time::Instant::now() < deadline, "no \"error\" from the real window within 20 s: {seen:?}");
+        sim_post(&stack, &format!("/sim/sessions/{unique_id}/fail")).await;
+        if let Some(r) = parent.try_next(Duration::from_millis(300)).await {
+            seen.push(r);
+        }
+    }
     parent.expect(&mut seen, "real", "qr", 2).await;
     sim_post(&stack, &format!("/sim/sessions/{unique_id}/scan")).await;
     parent.expect(&mut seen, "real", "success", 1).await;
@@ -355,11 +372,13 @@ async fn the_window_is_served_with_a_strict_policy_and_the_tenants_frame_ancesto
 /// the simulator's PENDING time has passed).
 async fn screenshot(stack: &Stack, url: &str, out: &Path) {
     let state = format!("{url}/state");
-    for _ in 0..50 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
         let s: Value = stack.http.get(&state).send().await.expect("state").json().await.expect("json");
         if s["qr_svg"].is_string() {
             break;
         }
+        assert!(tokio::time::Instant::now() < deadline, "the window showed no QR within 10 s: {s}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let profile = tempfile::tempdir().expect("a profile directory");

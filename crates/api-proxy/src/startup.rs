@@ -75,6 +75,17 @@ impl Application {
     /// Parses the keys and the tenants file, connects lazily to Redis (the API starts while Redis is down and
     /// answers 503 until it is back), and binds both listeners.
     pub async fn build(settings: ApiSettings) -> anyhow::Result<Self> {
+        Self::build_with(settings, None).await
+    }
+
+    /// Like [`Application::build`], serving the API on a listener the caller already bound (`api_listen` is then
+    /// not used): for a caller that must know the address before the application exists, such as a test whose
+    /// `public_url` names it.
+    pub async fn build_on(settings: ApiSettings, listener: std::net::TcpListener) -> anyhow::Result<Self> {
+        Self::build_with(settings, Some(listener)).await
+    }
+
+    async fn build_with(settings: ApiSettings, listener: Option<std::net::TcpListener>) -> anyhow::Result<Self> {
         settings.check()?;
         let verifier = Verifier::from_settings(&settings)?;
         verifier.warm_up().await;
@@ -120,8 +131,11 @@ impl Application {
         }
 
         // Both listeners are bound before anything calls out, so the egress guard knows the gateway's own addresses.
-        let listener = std::net::TcpListener::bind(settings.api_listen)
-            .with_context(|| format!("WGATE_API_LISTEN: cannot listen on {}", settings.api_listen))?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => std::net::TcpListener::bind(settings.api_listen)
+                .with_context(|| format!("WGATE_API_LISTEN: cannot listen on {}", settings.api_listen))?,
+        };
         let address = listener.local_addr().context("reading the API listener's address")?;
         let ready_store = store.clone();
         let ready: ReadyCheck = Arc::new(move || {
@@ -194,7 +208,7 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(30)
         .listen(listener)
-        .with_context(|| format!("WGATE_API_LISTEN: cannot listen on {}", settings.api_listen))?;
+        .context("serving the API on its listener")?;
         let server = http.run();
         tracing::info!(%address, %admin_address, "wgate-api listening");
         Ok(Self { address, admin_address, server, admin: admin.into_server(), state, _tasks: tasks })

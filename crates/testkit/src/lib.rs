@@ -1,17 +1,14 @@
-//! Test helpers shared by every crate's integration tests: a private `redis-server` per test, free ports, and a
-//! test-only tracing initialiser. No service depends on this crate; `wgate dev` uses its `RedisServer` for a throwaway Redis.
+//! Test helpers shared by every crate's integration tests: a private `redis-server` per test, ports that no other
+//! socket can take, a child process's own announcement of its address, and a test-only tracing initialiser. No
+//! service depends on this crate; `wgate dev` uses its `RedisServer` for a throwaway Redis.
 
+mod ports;
+mod process;
 mod redis_server;
 
-pub use redis_server::{RedisServer, RedisServerOptions};
-
-/// A free TCP port on 127.0.0.1 at the time of the call (the OS may hand it out again later, so bind soon).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
-}
+pub use ports::{ClosedPort, free_port};
+pub use process::{ChildLog, address_in, announced};
+pub use redis_server::{Frozen, RedisServer, RedisServerOptions};
 
 /// A namespace unique to this call, so tests that share one Redis never see each other's keys.
 pub fn unique_namespace(prefix: &str) -> String {

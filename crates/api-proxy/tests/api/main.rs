@@ -54,6 +54,16 @@ fn run_binary(env: &[(&str, &str)]) -> std::process::Output {
     }
 }
 
+/// A child process killed when the test ends, whatever way it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn one_line_naming(out: &std::process::Output, variable: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -93,27 +103,34 @@ fn the_binary_stops_with_one_line_naming_the_variable_when_a_value_is_malformed(
 #[tokio::test]
 async fn the_binary_serves_with_settings_from_a_config_file_logs_json_and_stops_cleanly_on_sigterm() {
     let redis = wgate_testkit::RedisServer::start().await;
-    let (api, admin) = (wgate_testkit::free_port(), wgate_testkit::free_port());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("wgate.toml");
     std::fs::write(
         &file,
         format!(
-            "redis_url = \"{}\"\napi_listen = \"127.0.0.1:{api}\"\napi_admin_listen = \"127.0.0.1:{admin}\"\n\
+            "redis_url = \"{}\"\napi_listen = \"127.0.0.1:0\"\napi_admin_listen = \"127.0.0.1:0\"\n\
              jwt_secret = \"{SECRET}\"\nlog_format = \"json\"\n",
             redis.url()
         ),
     )
     .unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wgate-api"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgate-api"))
         .arg("--config")
         .arg(&file)
         .env_remove("WGATE_JWT_SECRET")
+        .env_remove("WGATE_LOG")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = KillOnDrop(child);
+    // Both listeners on port 0: the addresses come from this process's own log line.
+    let (listening, log) = wgate_testkit::announced(stdout, "wgate-api listening", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("wgate-api did not start: {e:#}"));
+    let api = wgate_testkit::address_in(&listening, "address").unwrap().port();
+    let admin = wgate_testkit::address_in(&listening, "admin_address").unwrap().port();
     let client = wgate_testkit::http_client();
     let token = hs256(SECRET, &claims("acme", json!({})));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -138,11 +155,25 @@ async fn the_binary_serves_with_settings_from_a_config_file_logs_json_and_stops_
     assert_eq!(r.status(), 202);
     let job_id = header(r.headers(), "x-job-id").unwrap().to_owned();
     // SIGTERM: a clean exit.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::SIGTERM).unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(35), child.wait_with_output()).await.unwrap().unwrap();
-    assert!(out.status.success(), "{}", out.status);
-    // One JSON object per line; the acceptance carries the request id, the tenant and the job id.
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut child = child;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.0.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(35);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "wgate-api did not exit within 35 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status}");
+    // One JSON object per line (all of them read once the pipe closed); the acceptance carries the request id,
+    // the tenant and the job id.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !log.closed() {
+        assert!(Instant::now() < deadline, "the log pipe was not closed within 5 s of the exit");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stdout = log.lines().join("\n");
     let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON log line")).collect();
     let accepted = lines.iter().find(|l| l["message"] == "job accepted").expect("an acceptance log line");
     assert_eq!(accepted["span"]["request_id"], "log-check-1", "{accepted}");
@@ -353,17 +384,23 @@ fn ed_jwk(kid: &str) -> Value {
     json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": x})
 }
 
-#[tokio::test]
-async fn jwks_keys_are_cached_and_an_unknown_kid_refetches_once_per_cooldown() {
+/// An API that trusts only a JWKS endpoint serving `k1` (the keys it serves and its fetch count are returned).
+async fn app_over_jwks(cooldown_ms: u64) -> (TestApp, Arc<Mutex<Value>>, Arc<AtomicUsize>) {
     let keys = Arc::new(Mutex::new(json!({"keys": [ec_jwk("k1")]})));
     let hits = Arc::new(AtomicUsize::new(0));
     let url = jwks_server(keys.clone(), hits.clone()).await;
     let app = TestApp::spawn_with(|s| {
         s.jwt_secret = None;
         s.jwt_jwks_url = Some(url);
-        s.jwt_jwks_cooldown_ms = 60_000;
+        s.jwt_jwks_cooldown_ms = cooldown_ms;
     })
     .await;
+    (app, keys, hits)
+}
+
+#[tokio::test]
+async fn jwks_keys_are_cached_and_an_unknown_kid_refetches_once_per_cooldown() {
+    let (app, keys, hits) = app_over_jwks(60_000).await;
     assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once at start");
     let c = claims("acme", json!({}));
     for _ in 0..3 {
@@ -384,6 +421,39 @@ async fn jwks_keys_are_cached_and_an_unknown_kid_refetches_once_per_cooldown() {
     assert_eq!(hits.load(Ordering::SeqCst), 2);
     // The JWK's own alg pins the algorithm: an EdDSA token under the ES256 key k1 is refused.
     assert_invalid_token(&app, &signed(Algorithm::EdDSA, Some("k1"), &c)).await;
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refetches_again_once_the_cooldown_has_passed_and_not_before() {
+    const COOLDOWN: Duration = Duration::from_millis(1500);
+    let (app, keys, hits) = app_over_jwks(1500).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once at start");
+    let c = claims("acme", json!({}));
+    let k2 = signed(Algorithm::EdDSA, Some("k2"), &c);
+
+    // k2 is not published yet: the first token naming it refetches, in vain.
+    let first_refetch = Instant::now();
+    assert_invalid_token(&app, &k2).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "an unknown kid refetches");
+    keys.lock().unwrap()["keys"].as_array_mut().unwrap().push(ed_jwk("k2"));
+
+    // Inside the cooldown every k2 token is refused without a fetch; the first one after it refetches once.
+    let deadline = first_refetch + COOLDOWN + Duration::from_secs(10);
+    loop {
+        let status = create_with_token(&app, &k2).await.status();
+        let fetched = hits.load(Ordering::SeqCst);
+        if status == 202 {
+            assert_eq!(fetched, 3, "exactly one refetch once the cooldown passed");
+            assert!(first_refetch.elapsed() >= COOLDOWN, "refetched {:?} after the last one", first_refetch.elapsed());
+            break;
+        }
+        assert_eq!((status.as_u16(), fetched), (401, 2), "no refetch inside the cooldown");
+        assert!(Instant::now() < deadline, "k2 was not refetched within 10 s after the cooldown");
+        pause(Duration::from_millis(100)).await;
+    }
+    // That refetch started a new cooldown: another unknown kid now is refused without a fetch.
+    assert_invalid_token(&app, &signed(Algorithm::EdDSA, Some("k3"), &c)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
@@ -637,9 +707,13 @@ async fn the_same_idempotency_key_and_body_give_the_same_job_and_another_body_is
     // Another tenant's same key is its own.
     let other = app.create_session("globex", &body(), &h).await;
     assert_ne!(header(other.headers(), "x-job-id"), Some(id.as_str()));
+    let before = stored_jobs(&app).await;
     let conflict = app.create_session("acme", &json!({"name": "Other"}), &h).await;
     assert_eq!(conflict.status(), 422);
-    assert_eq!(json_of(conflict).await["code"], 422);
+    let b = json_of(conflict).await;
+    assert_eq!(b["code"], 422);
+    assert!(b["message"].as_str().unwrap().contains("Idempotency-Key"), "{b}");
+    assert_eq!(stored_jobs(&app).await, before, "the refused request made no job and queued nothing");
 
     // Once finished, the same request gets the same answer.
     assert_eq!(app.work_one(|_| succeeded("My WhatsApp")).await.to_string(), id);
@@ -648,6 +722,25 @@ async fn the_same_idempotency_key_and_body_give_the_same_job_and_another_body_is
     assert_eq!(header(done.headers(), "x-job-id"), Some(id.as_str()));
     let qr_token = app.store.get(id.parse().unwrap()).await.unwrap().unwrap().qr_token;
     assert_eq!(json_of(done).await["data"], tenant_data("My WhatsApp", "https://callback.example/hook", &qr_token));
+}
+
+/// What Redis holds of accepted jobs: job records, queue entries, and each tenant's unfinished jobs.
+async fn stored_jobs(app: &TestApp) -> (usize, u64, Vec<(String, u64)>) {
+    let mut conn = app.redis.connection().await;
+    let prefix = app.keys.prefix();
+    let records: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}job:*")).query_async(&mut conn).await.unwrap();
+    let entries: u64 = redis::cmd("XLEN")
+        .arg(app.keys.stream(wgate_types::JobKind::SessionCreate))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let n: u64 =
+            redis::cmd("SCARD").arg(format!("{prefix}tenant:{tenant}:pending")).query_async(&mut conn).await.unwrap();
+        pending.push((tenant.to_owned(), n));
+    }
+    (records.len(), entries, pending)
 }
 
 #[tokio::test]
@@ -816,6 +909,42 @@ async fn a_webhook_is_relayed_and_acknowledged_only_when_the_tenant_acknowledges
 }
 
 #[tokio::test]
+async fn a_tenant_callback_slower_than_the_hook_timeout_is_given_up_on_and_whatsgate_told_to_retry() {
+    // The callback takes 30 s to answer; the relay waits WGATE_HOOK_TIMEOUT_MS (400 ms) for it.
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().route(
+            "/hook",
+            web::post().to(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                HttpResponse::Ok().finish()
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(0)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let callback = format!("http://{}/hook", server.addrs()[0]);
+    let server = server.run();
+    let stop = server.handle();
+    tokio::spawn(server);
+    let app = TestApp::spawn_with(|s| s.hook_timeout_ms = 400).await;
+    let r = app.create_async("acme", &json!({"name": "Slow", "callback": callback})).await;
+    let id = header(r.headers(), "x-job-id").unwrap().to_owned();
+    let token = hook_token_of(&app, &id).await;
+    let start = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(10), app.hook(&token, &json!({"id": 5})))
+        .await
+        .expect("the relay answered WhatsGate within 10 s");
+    let took = start.elapsed();
+    assert_eq!(r.status(), 502, "WhatsGate must retry");
+    assert!(took >= Duration::from_millis(400), "gave up after {took:?}, before the hook timeout");
+    assert!(took < Duration::from_millis(2_000), "waited {took:?} for a 400 ms hook timeout");
+    stop.stop(false).await;
+}
+
+#[tokio::test]
 async fn an_unknown_hook_is_404_and_a_job_without_callback_is_acknowledged_and_dropped() {
     let app = TestApp::spawn().await;
     let unknown = app.hook("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &json!({"id": 1})).await;
@@ -915,18 +1044,13 @@ async fn a_dead_redis_is_503_within_a_second_and_unready_then_everything_recover
     assert_eq!(app.readyz().await, 200);
     app.redis.kill();
     for _ in 0..3 {
-        let start = Instant::now();
-        let r = app.create_async("acme", &body()).await;
-        let took = start.elapsed();
-        assert_eq!(r.status(), 503);
-        assert!(took < Duration::from_millis(1100), "{took:?}");
-        assert_eq!(header(r.headers(), "retry-after"), Some("1"));
-        assert_eq!(json_of(r).await["code"], 503);
+        unavailable_within_a_second("a create", app.create_async("acme", &body())).await;
     }
+    let missing = wgate_types::JobId::new().to_string();
+    unavailable_within_a_second("a job read", app.get_job(&app.token("acme"), &missing)).await;
     let start = Instant::now();
-    assert_eq!(app.get_job(&app.token("acme"), &wgate_types::JobId::new().to_string()).await.status(), 503);
-    assert!(start.elapsed() < Duration::from_millis(1100));
     assert_eq!(app.readyz().await, 503);
+    assert!(start.elapsed() <= REDIS_DOWN_BOUND, "/readyz answered after {:?}", start.elapsed());
     assert!(app.metrics().await.contains("wgate_redis_errors_total{op=\"enqueue\"}"));
 
     app.redis.start_again().await;
@@ -939,6 +1063,70 @@ async fn a_dead_redis_is_503_within_a_second_and_unready_then_everything_recover
     assert_eq!(r.status(), 202);
     let id = header(r.headers(), "x-job-id").unwrap().to_owned();
     assert_eq!(app.get_job(&app.token("acme"), &id).await.status(), 200, "what was acknowledged is stored");
+}
+
+/// The bound on an answer while Redis hangs or is down: the 1 s Redis timeout, plus scheduling slack on a busy
+/// machine.
+const REDIS_DOWN_BOUND: Duration = Duration::from_millis(1200);
+
+/// Asserts that `answer` is the 503 of an unreachable Redis, given within a second.
+async fn unavailable_within_a_second(what: &str, answer: impl std::future::Future<Output = reqwest::Response>) {
+    let start = Instant::now();
+    let Ok(r) = tokio::time::timeout(Duration::from_secs(5), answer).await else {
+        panic!("{what} got no answer within 5 s while Redis was unreachable");
+    };
+    let took = start.elapsed();
+    assert_eq!(r.status(), 503, "{what}");
+    assert!(took <= REDIS_DOWN_BOUND, "{what} answered after {took:?}");
+    assert_eq!(header(r.headers(), "retry-after"), Some("1"), "{what}");
+    assert_eq!(json_of(r).await["code"], 503, "{what}");
+}
+
+#[tokio::test]
+async fn a_frozen_redis_is_503_within_a_second_and_the_first_request_after_it_thaws_is_served() {
+    let app = TestApp::spawn().await;
+    let r = app.create_async("acme", &body()).await;
+    assert_eq!(r.status(), 202);
+    let id = header(r.headers(), "x-job-id").unwrap().to_owned();
+    let token = app.token("acme");
+    assert_eq!(app.readyz().await, 200);
+
+    // Frozen for over six seconds: past the completion subscription's keepalive (5 s), which then fails too.
+    let frozen = app.redis.freeze();
+    for _ in 0..3 {
+        unavailable_within_a_second("a create", app.create_async("acme", &body())).await;
+        unavailable_within_a_second("a job read", app.get_job(&token, &id)).await;
+        let start = Instant::now();
+        assert_eq!(app.readyz().await, 503);
+        assert!(start.elapsed() <= REDIS_DOWN_BOUND, "/readyz answered after {:?}", start.elapsed());
+    }
+    frozen.thaw();
+
+    // Nothing left from the freeze delays the next requests: each is served at once.
+    let start = Instant::now();
+    assert_eq!(app.readyz().await, 200, "ready at the first probe after the thaw");
+    assert_eq!(app.get_job(&token, &id).await.status(), 200, "the first read after the thaw");
+    let r = app.create_async("acme", &body()).await;
+    assert_eq!(r.status(), 202, "the first create after the thaw");
+    let created = header(r.headers(), "x-job-id").unwrap().to_owned();
+    assert_eq!(app.get_job(&token, &created).await.status(), 200, "what was acknowledged is stored");
+    assert!(start.elapsed() < Duration::from_millis(500), "service came back after {:?}", start.elapsed());
+    // A synchronous create is answered by the job's completion: the subscription is back as well.
+    // Work off what is queued: the jobs acknowledged, and those whose create was answered 503 while its script
+    // sat unread in the hung server's socket, which Redis ran when it woke (a client retries those with its
+    // Idempotency-Key to get the same job).
+    let queued = app.store.queue_counts().await.unwrap().pending;
+    assert!((2..=5).contains(&queued), "{queued} jobs queued");
+    let mut worked = Vec::new();
+    for _ in 0..queued {
+        worked.push(app.work_one(|_| succeeded("My WhatsApp")).await.to_string());
+    }
+    assert!(worked.contains(&id) && worked.contains(&created), "{worked:?}");
+    let start = Instant::now();
+    let b = body();
+    let (r, _) = tokio::join!(app.create_session("acme", &b, &[]), app.work_one(|_| succeeded("My WhatsApp")));
+    assert_eq!(r.status(), 200, "a synchronous create right after the thaw");
+    assert!(start.elapsed() < Duration::from_secs(2), "answered after {:?}", start.elapsed());
 }
 
 // ---------------------------------------------------------------- metrics and errors

@@ -501,7 +501,10 @@ async fn a_gateway_key_upstream_rejects_is_502_and_a_slow_upstream_is_504() {
     assert_eq!(json_of(r).await["details"][0]["problem"], "Timeout");
 }
 
-/// A WhatsGate stand-in that answers every command with `status` and `body`, counting calls per command.
+/// A WhatsGate stand-in that answers every command with `status` and `body`, counting calls per command. Used
+/// only for answers the simulator never gives to a request the gateway lets through: a 503 on the session commands
+/// (its faults apply to session-create alone) and a `ValidationError` for a body the gateway already validated
+/// the same way. Everything the simulator can answer is tested against the simulator.
 async fn stub_upstream(status: u16, body: Value, calls: Arc<[AtomicUsize; 4]>) -> String {
     const COMMANDS: [&str; 4] = ["sessions-get", "session-delete", "set-hook", "set-name"];
     let server = actix_web::HttpServer::new(move || {
@@ -579,9 +582,11 @@ async fn an_unavailable_upstream_is_retried_twice_where_safe_then_502_and_a_dele
 }
 
 #[tokio::test]
-async fn an_unreachable_upstream_is_502_and_upstream_not_knowing_an_owned_session_is_404() {
+async fn an_unreachable_upstream_is_502_and_changes_nothing() {
+    // A port that refuses connections for the whole test (bound, never listening), so nothing else can answer.
+    let closed = wgate_testkit::ClosedPort::new();
     let app = TestApp::spawn_with(|s| {
-        s.upstream_url = format!("http://127.0.0.1:{}", wgate_testkit::free_port());
+        s.upstream_url = closed.http_url();
         s.upstream_api_key = Some("k".to_owned().into());
     })
     .await;
@@ -591,10 +596,19 @@ async fn an_unreachable_upstream_is_502_and_upstream_not_knowing_an_owned_sessio
         command_as(&app, &app.token("acme"), "set-name", &json!({"WhatsappID": "6345454545454", "name": "n"})).await;
     assert_eq!(r.status(), 502);
     assert_eq!(json_of(r).await["details"][0]["problem"], "ConnectError");
+    assert!(app.store.session_owner("6345454545454").await.unwrap().is_some(), "a transport error forgets nothing");
+}
 
-    let (app, _) = app_over_stub(500, json!({"name": "NotFound", "message": "Session not found.", "code": 0})).await;
-    let r =
-        command_as(&app, &app.token("acme"), "set-name", &json!({"WhatsappID": "6345454545454", "name": "n"})).await;
+#[tokio::test]
+async fn a_command_on_an_owned_session_upstream_no_longer_has_is_404_and_the_session_is_forgotten() {
+    let rig = Rig::start().await;
+    let owned = rig.own("acme", "Deleted elsewhere", None).await;
+    // Deleted on WhatsGate directly (its own dashboard, say): the simulator now answers NotFound for it.
+    let gone = rig.upstream("session-delete", &json!({"WhatsappID": owned.unique_id})).await;
+    assert_eq!(gone["data"]["status"], "DESTROYING", "{gone}");
+    let r = rig.command("acme", "set-name", &json!({"WhatsappID": owned.unique_id, "name": "n"})).await;
     assert_eq!(r.status(), 404);
-    assert_eq!(app.store.session_owner("6345454545454").await.unwrap(), None, "gone upstream: forgotten");
+    assert_eq!(rig.app.store.session_owner(&owned.unique_id).await.unwrap(), None, "gone upstream: forgotten");
+    let again = rig.command("acme", "set-hook", &json!({"WhatsappID": owned.unique_id, "callback": null})).await;
+    assert_eq!(again.status(), 404, "and stays unknown");
 }

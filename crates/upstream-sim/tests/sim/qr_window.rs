@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::helpers::TestSim;
+use wgate_upstream_sim::SimConfig;
+
+use crate::helpers::{TestSim, test_config};
 
 #[tokio::test]
 async fn the_qr_page_is_self_contained_and_speaks_the_post_message_protocol() {
@@ -93,7 +95,9 @@ async fn the_qr_page_script_posts_loading_qr_error_success_and_broken_when_run()
         .and_then(|m| m.parse().ok())
         .unwrap_or(0);
     assert!(major >= 18, "node {major} has no fetch: install node 18 or later");
-    let sim = TestSim::start().await;
+    // No rotation during the test: every "qr" the page posts is then a new authorization attempt, and the
+    // sequence of messages is exact instead of depending on when a rotation lands between two polls.
+    let sim = TestSim::start_with(SimConfig { qr_rotate_ms: 3_600_000, ..test_config() }).await;
     let dir = std::env::temp_dir();
     let harness = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sim/qr_harness.js");
 
@@ -110,7 +114,7 @@ async fn the_qr_page_script_posts_loading_qr_error_success_and_broken_when_run()
     async fn next_message(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
         let line = tokio::time::timeout(std::time::Duration::from_secs(5), lines.next_line())
             .await
-            .expect("a message within 5 s")
+            .expect("the page posted no message within 5 s")
             .expect("stdout readable")
             .expect("a line");
         let posted: serde_json::Value = serde_json::from_str(&line).expect("json");
@@ -129,11 +133,7 @@ async fn the_qr_page_script_posts_loading_qr_error_success_and_broken_when_run()
     assert_eq!(next_message(&mut lines).await, "error");
     assert_eq!(next_message(&mut lines).await, "qr", "a fresh qr after the failure");
     sim.scan(&id).await;
-    let mut message = next_message(&mut lines).await;
-    while message == "qr" {
-        message = next_message(&mut lines).await; // a rotation may land before the scan is seen
-    }
-    assert_eq!(message, "success");
+    assert_eq!(next_message(&mut lines).await, "success");
     drop(child);
 
     let mut gone = run(&sim, "1234567890123", gone_page.clone(), harness).await;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::{sync::oneshot, task::JoinHandle};
 use wgate_queue::{Completions, Enqueued, JobStore, QueueConfig};
-use wgate_testkit::{RedisServer, RedisServerOptions, free_port, unique_namespace};
+use wgate_testkit::{RedisServer, RedisServerOptions, unique_namespace};
 use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
 use wgate_upstream_sim::SimConfig;
 use wgate_worker::{Application, Settings};
@@ -142,6 +142,22 @@ impl World {
         Ok(job)
     }
 
+    /// Accepts a job as a client retrying after 503s would, once Redis answers again (the first call may meet
+    /// the dead connection); fails the test naming the job when Redis does not take it `within`.
+    pub async fn enqueue_when_redis_answers(&self, name: &str, within: Duration) -> JobRecord {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match self.try_enqueue(name, 6).await {
+                Ok(job) => return job,
+                Err(e) => assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "Redis did not accept the job {name:?} within {within:?}; last error: {e}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn enqueue_named(&self, i: usize) -> JobRecord {
         self.enqueue(&format!("job {i}"), 6).await
     }
@@ -204,7 +220,6 @@ impl World {
             ("WGATE_RETRY_MAX_MS".into(), settings.retry_max_ms.to_string()),
             ("WGATE_VISIBILITY_TIMEOUT_MS".into(), settings.visibility_timeout_ms.to_string()),
             ("WGATE_SHUTDOWN_TIMEOUT_MS".into(), settings.shutdown_timeout_ms.to_string()),
-            ("WGATE_LOG".into(), std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into())),
         ]
     }
 }
@@ -270,33 +285,64 @@ impl Drop for TestWorker {
 /// The real `wgate-worker` binary.
 pub struct WorkerProcess {
     pub child: Child,
+    /// Its admin listener, as the process itself logged it.
+    pub admin: SocketAddr,
 }
 
 impl WorkerProcess {
+    /// Starts the binary with its admin listener on port 0 and learns the bound address from the process's own
+    /// start line ("wgate-worker started", on its JSON log), so the answers awaited next come from this process
+    /// and no other; then waits for its `/healthz`.
     pub async fn start(env: Vec<(String, String)>) -> Self {
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_wgate-worker"))
+        let log = std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wgate-worker"))
             .env_remove("WGATE_CONFIG")
             .envs(env)
-            .env("WGATE_WORKER_ADMIN_LISTEN", admin.to_string())
+            .env("WGATE_WORKER_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("WGATE_LOG_FORMAT", "json")
+            .env("WGATE_LOG", format!("{log},wgate_worker::startup=info"))
             .stdin(Stdio::null())
-            // The logs (JSON, on stdout) show with TEST_LOG set.
-            .stdout(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let p = Self { child };
+        let stdout = child.stdout.take().expect("the worker's stdout");
+        let mut p = Self { child, admin: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        let (started, _) = wgate_testkit::announced(stdout, "wgate-worker started", Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|e| panic!("the worker binary did not start: {e:#}"));
+        p.admin = wgate_testkit::address_in(&started, "admin").unwrap_or_else(|e| panic!("{e:#}"));
         let http = wgate_testkit::http_client();
-        let up = async {
+        let healthy = async {
             loop {
-                if http.get(format!("http://{admin}/healthz")).send().await.is_ok() {
+                if let Ok(r) = http.get(format!("http://{}/healthz", p.admin)).send().await
+                    && r.status() == 200
+                {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(20), up).await.expect("the worker binary did not start");
+        tokio::time::timeout(Duration::from_secs(20), healthy)
+            .await
+            .unwrap_or_else(|_| panic!("the worker's /healthz on {} did not answer 200 within 20 s", p.admin));
         p
+    }
+
+    /// `wgate_worker_busy`: jobs in flight in this process right now.
+    pub async fn busy(&self) -> u64 {
+        let text = wgate_testkit::http_client()
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("the worker's /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("wgate_worker_busy "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or_else(|| panic!("no wgate_worker_busy in {text}"), |v| v as u64)
     }
 
     fn signal(&self, sig: nix::sys::signal::Signal) {
