@@ -1,5 +1,7 @@
 //! The `wgate` binary, run as a user would.
 
+mod replay;
+
 use std::process::Command;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};

@@ -30,17 +30,19 @@ pub async fn get_job(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
     Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": job_view(&state, &job)})))
 }
 
-/// Replays one of the caller's own dead jobs (scope `admin`); 409 when the job is not dead.
+/// Replays one of the caller's own dead jobs (scope `admin`); 409 when the job is not dead, 403 when the tenant's
+/// session quota is reached (a replay may create a session, as a session-create does).
 pub async fn replay_job(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::Admin, Bucket::Write).await?;
     let job = own_job(&state, &principal.tenant, job_id(&req)).await?;
     concerns_job(&req, job.id);
-    match state.store.replay(job.id).await? {
+    match state.store.replay(job.id, state.max_sessions(&principal.tenant)).await? {
         Replay::Requeued(job) => {
             tracing::info!(job_id = %job.id, "dead job replayed");
             Ok(accepted(&state, &job))
         }
         Replay::NotDead(status) => Err(ApiError::NotDead(status)),
         Replay::NotFound => Err(NOT_FOUND),
+        Replay::QuotaExceeded { limit } => Err(ApiError::QuotaExceeded { limit }),
     }
 }

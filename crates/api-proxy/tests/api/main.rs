@@ -5,6 +5,7 @@
 
 mod helpers;
 mod qr;
+mod replay;
 mod sessions;
 
 use std::{
