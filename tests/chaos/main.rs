@@ -3,6 +3,8 @@
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
+mod orphans;
+
 use wgate::chaos::{self, ChaosArgs};
 
 /// The `wgate-worker` binary of this build profile, built first when `cargo test` did not build it (it does when
