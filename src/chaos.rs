@@ -347,7 +347,7 @@ pub fn worker_bin(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     };
     if !path.is_file() {
         bail!(
-            "the worker binary {} is missing: build it with `cargo build --release --bins` (or pass --worker-bin)",
+            "the worker binary {} is missing: build it with `cargo build --release --workspace --bins` (or pass --worker-bin)",
             path.display()
         );
     }

@@ -1,9 +1,7 @@
 //! `wgate chaos` counts orphans: sessions upstream that no job owns. Last attempts whose answers are lost must be
 //! reconciled, not buried with their sessions.
 
-use std::time::Duration;
-
-use wgate::chaos::{self, ChaosArgs};
+use wgate::chaos::ChaosArgs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_answers_on_the_last_attempt_leave_no_session_without_an_owning_job() {
@@ -27,12 +25,7 @@ async fn lost_answers_on_the_last_attempt_leave_no_session_without_an_owning_job
         verbose: std::env::var_os("TEST_LOG").is_some(),
         ..ChaosArgs::default()
     };
-    let report = tokio::time::timeout(Duration::from_secs(60), chaos::run(&args))
-        .await
-        .expect("the chaos run ended within 60 s")
-        .expect("the chaos run completed");
-    let table = report.to_markdown(&args);
-    println!("{table}");
+    let (report, table) = crate::run_chaos(&args).await;
     assert_eq!(report.orphaned_sessions, 0, "{table}");
     assert_eq!(report.violations(), Vec::<String>::new(), "{table}");
     // The run did hit the case: sessions created with their answer lost.

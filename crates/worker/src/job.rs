@@ -1,5 +1,6 @@
 //! One attempt of a session-create job: start it (counting the attempt), reconcile when an earlier attempt may
-//! have created the session, call WhatsGate, and decide the outcome. The acknowledger writes it.
+//! have created the session, call WhatsGate, and decide the outcome; or, for a job out of attempts that may have
+//! created its session, a reconcile-only pass. The acknowledger writes the outcome.
 
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
@@ -205,9 +206,10 @@ fn job_error(e: &UpstreamError) -> JobError {
     JobError { name: e.name().to_owned(), message: e.message().to_owned(), class: e.class() }
 }
 
-/// A retryable failure: another attempt, or `dead` when none is left. A last attempt that may have reached
-/// WhatsGate is not buried here: it is scheduled like a retry, and its next start runs a reconcile-only pass
-/// (look for the session, adopt it or end dead), so no session wgate caused is left without an owner.
+/// A retryable failure: another attempt, or `dead` when none is left. A job out of attempts that may have reached
+/// WhatsGate (and could not look for its session) is not buried here: it is scheduled like a retry, and its next
+/// start runs a reconcile-only pass (look for the session, adopt it or end dead; bounded by the start script), so
+/// no session wgate caused is left without an owner.
 fn retry_or_dead(deps: &Deps, job: &JobRecord, e: &UpstreamError, maybe_sent: bool) -> Outcome {
     if job.attempts >= job.max_attempts && !maybe_sent {
         return Outcome::Dead(job_error(e));

@@ -3,31 +3,9 @@
 
 use redis::AsyncCommands;
 use serde_json::json;
-use wgate_queue::{DEAD_LETTER_CAP, DEAD_LETTER_VALUE_MAX, Delivery, GROUP, Poison, Started};
+use wgate_queue::{DEAD_LETTER_CAP, DEAD_LETTER_VALUE_MAX, GROUP, Poison, Started};
 
-use crate::helpers::{TestQueue, job};
-
-/// Reads every undelivered entry of the stream as a worker would.
-async fn deliver_all(q: &TestQueue) -> Vec<Delivery> {
-    q.store.ensure_group().await.unwrap();
-    let mut c = q.conn().await;
-    let reply: redis::streams::StreamReadReply = c
-        .xread_options(
-            &[q.key("queue:session-create")],
-            &[">"],
-            &redis::streams::StreamReadOptions::default().group(GROUP, "tester").count(100),
-        )
-        .await
-        .unwrap();
-    reply.keys[0]
-        .ids
-        .iter()
-        .map(|e| {
-            let job: String = e.get("job").unwrap();
-            Delivery { job_id: job.parse().unwrap(), entry_id: e.id.clone(), taken_over: false }
-        })
-        .collect()
-}
+use crate::helpers::{TestQueue, deliver_up_to, job};
 
 async fn pending(q: &TestQueue) -> usize {
     let mut c = q.conn().await;
@@ -44,7 +22,7 @@ async fn one_record_that_cannot_be_read_is_dead_lettered_and_the_rest_of_its_sta
     }
     let mut c = q.conn().await;
     let _: () = c.hset(q.key(&format!("job:{}", jobs[1].id)), "created_at", "yesterday").await.unwrap();
-    let deliveries = deliver_all(&q).await;
+    let deliveries = deliver_up_to(&q, 100).await;
     assert_eq!(deliveries.len(), 3);
 
     let started = q.store.start_attempts(&deliveries).await.expect("the batch starts");

@@ -267,21 +267,9 @@ async fn sessions_are_found_by_their_owner_record() {
     assert_eq!((owner.tenant, owner.job_id, owner.hook_token.as_str()), (tenant("acme"), id, "tok"));
 }
 
-/// Reads the one entry of the stream as a worker would.
+/// Reads the next entry of the stream as a worker would.
 async fn deliver(q: &TestQueue) -> wgate_queue::Delivery {
-    q.store.ensure_group().await.unwrap();
-    let mut c = q.conn().await;
-    let reply: redis::streams::StreamReadReply = c
-        .xread_options(
-            &[q.key("queue:session-create")],
-            &[">"],
-            &redis::streams::StreamReadOptions::default().group(wgate_queue::GROUP, "tester").count(1),
-        )
-        .await
-        .unwrap();
-    let entry = &reply.keys[0].ids[0];
-    let job: String = entry.get("job").unwrap();
-    wgate_queue::Delivery { job_id: job.parse().unwrap(), entry_id: entry.id.clone(), taken_over: false }
+    helpers::deliver_up_to(q, 1).await.remove(0)
 }
 
 fn boom() -> JobError {
