@@ -68,5 +68,8 @@ async fn a_missing_worker_binary_stops_the_run_before_anything_starts_with_the_b
     let args = ChaosArgs { worker_bin: Some("/nonexistent/wgate-worker".into()), ..ChaosArgs::default() };
     let err = chaos::run(&args).await.expect_err("the run refuses to start");
     let msg = format!("{err:#}");
-    assert!(msg.contains("/nonexistent/wgate-worker") && msg.contains("cargo build --release --workspace --bins"), "{msg}");
+    assert!(
+        msg.contains("/nonexistent/wgate-worker") && msg.contains("cargo build --release --workspace --bins"),
+        "{msg}"
+    );
 }

@@ -1,4 +1,5 @@
 //! `wgate jobs replay` respects the tenant's session quota, as the API's replay does.
+#![allow(clippy::unwrap_used)] // a panic is the failure report of a test
 
 use wgate_queue::{Delivery, GROUP, JobStore, Outcome, QueueConfig, Started};
 use wgate_types::{ErrorClass, JobError, JobId, JobRecord, SessionCreate, TenantId};
