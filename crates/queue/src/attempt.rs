@@ -236,6 +236,9 @@ impl JobStore {
 
     /// The newest dead letters first, at most `count`, as JSON (`entry_id`, `fields`, `reason`, `at_ms`).
     pub async fn dead_letters(&self, count: usize) -> Result<Vec<Value>, QueueError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let key = self.keys().dead_letters(JobKind::SessionCreate);
         let stop = i64::try_from(count).unwrap_or(i64::MAX) - 1;
         let raw: Vec<String> = self
@@ -369,7 +372,10 @@ impl JobStore {
             Some(v) => parse_entries(v, true),
             None => (Vec::new(), Vec::new()),
         };
-        self.dead_letter(&poison).await?;
+        // The entries claimed with them are ours now: run them even if the poison must wait for the next takeover.
+        if let Err(e) = self.dead_letter(&poison).await {
+            tracing::warn!(error = %e, count = poison.len(), "could not dead-letter entries; retried at the next takeover");
+        }
         Ok((entries, next))
     }
 
