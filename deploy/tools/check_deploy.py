@@ -33,6 +33,7 @@ COUNTERS_GAUGES = {
     "wgate_http_requests_total", "wgate_auth_failures_total", "wgate_rate_limited_total",
     "wgate_jobs_enqueued_total", "wgate_redis_errors_total",
     "wgate_jobs_finished_total", "wgate_upstream_requests_total", "wgate_queue_jobs", "wgate_worker_busy",
+    "wgate_queue_dead_letters",
     "wgate_build_info", "up",
 }
 HISTOGRAMS = {
