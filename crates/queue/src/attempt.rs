@@ -253,7 +253,8 @@ impl JobStore {
             .collect()
     }
 
-    /// Writes the outcome of attempt `job.attempts`, acks the entry and (when terminal) publishes the completion.
+    /// Writes the outcome of attempt `job.attempts` (`job` as its start answered it: its `updated_at` is the fence
+    /// together with the attempt number), acks the entry and (when terminal) publishes the completion.
     pub async fn finish_attempt(
         &self,
         d: &Delivery,
@@ -306,7 +307,8 @@ impl JobStore {
                 .arg(if maybe_sent { "1" } else { "0" })
                 .arg(unique_id)
                 .arg(job.tenant.as_str())
-                .arg(&job.hook_token);
+                .arg(&job.hook_token)
+                .arg(ts(job.updated_at));
         }
         let reply: Vec<String> =
             self.redis().call("finish", |mut c| async move { inv.invoke_async(&mut c).await }).await?;

@@ -80,6 +80,27 @@ async fn a_taken_over_last_attempt_is_reconciled_and_ends_dead_as_worker_lost_wh
 }
 
 #[tokio::test]
+async fn a_reconcile_only_pass_that_was_taken_over_writes_nothing() {
+    let q = TestQueue::start().await;
+    let mut j = job("acme", json!({"name":"Slow look-up"}));
+    j.max_attempts = 1;
+    q.store.enqueue(&j, None, None).await.unwrap();
+    let d = deliver(&q).await;
+    let Started::Run { record, .. } = q.store.start_attempt(&d).await.unwrap() else { panic!("not started") };
+    let d = retry_maybe_sent(&q, &d, &record).await;
+    let Started::Reconcile(first) = q.store.start_attempt(&d).await.unwrap() else { panic!("not a pass") };
+    // Its worker stops answering; another takes the entry over and runs the next pass, same attempt number.
+    let taken = Delivery { taken_over: true, ..d };
+    let Started::Reconcile(second) = q.store.start_attempt(&taken).await.unwrap() else { panic!("not a pass") };
+    assert_eq!(first.attempts, second.attempts);
+    let late = Outcome::Dead(lost_answer());
+    assert_eq!(q.store.finish_attempt(&taken, &first, &late).await.unwrap(), Written::Stale);
+    let adopted = Outcome::Succeeded { response: json!({"unique_id": "42"}), unique_id: "42".into() };
+    assert_eq!(q.store.finish_attempt(&taken, &second, &adopted).await.unwrap(), Written::Ok);
+    assert_eq!(q.store.get(j.id).await.unwrap().unwrap().status, JobStatus::Succeeded);
+}
+
+#[tokio::test]
 async fn a_replay_is_refused_when_the_tenants_session_quota_is_reached() {
     let q = TestQueue::start().await;
     let mut j = job("acme", json!({"name":"Dead one"}));
