@@ -151,7 +151,7 @@ async fn attempt(deps: &Deps, job: &JobRecord, mode: Mode) -> Outcome {
                 }));
             }
             Ok(None) => {}
-            // Out of attempts, this is a retry (another reconcile-only pass, bounded by the start script).
+            // A retry; out of attempts, the next start makes it a reconcile-only pass (bounded by the start script).
             Err(e) => return retry_or_dead(deps, job, &e, true),
         }
     }
@@ -178,7 +178,10 @@ async fn attempt(deps: &Deps, job: &JobRecord, mode: Mode) -> Outcome {
                 }
                 Ok(None) => Outcome::Dead(job_error(&e)),
                 // WhatsGate cannot be reached to look: reconcile-only passes follow (bounded by the start script).
-                Err(_) => retry_or_dead(deps, job, &e, true),
+                Err(lookup) => {
+                    tracing::warn!(error = %lookup, "could not look for the session the last attempt may have created");
+                    retry_or_dead(deps, job, &e, true)
+                }
             }
         }
         Err(e) => retry_or_dead(deps, job, &e, e.maybe_sent()),
