@@ -4,11 +4,13 @@
 //! session-create, the API in this process and real `wgate-worker` processes. Jobs are accepted through the API
 //! (`Prefer: respond-async`, one distinct session name and `Idempotency-Key` each) over a window in which workers
 //! are SIGKILLed (each replaced at once) and redis-server is SIGKILLed and started again on its port and data.
-//! Then every accepted job must become terminal, none may be missing, and no job may have made more than one
-//! upstream session (the simulator counts sessions per name). The verdict is a table; any violation is an error.
+//! Then every accepted job must become terminal, none may be missing, no job may have made more than one
+//! upstream session (the simulator counts sessions per name), and every session upstream must be owned by exactly
+//! one succeeded job (an orphan is a paid WhatsGate slot nobody can see or delete). The verdict is a table; any
+//! violation is an error.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -139,6 +141,10 @@ pub struct Report {
     pub max_sessions_per_job: u64,
     pub jobs_with_more_than_one_session: usize,
     pub succeeded_without_session: usize,
+    /// Sessions upstream that no succeeded job owns (its answer's `unique_id`): created by wgate, owned by nobody.
+    pub orphaned_sessions: usize,
+    /// Sessions upstream that more than one succeeded job claims.
+    pub sessions_owned_twice: usize,
     /// Sessions upstream under names whose submission was never accepted.
     pub sessions_of_refused: u64,
     pub create_calls: u64,
@@ -177,6 +183,12 @@ impl Report {
                 self.jobs_with_more_than_one_session, self.max_sessions_per_job
             ));
         }
+        if self.orphaned_sessions > 0 {
+            v.push(format!("{} upstream sessions are owned by no job (orphans)", self.orphaned_sessions));
+        }
+        if self.sessions_owned_twice > 0 {
+            v.push(format!("{} upstream sessions are owned by more than one job", self.sessions_owned_twice));
+        }
         if self.succeeded_without_session > 0 {
             v.push(format!("{} jobs succeeded without an upstream session", self.succeeded_without_session));
         }
@@ -213,6 +225,8 @@ impl Report {
             ("**upstream sessions per job, max**", format!("**{}**", self.max_sessions_per_job)),
             ("jobs with more than one session", self.jobs_with_more_than_one_session.to_string()),
             ("succeeded without a session", self.succeeded_without_session.to_string()),
+            ("**orphaned upstream sessions** (no job owns them)", format!("**{}**", self.orphaned_sessions)),
+            ("upstream sessions owned by more than one job", self.sessions_owned_twice.to_string()),
             ("sessions under never-accepted names", self.sessions_of_refused.to_string()),
             ("simulator create calls / sessions created", format!("{} / {}", self.create_calls, self.sessions_created)),
             (
@@ -252,7 +266,8 @@ impl Report {
         out.push_str(
             "Verified: every job the API acknowledged (202 + X-Job-Id) is terminal (succeeded, failed or dead) and \
              readable through GET /api/v1/jobs/{id}; the simulator holds at most one session per job name (every \
-             job has its own name) and one for each succeeded job; no stream entry or retry is left; no worker died \
+             job has its own name) and one for each succeeded job; every session in the simulator is the \
+             `unique_id` of exactly one succeeded job (no orphan); no stream entry or retry is left; no worker died \
              unasked. redis-server runs with appendfsync always, so its restart keeps every write it acknowledged: \
              this run checks that the gateway acknowledges nothing Redis has not stored and recovers from the \
              restart (reconnects, takes over the killed workers' jobs), not a Redis that loses acknowledged \
@@ -332,7 +347,7 @@ pub fn worker_bin(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     };
     if !path.is_file() {
         bail!(
-            "the worker binary {} is missing: build it with `cargo build --release --bins` (or pass --worker-bin)",
+            "the worker binary {} is missing: build it with `cargo build --release --workspace --bins` (or pass --worker-bin)",
             path.display()
         );
     }
@@ -389,16 +404,50 @@ async fn submit(
 }
 
 /// The job's status as its tenant sees it: `Some("succeeded")`, ..., `Some("missing")` for a 404, `None` when the
-/// API could not say (it is asked again).
-async fn job_status(http: &reqwest::Client, api: &str, token: &str, id: &str) -> Option<String> {
+/// API could not say (it is asked again); with the `unique_id` of its session when it has one.
+async fn job_status(http: &reqwest::Client, api: &str, token: &str, id: &str) -> Option<(String, Option<String>)> {
     let r = http.get(format!("{api}/api/v1/jobs/{id}")).bearer_auth(token).send().await.ok()?;
     match r.status().as_u16() {
         200 => {
             let v: Value = r.json().await.ok()?;
-            v["data"]["status"].as_str().map(str::to_owned)
+            let status = v["data"]["status"].as_str()?.to_owned();
+            Some((status, unique_id(&v["data"]["response"]["unique_id"])))
         }
-        404 => Some("missing".to_owned()),
+        404 => Some(("missing".to_owned(), None)),
         _ => None,
+    }
+}
+
+/// A `unique_id` as WhatsGate writes it (a string, or a number).
+fn unique_id(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Every session the simulator holds, by `unique_id`, paging through `sessions-get`.
+async fn upstream_sessions(http: &reqwest::Client, sim: &str) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut page = 1u64;
+    loop {
+        let r: Value = http
+            .post(format!("{sim}/api/v1/sessions-get"))
+            .header("X-Api-Key", SIM_KEY)
+            .json(&json!({"page_cnt": 100, "page": page}))
+            .send()
+            .await
+            .context("listing the simulator's sessions")?
+            .json()
+            .await
+            .context("the simulator's sessions")?;
+        let data = r["data"].as_array().with_context(|| format!("sessions-get answered {r}"))?;
+        ids.extend(data.iter().filter_map(|s| unique_id(&s["unique_id"])));
+        if page >= r["pages"].as_u64().unwrap_or(0) {
+            return Ok(ids);
+        }
+        page += 1;
     }
 }
 
@@ -569,6 +618,7 @@ pub async fn run(args: &ChaosArgs) -> anyhow::Result<Report> {
     let deadline = Instant::now() + Duration::from_secs(args.deadline_secs);
     let mut open: Vec<usize> = (0..accepted.len()).collect();
     let mut status: Vec<String> = vec![String::new(); accepted.len()];
+    let mut sessions: Vec<Option<String>> = vec![None; accepted.len()];
     loop {
         let slots = Arc::new(Semaphore::new(32));
         let mut set = JoinSet::new();
@@ -581,8 +631,9 @@ pub async fn run(args: &ChaosArgs) -> anyhow::Result<Report> {
             });
         }
         for (i, s) in set.join_all().await {
-            if let Some(s) = s {
+            if let Some((s, unique_id)) = s {
                 status[i] = s;
+                sessions[i] = unique_id;
             }
         }
         open.retain(|&i| !is_terminal(&status[i]));
@@ -638,6 +689,19 @@ pub async fn run(args: &ChaosArgs) -> anyhow::Result<Report> {
         }
     }
     report.sessions_of_refused = refused_names.iter().map(|n| by_name.get(n).copied().unwrap_or(0)).sum();
+
+    // Ownership: every session upstream is the answer of exactly one succeeded job.
+    let mut owners: HashMap<&str, usize> = HashMap::new();
+    for (s, unique_id) in status.iter().zip(&sessions) {
+        if s == "succeeded"
+            && let Some(u) = unique_id
+        {
+            *owners.entry(u.as_str()).or_default() += 1;
+        }
+    }
+    report.sessions_owned_twice = owners.values().filter(|&&n| n > 1).count();
+    let upstream: HashSet<String> = upstream_sessions(&http, &sim_url).await?.into_iter().collect();
+    report.orphaned_sessions = upstream.iter().filter(|u| !owners.contains_key(u.as_str())).count();
 
     // Nothing may be left in the stream or the retry set once every job is terminal (acks are atomic with the
     // outcome, so a short wait covers only a takeover in progress).

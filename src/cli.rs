@@ -67,7 +67,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             let report = runtime.block_on(crate::chaos::run(&args))?;
             println!("{}", report.to_markdown(&args));
-            println!("Reproduce: cargo build --release --bins && target/release/{}", crate::chaos::command_line());
+            println!(
+                "Reproduce: cargo build --release --workspace --bins && target/release/{}",
+                crate::chaos::command_line()
+            );
             let violations = report.violations();
             anyhow::ensure!(violations.is_empty(), "chaos: {}", violations.join("; "));
             println!("verdict: every check held");

@@ -1,7 +1,10 @@
 //! `wgate jobs`: look at and replay jobs straight in Redis, for operators (the same as the API's admin call, without
 //! a token).
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use wgate_api_proxy::tenants::Tenants;
 use wgate_queue::{JobStore, QueueConfig, Replay};
 use wgate_types::JobId;
 
@@ -13,6 +16,12 @@ pub struct JobsArgs {
     /// Its key namespace.
     #[arg(long, env = "WGATE_NAMESPACE", default_value = "wgate")]
     pub namespace: String,
+    /// The API's default session quota per tenant: a replay is refused when it is reached.
+    #[arg(long, env = "WGATE_MAX_SESSIONS")]
+    pub max_sessions: Option<u32>,
+    /// The API's tenants file: a tenant's own `max_sessions` there wins over `--max-sessions`.
+    #[arg(long, env = "WGATE_TENANTS_FILE")]
+    pub tenants_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: JobsCommand,
 }
@@ -21,7 +30,7 @@ pub struct JobsArgs {
 pub enum JobsCommand {
     /// Print a job's record as JSON.
     Show { id: String },
-    /// Put a dead job back on the queue with its attempts reset.
+    /// Put a dead job back on the queue with its attempts reset, within its tenant's session quota.
     Replay { id: String },
 }
 
@@ -33,13 +42,26 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
             let record = store.get(parse(&id)?).await?.with_context(|| format!("no job {id}"))?;
             println!("{}", serde_json::to_string_pretty(&record)?);
         }
-        JobsCommand::Replay { id } => match store.replay(parse(&id)?).await? {
-            Replay::Requeued(record) => {
-                println!("job {} requeued ({} attempts allowed)", record.id, record.max_attempts)
+        JobsCommand::Replay { id } => {
+            let job = store.get(parse(&id)?).await?.with_context(|| format!("no job {id}"))?;
+            let tenants = match &args.tenants_file {
+                Some(path) => Tenants::load(path).map_err(|e| anyhow::anyhow!("--tenants-file: {e}"))?,
+                None => Tenants::default(),
+            };
+            let quota = tenants.get(&job.tenant).and_then(|o| o.max_sessions).or(args.max_sessions);
+            match store.replay(job.id, quota).await? {
+                Replay::Requeued(record) => {
+                    println!("job {} requeued ({} attempts allowed)", record.id, record.max_attempts)
+                }
+                Replay::NotDead(status) => anyhow::bail!("job {id} is {status}, not dead: only dead jobs are replayed"),
+                Replay::NotFound => anyhow::bail!("no job {id}"),
+                Replay::QuotaExceeded { limit } => anyhow::bail!(
+                    "job {id} not replayed: tenant {} has reached its session quota of {limit} (max_sessions: live \
+                     sessions plus unfinished creates); delete one of its sessions or raise its max_sessions",
+                    job.tenant.as_str()
+                ),
             }
-            Replay::NotDead(status) => anyhow::bail!("job {id} is {status}, not dead: only dead jobs are replayed"),
-            Replay::NotFound => anyhow::bail!("no job {id}"),
-        },
+        }
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ API = {
 WORKER = {
     "wgate_jobs_finished_total", "wgate_job_attempt_duration_seconds", "wgate_job_latency_seconds",
     "wgate_upstream_requests_total", "wgate_upstream_request_duration_seconds", "wgate_queue_jobs",
-    "wgate_worker_busy",
+    "wgate_worker_busy", "wgate_queue_dead_letters",
 }
 BOTH = {"wgate_build_info"}
 

@@ -3,6 +3,8 @@
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
+mod orphans;
+
 use wgate::chaos::{self, ChaosArgs};
 
 /// The `wgate-worker` binary of this build profile, built first when `cargo test` did not build it (it does when
@@ -23,6 +25,17 @@ fn worker_bin() -> PathBuf {
     bin
 }
 
+/// Runs the scenario (bounded to 60 s) and answers its report with the table it prints.
+async fn run_chaos(args: &ChaosArgs) -> (chaos::Report, String) {
+    let report = tokio::time::timeout(Duration::from_secs(60), chaos::run(args))
+        .await
+        .expect("the chaos run ended within 60 s")
+        .expect("the chaos run completed");
+    let table = report.to_markdown(args);
+    println!("{table}");
+    (report, table)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_under_faults_worker_kills_and_a_redis_restart_all_end_terminal_with_at_most_one_session_each() {
     wgate_service::init_test_tracing();
@@ -39,12 +52,7 @@ async fn jobs_under_faults_worker_kills_and_a_redis_restart_all_end_terminal_wit
         verbose: std::env::var_os("TEST_LOG").is_some(),
         ..ChaosArgs::default()
     };
-    let report = tokio::time::timeout(Duration::from_secs(60), chaos::run(&args))
-        .await
-        .expect("the chaos run ended within 60 s")
-        .expect("the chaos run completed");
-    let table = report.to_markdown(&args);
-    println!("{table}");
+    let (report, table) = run_chaos(&args).await;
     assert_eq!(report.violations(), Vec::<String>::new(), "{table}");
     assert_eq!(report.accepted, 60, "{table}");
     assert_eq!(report.succeeded + report.failed + report.dead, 60, "{table}");
@@ -62,5 +70,8 @@ async fn a_missing_worker_binary_stops_the_run_before_anything_starts_with_the_b
     let args = ChaosArgs { worker_bin: Some("/nonexistent/wgate-worker".into()), ..ChaosArgs::default() };
     let err = chaos::run(&args).await.expect_err("the run refuses to start");
     let msg = format!("{err:#}");
-    assert!(msg.contains("/nonexistent/wgate-worker") && msg.contains("cargo build --release --bins"), "{msg}");
+    assert!(
+        msg.contains("/nonexistent/wgate-worker") && msg.contains("cargo build --release --workspace --bins"),
+        "{msg}"
+    );
 }

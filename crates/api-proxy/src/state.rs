@@ -35,3 +35,10 @@ pub struct AppState {
     /// The QR windows' per-session cache of upstream state.
     pub qr: crate::qr::QrWindows,
 }
+
+impl AppState {
+    /// The tenant's session quota: its own `max_sessions`, else `WGATE_MAX_SESSIONS`; `None` is no limit.
+    pub fn max_sessions(&self, tenant: &wgate_types::TenantId) -> Option<u32> {
+        self.tenants.current().get(tenant).and_then(|o| o.max_sessions).or(self.max_sessions)
+    }
+}

@@ -52,8 +52,8 @@ impl Store {
         self.call("get", self.inner.get(id)).await
     }
 
-    pub async fn replay(&self, id: JobId) -> Result<Replay, ApiError> {
-        self.call("replay", self.inner.replay(id)).await
+    pub async fn replay(&self, id: JobId, max_sessions: Option<u32>) -> Result<Replay, ApiError> {
+        self.call("replay", self.inner.replay(id, max_sessions)).await
     }
 
     pub async fn hook(&self, token: &str) -> Result<Option<HookTarget>, ApiError> {

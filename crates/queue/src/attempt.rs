@@ -28,11 +28,34 @@ pub struct Delivery {
 pub enum Started {
     /// Run attempt `record.attempts`. `reconcile`: an earlier attempt may have created the session upstream.
     Run { record: Box<JobRecord>, reconcile: bool },
+    /// Every attempt was used, but one may have created the session upstream: look for it and adopt it, or end
+    /// the job `dead`; never create. (A bounded number of these passes run; see `start.lua`.)
+    Reconcile(Box<JobRecord>),
     /// Every attempt was used and the last one never finished: the job is now `dead` (and published).
     Dead(Box<JobRecord>),
-    /// The job is already finished or gone: the entry was dropped.
+    /// The job is already finished or gone, or its record cannot be read (the entry was dead-lettered): the
+    /// entry was dropped.
     Skip,
 }
+
+/// A stream entry that cannot be run (no `job` field, a malformed job id, a record that cannot be read): it is
+/// acked and kept, with its raw fields, in the dead-letter list ([`JobStore::dead_letter`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poison {
+    pub entry_id: String,
+    /// The entry's fields as read (lossy UTF-8, each value cut at [`DEAD_LETTER_VALUE_MAX`] bytes).
+    pub fields: Vec<(String, String)>,
+    pub reason: String,
+}
+
+/// Dead letters kept per queue; older ones are dropped.
+pub const DEAD_LETTER_CAP: usize = 1000;
+/// Longest raw field value kept in a dead letter, in bytes; fields kept per entry.
+pub const DEAD_LETTER_VALUE_MAX: usize = 1024;
+const DEAD_LETTER_FIELDS_MAX: usize = 32;
+
+/// Reconcile-only passes a job out of attempts gets before it ends dead without having reached upstream.
+pub const MAX_RECONCILE_PASSES: u32 = 5;
 
 /// How an attempt ended, as the worker decided it.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +154,13 @@ impl JobStore {
             message: "the worker running the last attempt stopped before finishing it, and no attempt is left".into(),
             class: ErrorClass::Unavailable,
         };
+        let unreconciled = JobError {
+            name: "Unreconciled".into(),
+            message: "an attempt may have created the session upstream, and WhatsGate could not be reached to look \
+                      for it; a replay looks for it again before creating"
+                .into(),
+            class: ErrorClass::Unavailable,
+        };
         let (stream, dead) = (self.stream_key(), keys.dead());
         let mut inv = scripts::START.prepare_invoke();
         inv.arg(GROUP)
@@ -139,7 +169,9 @@ impl JobStore {
             .arg(self.ttl_ms())
             .arg(keys.done_channel())
             .arg(keys.prefix())
-            .arg(json(&lost));
+            .arg(json(&lost))
+            .arg(MAX_RECONCILE_PASSES)
+            .arg(json(&unreconciled));
         for d in deliveries {
             inv.key(keys.job(d.job_id)).key(&stream).key(&dead);
             inv.arg(&d.entry_id).arg(if d.taken_over { "1" } else { "0" }).arg(d.job_id.to_string());
@@ -149,10 +181,80 @@ impl JobStore {
         let redis::Value::Array(items) = reply else {
             return Err(QueueError::Corrupt("start script answered no list".into()));
         };
-        items.into_iter().map(parse_started).collect()
+        if items.len() != deliveries.len() {
+            return Err(QueueError::Corrupt("start script answered a list of another length".into()));
+        }
+        // One record that cannot be read must not fail the batch: it is set aside, the others run.
+        let mut started = Vec::with_capacity(items.len());
+        let mut poison = Vec::new();
+        for (d, item) in deliveries.iter().zip(items) {
+            match parse_started(item) {
+                Ok(s) => started.push(s),
+                Err(e) => {
+                    poison.push(Poison {
+                        entry_id: d.entry_id.clone(),
+                        fields: vec![("job".into(), d.job_id.to_string())],
+                        reason: format!("the job record cannot be read: {e}"),
+                    });
+                    started.push(Started::Skip);
+                }
+            }
+        }
+        if !poison.is_empty()
+            && let Err(e) = self.dead_letter(&poison).await
+        {
+            tracing::warn!(error = %e, "could not dead-letter entries; they will be taken over and tried again");
+        }
+        Ok(started)
     }
 
-    /// Writes the outcome of attempt `job.attempts`, acks the entry and (when terminal) publishes the completion.
+    /// Acks `entries` and keeps them in the queue's dead-letter list (capped at [`DEAD_LETTER_CAP`], expiring with
+    /// the job TTL); answers the list's length. Each is logged.
+    pub async fn dead_letter(&self, entries: &[Poison]) -> Result<u64, QueueError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut inv = scripts::DEAD_LETTER.prepare_invoke();
+        inv.key(self.stream_key())
+            .key(self.keys().dead_letters(JobKind::SessionCreate))
+            .arg(GROUP)
+            .arg(DEAD_LETTER_CAP)
+            .arg(self.ttl_ms());
+        for p in entries {
+            tracing::warn!(entry.id = %p.entry_id, fields = ?p.fields, reason = %p.reason, "queue entry cannot be run; dead-lettered");
+            let letter = serde_json::json!({
+                "entry_id": p.entry_id,
+                "fields": p.fields,
+                "reason": p.reason,
+                "at_ms": ms_of(now),
+            });
+            inv.arg(&p.entry_id).arg(letter.to_string());
+        }
+        self.redis().call("dead letter", |mut c| async move { inv.invoke_async(&mut c).await }).await
+    }
+
+    /// The newest dead letters first, at most `count`, as JSON (`entry_id`, `fields`, `reason`, `at_ms`).
+    pub async fn dead_letters(&self, count: usize) -> Result<Vec<Value>, QueueError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.keys().dead_letters(JobKind::SessionCreate);
+        let stop = i64::try_from(count).unwrap_or(i64::MAX) - 1;
+        let raw: Vec<String> = self
+            .redis()
+            .call_again("LRANGE dead letters", |mut c| {
+                let key = key.clone();
+                async move { redis::cmd("LRANGE").arg(key).arg(0).arg(stop).query_async(&mut c).await }
+            })
+            .await?;
+        raw.iter()
+            .map(|s| serde_json::from_str(s).map_err(|e| QueueError::Corrupt(format!("dead letter: {e}"))))
+            .collect()
+    }
+
+    /// Writes the outcome of attempt `job.attempts` (`job` as its start answered it: its `updated_at` is the fence
+    /// together with the attempt number), acks the entry and (when terminal) publishes the completion.
     pub async fn finish_attempt(
         &self,
         d: &Delivery,
@@ -205,7 +307,8 @@ impl JobStore {
                 .arg(if maybe_sent { "1" } else { "0" })
                 .arg(unique_id)
                 .arg(job.tenant.as_str())
-                .arg(&job.hook_token);
+                .arg(&job.hook_token)
+                .arg(ts(job.updated_at));
         }
         let reply: Vec<String> =
             self.redis().call("finish", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
@@ -267,10 +370,14 @@ impl JobStore {
             return Err(QueueError::Corrupt("XAUTOCLAIM reply".into()));
         };
         let next = parts.first().and_then(crate::store::text).unwrap_or_else(|| "0-0".into());
-        let entries = match parts.get(1) {
+        let (entries, poison) = match parts.get(1) {
             Some(v) => parse_entries(v, true),
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new()),
         };
+        // The entries claimed with them are ours now: run them even if the poison must wait for the next takeover.
+        if let Err(e) = self.dead_letter(&poison).await {
+            tracing::warn!(error = %e, count = poison.len(), "could not dead-letter entries; retried at the next takeover");
+        }
         Ok((entries, next))
     }
 
@@ -372,6 +479,10 @@ fn parse_started(item: redis::Value) -> Result<Started, QueueError> {
             let rec = record::from_flat(flat)?.ok_or_else(|| QueueError::Corrupt("dead job vanished".into()))?;
             Ok(Started::Dead(Box::new(rec)))
         }
+        "reconcile" => {
+            let rec = record::from_flat(flat)?.ok_or_else(|| QueueError::Corrupt("started job vanished".into()))?;
+            Ok(Started::Reconcile(Box::new(rec)))
+        }
         "run" => {
             let reconcile = flat.chunks(2).any(|kv| kv.len() == 2 && kv[0] == "maybe_sent" && kv[1] == "1");
             let rec = record::from_flat(flat)?.ok_or_else(|| QueueError::Corrupt("started job vanished".into()))?;
@@ -381,22 +492,51 @@ fn parse_started(item: redis::Value) -> Result<Started, QueueError> {
     }
 }
 
-/// Parses `[[id, [field, value, ...]], ...]` into deliveries (entries without a valid `job` field are skipped).
-pub(crate) fn parse_entries(v: &redis::Value, taken_over: bool) -> Vec<Delivery> {
-    let redis::Value::Array(entries) = v else { return Vec::new() };
-    entries
-        .iter()
-        .filter_map(|e| {
-            let redis::Value::Array(parts) = e else { return None };
-            let entry_id = crate::store::text(parts.first()?)?;
-            let redis::Value::Array(fields) = parts.get(1)? else { return None };
-            let job = fields
+/// Parses `[[id, [field, value, ...]], ...]` into deliveries, and the entries without a valid `job` field into
+/// poison to dead-letter.
+pub(crate) fn parse_entries(v: &redis::Value, taken_over: bool) -> (Vec<Delivery>, Vec<Poison>) {
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    let redis::Value::Array(entries) = v else { return (good, bad) };
+    for e in entries {
+        let redis::Value::Array(parts) = e else { continue };
+        let Some(entry_id) = parts.first().and_then(crate::store::text) else { continue };
+        let fields: Vec<(String, String)> = match parts.get(1) {
+            Some(redis::Value::Array(fields)) => fields
                 .chunks(2)
-                .find(|kv| kv.len() == 2 && crate::store::text(&kv[0]).as_deref() == Some("job"))
-                .and_then(|kv| crate::store::text(&kv[1]))?;
-            Some(Delivery { job_id: job.parse().ok()?, entry_id, taken_over })
-        })
-        .collect()
+                .take(DEAD_LETTER_FIELDS_MAX)
+                .map(|kv| (raw_text(&kv[0]), kv.get(1).map(raw_text).unwrap_or_default()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let job = fields.iter().find(|(k, _)| k == "job").map(|(_, v)| v.as_str());
+        let reason = match job.map(str::parse::<JobId>) {
+            Some(Ok(job_id)) => {
+                good.push(Delivery { job_id, entry_id, taken_over });
+                continue;
+            }
+            Some(Err(_)) => "the entry's job field is not a job id",
+            None => "the entry has no job field",
+        };
+        bad.push(Poison { entry_id, fields, reason: reason.to_owned() });
+    }
+    (good, bad)
+}
+
+/// A raw reply value as text for a dead letter: lossy UTF-8, cut at [`DEAD_LETTER_VALUE_MAX`] bytes.
+fn raw_text(v: &redis::Value) -> String {
+    let s = match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(&b[..b.len().min(DEAD_LETTER_VALUE_MAX)]).into_owned(),
+        other => crate::store::text(other).unwrap_or_default(),
+    };
+    if s.len() > DEAD_LETTER_VALUE_MAX {
+        let mut end = DEAD_LETTER_VALUE_MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_owned()
+    } else {
+        s
+    }
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {

@@ -585,14 +585,21 @@ async fn fetch_loop(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Delivery>) {
                     }
                     Err(e) => return Err(e),
                 };
+                let mut poison = Vec::new();
                 if let redis::Value::Array(streams) = reply {
                     for s in streams {
                         if let redis::Value::Array(parts) = s
                             && let Some(entries) = parts.get(1)
                         {
-                            got.extend(parse_entries(entries, false));
+                            let (good, bad) = parse_entries(entries, false);
+                            got.extend(good);
+                            poison.extend(bad);
                         }
                     }
+                }
+                // Left pending, they would be taken over (and set aside) after the visibility timeout.
+                if let Err(e) = store.dead_letter(&poison).await {
+                    tracing::warn!(error = %e, count = poison.len(), "could not dead-letter entries; retried at takeover");
                 }
             }
             Ok::<_, QueueError>(got)

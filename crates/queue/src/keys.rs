@@ -38,6 +38,11 @@ impl Keys {
         format!("{}dead", self.prefix)
     }
 
+    /// Stream entries that could not be run, with their raw fields (capped, expiring; see `dead_letter.lua`).
+    pub fn dead_letters(&self, kind: JobKind) -> String {
+        format!("{}dead-letters:{}", self.prefix, kind.as_str())
+    }
+
     pub fn hook(&self, token: &str) -> String {
         format!("{}hook:{token}", self.prefix)
     }

@@ -18,7 +18,9 @@ mod scripts;
 mod sessions;
 mod store;
 
-pub use attempt::{Delivery, Finished, Outcome, Started, Written};
+pub use attempt::{
+    DEAD_LETTER_CAP, DEAD_LETTER_VALUE_MAX, Delivery, Finished, MAX_RECONCILE_PASSES, Outcome, Poison, Started, Written,
+};
 pub use backend::{Starter, StopHandle, StreamAck, StreamBackend, StreamConfig, consumer_name};
 pub use completions::{Completions, Waiter};
 pub use config::QueueConfig;

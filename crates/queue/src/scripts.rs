@@ -14,4 +14,5 @@ pub(crate) static REFRESH: LazyLock<Script> = LazyLock::new(|| Script::new(inclu
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
 pub(crate) static FORGET_SESSION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/forget_session.lua")));
+pub(crate) static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/dead_letter.lua")));
 pub(crate) static TRIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/trim.lua")));

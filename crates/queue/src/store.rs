@@ -36,6 +36,10 @@ pub enum Replay {
     Requeued(JobRecord),
     NotDead(JobStatus),
     NotFound,
+    /// The tenant's live sessions plus unfinished create jobs already reach `limit`: replaying could make one more.
+    QuotaExceeded {
+        limit: u32,
+    },
 }
 
 /// Queue gauges, read from Redis.
@@ -49,6 +53,8 @@ pub struct QueueCounts {
     pub running: u64,
     /// Out of attempts, kept for inspection and replay.
     pub dead: u64,
+    /// Stream entries that could not be run, set aside in the dead-letter list.
+    pub dead_letters: u64,
 }
 
 /// Where a webhook for a relay token goes.
@@ -202,8 +208,11 @@ impl JobStore {
         record::from_map(&map)
     }
 
-    /// A dead job goes back to `queued` with its attempts reset to 0 and a new stream entry.
-    pub async fn replay(&self, id: JobId) -> Result<Replay, QueueError> {
+    /// A dead job goes back to `queued` with its attempts reset to 0 and a new stream entry, unless the tenant's
+    /// live sessions plus unfinished creates already reach `max_sessions` (the quota session-create enforces). A job
+    /// whose attempts may have created its session upstream keeps `maybe_sent`, so its first new attempt looks for
+    /// that session before creating one.
+    pub async fn replay(&self, id: JobId, max_sessions: Option<u32>) -> Result<Replay, QueueError> {
         let keys = &self.keys;
         let mut inv = scripts::REPLAY.prepare_invoke();
         inv.key(keys.job(id))
@@ -212,11 +221,13 @@ impl JobStore {
             .arg(id.to_string())
             .arg(record::ts(OffsetDateTime::now_utc()))
             .arg(GROUP)
-            .arg(keys.prefix());
+            .arg(keys.prefix())
+            .arg(max_sessions.map_or(-1, i64::from));
         let reply: Value = self.redis.call("replay", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         let (tag, rest) = tagged(reply)?;
         match tag.as_str() {
             "notfound" => Ok(Replay::NotFound),
+            "quota" => Ok(Replay::QuotaExceeded { limit: max_sessions.unwrap_or(0) }),
             "notdead" => {
                 let status = rest.first().and_then(text).unwrap_or_default();
                 status.parse().map(Replay::NotDead).map_err(QueueError::Corrupt)
@@ -233,18 +244,25 @@ impl JobStore {
 
     pub async fn queue_counts(&self) -> Result<QueueCounts, QueueError> {
         let keys = &self.keys;
-        let (stream, scheduled, dead) =
-            (keys.stream(wgate_types::JobKind::SessionCreate), keys.scheduled(), keys.dead());
-        let (pending, scheduled, running, dead): (i64, i64, i64, i64) = self
+        let kind = wgate_types::JobKind::SessionCreate;
+        let (stream, scheduled, dead, letters) =
+            (keys.stream(kind), keys.scheduled(), keys.dead(), keys.dead_letters(kind));
+        let (pending, scheduled, running, dead, dead_letters): (i64, i64, i64, i64, i64) = self
             .redis
             .call_again("queue counts", |mut c| {
                 let mut inv = scripts::COUNTS.prepare_invoke();
-                inv.key(&stream).key(&scheduled).key(&dead).arg(GROUP);
+                inv.key(&stream).key(&scheduled).key(&dead).key(&letters).arg(GROUP);
                 async move { inv.invoke_async(&mut c).await }
             })
             .await?;
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        Ok(QueueCounts { pending: n(pending), scheduled: n(scheduled), running: n(running), dead: n(dead) })
+        Ok(QueueCounts {
+            pending: n(pending),
+            scheduled: n(scheduled),
+            running: n(running),
+            dead: n(dead),
+            dead_letters: n(dead_letters),
+        })
     }
 
     /// The relay target of a hook token; `None` for an unknown (or malformed) token.

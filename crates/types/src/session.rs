@@ -1,7 +1,8 @@
 //! The session-create request: the loose body a client sends, and the validated value it parses into.
 //!
-//! What reaches WhatsGate is exactly what the tenant sent (`name` untrimmed, `number` as written): the name is what
-//! the tenant's customer sees. Validation only decides whether it is acceptable.
+//! What reaches WhatsGate is what the tenant sent (`name` untrimmed: it is what the tenant's customer sees), except
+//! that `number` goes without its optional leading `+` (WhatsGate takes digits only) and the callback is the
+//! gateway's relay. Validation only decides whether it is acceptable.
 
 use std::fmt;
 
@@ -67,7 +68,8 @@ impl<'de> Deserialize<'de> for SessionName {
     }
 }
 
-/// A phone number for pairing by code: 10..=15 digits after an optional leading `+`, kept as written.
+/// A phone number for pairing by code: 10..=15 digits after an optional leading `+`, kept as written (the request
+/// sent upstream drops the `+`: [`SessionCreate::for_upstream`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct PhoneNumber(String);
@@ -283,9 +285,14 @@ impl SessionCreate {
         self.number.as_ref()
     }
 
-    /// The same request with another callback: the worker points WhatsGate at the gateway's relay.
-    pub fn with_callback(&self, callback: Option<CallbackUrl>) -> Self {
-        Self { callback, ..self.clone() }
+    /// The body WhatsGate gets: the gateway's relay as callback, and the number as digits only (WhatsGate's format
+    /// is `7XXXXXXXXXX`; a `+` makes it reject the request).
+    pub fn for_upstream(&self, relay: CallbackUrl) -> Self {
+        Self {
+            callback: Some(relay),
+            number: self.number.as_ref().map(|n| PhoneNumber(n.digits().to_owned())),
+            ..self.clone()
+        }
     }
 
     /// A stable serialisation, for comparing two requests under one idempotency key.
@@ -307,6 +314,20 @@ mod tests {
 
     fn fields(e: &ValidationErrors) -> Vec<&str> {
         e.0.iter().map(|p| p.field.as_str()).collect()
+    }
+
+    #[test]
+    fn the_upstream_body_drops_the_plus_of_the_number_and_carries_the_relay() {
+        let req =
+            parse(json!({"name":" Shop ","callback":"https://t.example/h","auth_type":"CODE","number":"+79991234567"}))
+                .expect("code body");
+        let relay = CallbackUrl::parse("https://gw.example/hooks/abc").expect("relay");
+        let up = serde_json::to_value(req.for_upstream(relay)).expect("json");
+        assert_eq!(
+            up,
+            json!({"name":" Shop ","callback":"https://gw.example/hooks/abc","auth_type":"CODE","number":"79991234567"})
+        );
+        assert_eq!(req.number().map(PhoneNumber::as_str), Some("+79991234567"), "the stored request keeps the +");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One attempt of a session-create job: start it (counting the attempt), reconcile when an earlier attempt may
-//! have created the session, call WhatsGate, and decide the outcome. The acknowledger writes it.
+//! have created the session, call WhatsGate, and decide the outcome; or, for a job out of attempts that may have
+//! created its session, a reconcile-only pass. The acknowledger writes the outcome.
 
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
@@ -60,42 +61,45 @@ pub async fn handle(delivery: Delivery, deps: Data<Arc<Deps>>) -> Result<Finishe
 async fn run(d: Delivery, deps: Arc<Deps>) -> Result<Finished, BoxDynError> {
     let started = start(&deps.starter, &d).await?;
     let kind = "session-create";
-    match started {
-        Started::Skip => Ok(Finished { delivery: d, job: None, outcome: None }),
+    let (record, mode) = match started {
+        Started::Skip => return Ok(Finished { delivery: d, job: None, outcome: None }),
         Started::Dead(job) => {
-            tracing::warn!(job.id = %job.id, tenant = %job.tenant.as_str(), "job is dead: its last attempt never finished");
+            tracing::warn!(job.id = %job.id, tenant = %job.tenant.as_str(), error.name = ?job.error.as_ref().map(|e| &e.name),
+                "job is dead: its last attempt or look-up never finished");
             deps.metrics.finished.with_label_values(&[kind, "dead"]).inc();
             observe_latency(&deps, &job);
-            Ok(Finished { delivery: d, job: None, outcome: None })
+            return Ok(Finished { delivery: d, job: None, outcome: None });
         }
-        Started::Run { record, reconcile } => {
-            let span = tracing::info_span!("job", job.id = %record.id, tenant = %record.tenant.as_str(),
-                attempt = record.attempts, request.id = record.request_id.as_deref().unwrap_or(""));
-            async move {
-                deps.metrics.busy.inc();
-                let t0 = std::time::Instant::now();
-                let outcome = attempt(&deps, &record, reconcile || d.taken_over).await;
-                deps.metrics.busy.dec();
-                let label = outcome.label();
-                deps.metrics.attempt_duration.with_label_values(&[kind, label]).observe(t0.elapsed().as_secs_f64());
-                deps.metrics.finished.with_label_values(&[kind, label]).inc();
-                match &outcome {
-                    Outcome::Succeeded { unique_id, .. } => tracing::info!(session.unique_id = %unique_id, "job succeeded"),
-                    Outcome::Failed(e) => tracing::warn!(error.name = %e.name, error.message = %e.message, "job failed for good"),
-                    Outcome::Retry { error, due, .. } => {
-                        tracing::info!(error.name = %error.name, error.message = %error.message, next_attempt_at = %due, "attempt failed; will retry")
-                    }
-                    Outcome::Dead(e) => tracing::warn!(error.name = %e.name, error.message = %e.message, "job is dead: no attempt left"),
-                }
-                if !matches!(outcome, Outcome::Retry { .. }) {
-                    observe_latency(&deps, &record);
-                }
-                Ok(Finished { delivery: d, job: Some(record), outcome: Some(outcome) })
+        Started::Reconcile(record) => (record, Mode::ReconcileOnly),
+        Started::Run { record, reconcile } if reconcile || d.taken_over => (record, Mode::ReconcileFirst),
+        Started::Run { record, .. } => (record, Mode::Create),
+    };
+    let span = tracing::info_span!("job", job.id = %record.id, tenant = %record.tenant.as_str(),
+        attempt = record.attempts, reconcile_only = mode == Mode::ReconcileOnly,
+        request.id = record.request_id.as_deref().unwrap_or(""));
+    async move {
+        deps.metrics.busy.inc();
+        let t0 = std::time::Instant::now();
+        let outcome = attempt(&deps, &record, mode).await;
+        deps.metrics.busy.dec();
+        let label = outcome.label();
+        deps.metrics.attempt_duration.with_label_values(&[kind, label]).observe(t0.elapsed().as_secs_f64());
+        deps.metrics.finished.with_label_values(&[kind, label]).inc();
+        match &outcome {
+            Outcome::Succeeded { unique_id, .. } => tracing::info!(session.unique_id = %unique_id, "job succeeded"),
+            Outcome::Failed(e) => tracing::warn!(error.name = %e.name, error.message = %e.message, "job failed for good"),
+            Outcome::Retry { error, due, .. } => {
+                tracing::info!(error.name = %error.name, error.message = %error.message, next_attempt_at = %due, "attempt failed; will retry")
             }
-            .instrument(span)
-            .await
+            Outcome::Dead(e) => tracing::warn!(error.name = %e.name, error.message = %e.message, "job is dead: no attempt left"),
         }
+        if !matches!(outcome, Outcome::Retry { .. }) {
+            observe_latency(&deps, &record);
+        }
+        Ok(Finished { delivery: d, job: Some(record), outcome: Some(outcome) })
     }
+    .instrument(span)
+    .await
 }
 
 fn observe_latency(deps: &Deps, job: &JobRecord) {
@@ -119,15 +123,35 @@ async fn start(starter: &Starter, d: &Delivery) -> Result<Started, BoxDynError> 
     }
 }
 
-async fn attempt(deps: &Deps, job: &JobRecord, reconcile: bool) -> Outcome {
+/// What one run of a job does upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Create the session.
+    Create,
+    /// An earlier attempt may have created it: look for it first, create only when it is not there.
+    ReconcileFirst,
+    /// Out of attempts, and one may have created it: look for it and adopt it, or end dead. Never create.
+    ReconcileOnly,
+}
+
+async fn attempt(deps: &Deps, job: &JobRecord, mode: Mode) -> Outcome {
     let relay = deps.relay_url(job);
-    if reconcile {
+    if mode != Mode::Create {
         match find_created(&deps.upstream, job, &relay).await {
             Ok(Some(session)) => {
                 tracing::info!("adopting the session an earlier attempt created");
                 return succeeded(deps, job, session);
             }
+            Ok(None) if mode == Mode::ReconcileOnly => {
+                tracing::info!("no session upstream: the attempts created none");
+                return Outcome::Dead(job.error.clone().unwrap_or_else(|| JobError {
+                    name: "AttemptsExhausted".into(),
+                    message: "every attempt was used and WhatsGate holds no session for this job".into(),
+                    class: ErrorClass::Unavailable,
+                }));
+            }
             Ok(None) => {}
+            // A retry; out of attempts, the next start makes it a reconcile-only pass (bounded by the start script).
             Err(e) => return retry_or_dead(deps, job, &e, true),
         }
     }
@@ -141,10 +165,25 @@ async fn attempt(deps: &Deps, job: &JobRecord, reconcile: bool) -> Outcome {
             });
         }
     };
-    let request = job.request.with_callback(Some(callback));
+    let request = job.request.for_upstream(callback);
     match deps.upstream.session_create(&request).await {
         Ok(data) => succeeded(deps, job, data),
         Err(e) if !e.is_retryable() => Outcome::Failed(job_error(&e)),
+        Err(e) if e.maybe_sent() && job.attempts >= job.max_attempts => {
+            // The last attempt, and the call may have created the session: look before giving up.
+            match find_created(&deps.upstream, job, &relay).await {
+                Ok(Some(session)) => {
+                    tracing::info!("adopting the session the last attempt created before its answer was lost");
+                    succeeded(deps, job, session)
+                }
+                Ok(None) => Outcome::Dead(job_error(&e)),
+                // WhatsGate cannot be reached to look: reconcile-only passes follow (bounded by the start script).
+                Err(lookup) => {
+                    tracing::warn!(error = %lookup, "could not look for the session the last attempt may have created");
+                    retry_or_dead(deps, job, &e, true)
+                }
+            }
+        }
         Err(e) => retry_or_dead(deps, job, &e, e.maybe_sent()),
     }
 }
@@ -170,8 +209,12 @@ fn job_error(e: &UpstreamError) -> JobError {
     JobError { name: e.name().to_owned(), message: e.message().to_owned(), class: e.class() }
 }
 
+/// A retryable failure: another attempt, or `dead` when none is left. A job out of attempts that may have reached
+/// WhatsGate (and could not look for its session) is not buried here: it is scheduled like a retry, and its next
+/// start runs a reconcile-only pass (look for the session, adopt it or end dead; bounded by the start script), so
+/// no session wgate caused is left without an owner.
 fn retry_or_dead(deps: &Deps, job: &JobRecord, e: &UpstreamError, maybe_sent: bool) -> Outcome {
-    if job.attempts >= job.max_attempts {
+    if job.attempts >= job.max_attempts && !maybe_sent {
         return Outcome::Dead(job_error(e));
     }
     let mut delay = deps.retry.delay(job.attempts);

@@ -5,7 +5,9 @@
 //! after sending, a worker that died mid-call) makes the next one reconcile first: it looks upstream for a
 //! session with the job's exact name whose callback is the job's relay URL, and adopts it instead of creating
 //! another. Outcomes: `succeeded`, `failed` (permanent upstream refusal, never retried), a retry after an
-//! exponential backoff with full jitter (a longer `Retry-After` honoured), or `dead` once every attempt is used.
+//! exponential backoff with full jitter (a longer `Retry-After` honoured), or `dead` once every attempt is used;
+//! a job whose attempts may have reached WhatsGate is looked for upstream before it ends dead (bounded
+//! reconcile-only passes when WhatsGate cannot be reached), so no session it caused is left without an owner.
 //!
 //! Settings (environment, or the same keys in the `--config` TOML file); beside the documented `WGATE_REDIS_URL`,
 //! `WGATE_NAMESPACE`, `WGATE_WORKER_ADMIN_LISTEN`, `WGATE_PUBLIC_URL`, `WGATE_UPSTREAM_URL`,

@@ -8,6 +8,7 @@ pub struct WorkerMetrics {
     pub attempt_duration: HistogramVec,
     pub latency: HistogramVec,
     pub queue_jobs: IntGaugeVec,
+    pub dead_letters: IntGaugeVec,
     pub busy: IntGauge,
 }
 
@@ -34,12 +35,20 @@ impl WorkerMetrics {
             Opts::new("wgate_queue_jobs", "Jobs in the queue by state, read from Redis."),
             &["queue", "state"],
         )?;
+        let dead_letters = IntGaugeVec::new(
+            Opts::new(
+                "wgate_queue_dead_letters",
+                "Queue entries that could not be run, kept in the dead-letter list, read from Redis.",
+            ),
+            &["queue"],
+        )?;
         let busy = IntGauge::new("wgate_worker_busy", "Jobs this worker is running now.")?;
         registry.register(Box::new(finished.clone()))?;
         registry.register(Box::new(attempt_duration.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(queue_jobs.clone()))?;
+        registry.register(Box::new(dead_letters.clone()))?;
         registry.register(Box::new(busy.clone()))?;
-        Ok(Self { finished, attempt_duration, latency, queue_jobs, busy })
+        Ok(Self { finished, attempt_duration, latency, queue_jobs, dead_letters, busy })
     }
 }

@@ -144,6 +144,7 @@ async fn gauge_loop(store: JobStore, metrics: WorkerMetrics, every: Duration) {
                 {
                     metrics.queue_jobs.with_label_values(&[queue, state]).set(i64::try_from(v).unwrap_or(i64::MAX));
                 }
+                metrics.dead_letters.with_label_values(&[queue]).set(i64::try_from(c.dead_letters).unwrap_or(i64::MAX));
             }
             Err(e) => tracing::debug!(error = %e, "reading queue gauges"),
         }

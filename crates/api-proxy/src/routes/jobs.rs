@@ -48,6 +48,8 @@ pub async fn get_job(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
 /// Replay a dead job.
 ///
 /// Runs one of the caller's own dead jobs again, with a fresh set of attempts. Only a `dead` job can be replayed.
+/// A replay may create a session, as a session-create does, so it counts against the tenant's session quota; a
+/// job whose last attempt may have reached WhatsGate first looks for the session it may have created.
 #[utoipa::path(
     post,
     path = "/api/v1/jobs/{id}/replay",
@@ -59,6 +61,10 @@ pub async fn get_job(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
             headers(
                 ("Location" = String, description = "The job resource, an absolute URL"),
                 ("X-Job-Id" = String, description = "The job's id"))),
+        (status = 403, description = "The token lacks the `admin` scope (ask for a token that grants it), or the \
+            tenant's session quota (`max_sessions`) is reached (delete a session first)", body = ErrorBody,
+            headers(("WWW-Authenticate" = String,
+                description = "On a missing scope: `Bearer error=\"insufficient_scope\", scope=\"...\"`"))),
         (status = 404, description = "No such job of this tenant", body = ErrorBody),
         (status = 409, description = "The job is not dead", body = ErrorBody,
             headers(("X-Job-Id" = String, description = "The job's id"))),
@@ -69,12 +75,13 @@ pub async fn replay_job(req: HttpRequest, state: web::Data<AppState>) -> Result<
     let principal = authorize(&req, &state, Scope::Admin, Bucket::Write).await?;
     let job = own_job(&state, &principal.tenant, job_id(&req)).await?;
     concerns_job(&req, job.id);
-    match state.store.replay(job.id).await? {
+    match state.store.replay(job.id, state.max_sessions(&principal.tenant)).await? {
         Replay::Requeued(job) => {
             tracing::info!(job_id = %job.id, "dead job replayed");
             Ok(accepted(&state, &job))
         }
         Replay::NotDead(status) => Err(ApiError::NotDead(status)),
         Replay::NotFound => Err(NOT_FOUND),
+        Replay::QuotaExceeded { limit } => Err(ApiError::QuotaExceeded { limit }),
     }
 }

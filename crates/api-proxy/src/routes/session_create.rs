@@ -101,8 +101,7 @@ pub async fn session_create(
         OffsetDateTime::now_utc(),
     )
     .with_qr_token(qr_token());
-    let tenants = state.tenants.current();
-    let max_sessions = tenants.get(&principal.tenant).and_then(|o| o.max_sessions).or(state.max_sessions);
+    let max_sessions = state.max_sessions(&principal.tenant);
 
     // How long to wait, and what to tell the client about its preferences.
     let (wait, applied) = if prefs.respond_async {

@@ -8,6 +8,7 @@ mod hardening;
 mod helpers;
 mod openapi;
 mod qr;
+mod replay;
 mod sessions;
 
 use std::{

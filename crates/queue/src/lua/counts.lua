@@ -1,7 +1,7 @@
--- Queue gauges: {not yet delivered, scheduled, delivered and unacked, dead}.
+-- Queue gauges: {not yet delivered, scheduled, delivered and unacked, dead, dead letters}.
 -- Not yet delivered is the consumer group's lag (valid: entries are only ever removed below the last delivered
 -- one); without a group every entry is undelivered.
--- KEYS: 1 stream, 2 scheduled set, 3 dead set; ARGV: 1 consumer group
+-- KEYS: 1 stream, 2 scheduled set, 3 dead set, 4 dead-letter list; ARGV: 1 consumer group
 local len = redis.call('XLEN', KEYS[1])
 local pending, running = len, 0
 local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
@@ -23,4 +23,4 @@ if type(groups) == 'table' and not groups.err then
     end
   end
 end
-return {pending, redis.call('ZCARD', KEYS[2]), running, redis.call('ZCARD', KEYS[3])}
+return {pending, redis.call('ZCARD', KEYS[2]), running, redis.call('ZCARD', KEYS[3]), redis.call('LLEN', KEYS[4])}

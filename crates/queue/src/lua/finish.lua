@@ -1,24 +1,24 @@
 -- Finish attempts atomically, a batch at a time: per attempt, the outcome into the record, retry scheduling or
 -- terminal bookkeeping, ack of the stream entry (trim.lua removes acked entries), publish of the completion. Each
--- is fenced by its attempt number: an attempt that was taken over by another worker (or already finished) writes
--- nothing ('stale').
+-- is fenced by its attempt number and the `updated_at` its start wrote: an attempt (or reconcile-only pass, which
+-- keeps the attempt number) that was taken over by another worker, or already finished, writes nothing ('stale').
 -- KEYS, 8 per attempt: job hash, stream, scheduled set, dead set, tenant pending set, tenant sessions set,
 --   session hash (used when succeeded), hook hash
--- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL (ms), 5 completion channel, then 12 per attempt: entry id, attempt,
+-- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL (ms), 5 completion channel, then 13 per attempt: entry id, attempt,
 --   outcome (succeeded|failed|retry|dead), job id, error JSON, response JSON, due (ns), due (ms), maybe_sent,
---   session unique id, tenant, hook token
+--   session unique id, tenant, hook token, `updated_at` written by the attempt's start (ns)
 local group, now_ns, now_ms, ttl, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local results = {}
-local n = (#ARGV - 5) / 12
+local n = (#ARGV - 5) / 13
 for i = 0, n - 1 do
-  local k, a = i * 8, 5 + i * 12
+  local k, a = i * 8, 5 + i * 13
   local job, stream, scheduled, dead = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local pending, sessions, session, hook = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8]
   local entry, attempt, outcome, id = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local err, resp, due_ns, due_ms, maybe = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
-  local uid, tenant, token = ARGV[a + 10], ARGV[a + 11], ARGV[a + 12]
-  local cur = redis.call('HMGET', job, 'attempts', 'status')
-  if cur[1] ~= attempt or cur[2] ~= 'running' then
+  local uid, tenant, token, started = ARGV[a + 10], ARGV[a + 11], ARGV[a + 12], ARGV[a + 13]
+  local cur = redis.call('HMGET', job, 'attempts', 'status', 'updated_at')
+  if cur[1] ~= attempt or cur[2] ~= 'running' or cur[3] ~= started then
     results[i + 1] = 'stale'
   else
     if outcome == 'retry' then

@@ -56,6 +56,29 @@ pub fn job(tenant_id: &str, body: serde_json::Value) -> JobRecord {
     )
 }
 
+/// Reads up to `count` undelivered entries of the stream as a worker would.
+pub async fn deliver_up_to(q: &TestQueue, count: usize) -> Vec<wgate_queue::Delivery> {
+    use redis::AsyncCommands;
+    q.store.ensure_group().await.unwrap();
+    let mut c = q.conn().await;
+    let reply: redis::streams::StreamReadReply = c
+        .xread_options(
+            &[q.key("queue:session-create")],
+            &[">"],
+            &redis::streams::StreamReadOptions::default().group(wgate_queue::GROUP, "tester").count(count),
+        )
+        .await
+        .unwrap();
+    reply.keys[0]
+        .ids
+        .iter()
+        .map(|e| {
+            let job: String = e.get("job").unwrap();
+            wgate_queue::Delivery { job_id: job.parse().unwrap(), entry_id: e.id.clone(), taken_over: false }
+        })
+        .collect()
+}
+
 pub async fn within<T>(what: &str, d: Duration, f: impl std::future::Future<Output = T>) -> T {
     match tokio::time::timeout(d, f).await {
         Ok(v) => v,

@@ -1,8 +1,10 @@
 //! The job store against a real redis-server: records, idempotency, quota, availability, completions, replay.
 #![allow(clippy::unwrap_used)] // a panic is the failure report of a test
 
+mod dead_letters;
 mod helpers;
 mod qr;
+mod reconcile;
 
 use std::time::Duration;
 
@@ -270,7 +272,7 @@ async fn waiters_are_woken_when_the_subscription_comes_back_after_a_redis_restar
 #[tokio::test]
 async fn a_dead_job_is_replayed_with_its_attempts_reset_and_other_jobs_are_not() {
     let q = TestQueue::start().await;
-    assert_eq!(q.store.replay(JobId::new()).await.unwrap(), Replay::NotFound);
+    assert_eq!(q.store.replay(JobId::new(), None).await.unwrap(), Replay::NotFound);
     let mut dead = job("acme", json!({"name":"Shop"}));
     dead.status = JobStatus::Dead;
     dead.attempts = 6;
@@ -279,13 +281,13 @@ async fn a_dead_job_is_replayed_with_its_attempts_reset_and_other_jobs_are_not()
     let mut c = q.conn().await;
     let _: () = c.zadd(q.key("dead"), dead.id.to_string(), 1).await.unwrap();
     let _: () = c.expire(q.key(&format!("job:{}", dead.id)), 100).await.unwrap();
-    let Replay::Requeued(r) = q.store.replay(dead.id).await.unwrap() else { panic!("not requeued") };
+    let Replay::Requeued(r) = q.store.replay(dead.id, None).await.unwrap() else { panic!("not requeued") };
     assert_eq!((r.status, r.attempts, r.error.as_ref()), (JobStatus::Queued, 0, None));
     let ttl: i64 = c.ttl(q.key(&format!("job:{}", dead.id))).await.unwrap();
     assert_eq!(ttl, -1, "a queued job does not expire");
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.dead, counts.pending), (0, 2), "{counts:?}");
-    assert_eq!(q.store.replay(dead.id).await.unwrap(), Replay::NotDead(JobStatus::Queued));
+    assert_eq!(q.store.replay(dead.id, None).await.unwrap(), Replay::NotDead(JobStatus::Queued));
 }
 
 #[tokio::test]
@@ -301,21 +303,9 @@ async fn sessions_are_found_by_their_owner_record() {
     assert_eq!((owner.tenant, owner.job_id, owner.hook_token.as_str()), (tenant("acme"), id, "tok"));
 }
 
-/// Reads the one entry of the stream as a worker would.
+/// Reads the next entry of the stream as a worker would.
 async fn deliver(q: &TestQueue) -> wgate_queue::Delivery {
-    q.store.ensure_group().await.unwrap();
-    let mut c = q.conn().await;
-    let reply: redis::streams::StreamReadReply = c
-        .xread_options(
-            &[q.key("queue:session-create")],
-            &[">"],
-            &redis::streams::StreamReadOptions::default().group(wgate_queue::GROUP, "tester").count(1),
-        )
-        .await
-        .unwrap();
-    let entry = &reply.keys[0].ids[0];
-    let job: String = entry.get("job").unwrap();
-    wgate_queue::Delivery { job_id: job.parse().unwrap(), entry_id: entry.id.clone(), taken_over: false }
+    helpers::deliver_up_to(q, 1).await.remove(0)
 }
 
 fn boom() -> JobError {
@@ -385,7 +375,7 @@ async fn an_attempt_that_was_taken_over_writes_nothing() {
 }
 
 #[tokio::test]
-async fn a_job_out_of_attempts_whose_last_attempt_never_finished_is_dead_at_its_next_start() {
+async fn a_job_whose_last_attempt_and_every_reconcile_pass_never_finished_is_dead_at_its_next_start() {
     let q = TestQueue::start().await;
     let mut j = job("acme", json!({"name":"Crash"}));
     j.max_attempts = 1;
@@ -396,9 +386,13 @@ async fn a_job_out_of_attempts_whose_last_attempt_never_finished_is_dead_at_its_
     within("subscription", Duration::from_secs(5), completions.waiter(JobId::new())).await;
     let waiter = completions.waiter(j.id);
     let taken = wgate_queue::Delivery { taken_over: true, ..d };
+    // Each reconcile-only pass is taken over in turn (its worker died too).
+    for _ in 0..wgate_queue::MAX_RECONCILE_PASSES {
+        assert!(matches!(q.store.start_attempt(&taken).await.unwrap(), wgate_queue::Started::Reconcile(_)));
+    }
     let wgate_queue::Started::Dead(r) = q.store.start_attempt(&taken).await.unwrap() else { panic!("not dead") };
     assert_eq!((r.status, r.attempts), (JobStatus::Dead, 1));
-    assert_eq!(r.error.map(|e| e.name), Some("WorkerLost".into()));
+    assert_eq!(r.error.map(|e| e.name), Some("Unreconciled".into()));
     within("the dead job is published", Duration::from_secs(2), waiter).await;
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.dead, counts.running, counts.pending), (1, 0, 0));

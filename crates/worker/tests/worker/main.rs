@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)] // a panic is the failure report of a test
 
 mod helpers;
+mod poison;
+mod reconcile;
 
 use std::time::Duration;
 
@@ -104,7 +106,7 @@ async fn a_job_that_keeps_failing_is_dead_after_max_attempts_and_can_be_replayed
 
     world.sim.faults(json!({"error_rate": 0.0})).await;
     let waiter = world.completions.waiter(job.id);
-    assert!(matches!(world.store.replay(job.id).await.unwrap(), Replay::Requeued(_)));
+    assert!(matches!(world.store.replay(job.id, None).await.unwrap(), Replay::Requeued(_)));
     tokio::time::timeout(SECS(10), waiter).await.unwrap();
     let done = world.finished(job.id, SECS(10)).await;
     assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 1));

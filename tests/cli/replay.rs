@@ -1,0 +1,64 @@
+//! `wgate jobs replay` respects the tenant's session quota, as the API's replay does.
+#![allow(clippy::unwrap_used)] // a panic is the failure report of a test
+
+use wgate_queue::{Delivery, GROUP, JobStore, Outcome, QueueConfig, Started};
+use wgate_types::{ErrorClass, JobError, JobId, JobRecord, SessionCreate, TenantId};
+
+use crate::wgate;
+
+fn job(name: &str) -> JobRecord {
+    let request = SessionCreate::from_json(format!(r#"{{"name":"{name}"}}"#).as_bytes()).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    JobRecord::new(JobId::new(), TenantId::parse("acme").unwrap(), request, 1, None, format!("hook-{name}"), now)
+}
+
+/// Runs the one queued job's only attempt to `dead`, as a worker would.
+async fn bury(redis: &wgate_testkit::RedisServer, store: &JobStore) {
+    store.ensure_group().await.unwrap();
+    let mut c = redis.connection().await;
+    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(GROUP)
+        .arg("cli-test")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(store.keys().stream(wgate_types::JobKind::SessionCreate))
+        .arg(">")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let entry = &reply.keys[0].ids[0];
+    let id: String = entry.get("job").unwrap();
+    let d = Delivery { job_id: id.parse().unwrap(), entry_id: entry.id.clone(), taken_over: false };
+    let Started::Run { record, .. } = store.start_attempt(&d).await.unwrap() else { panic!("not started") };
+    let error = JobError { name: "Timeout".into(), message: "no answer".into(), class: ErrorClass::Timeout };
+    store.finish_attempt(&d, &record, &Outcome::Dead(error)).await.unwrap();
+}
+
+#[tokio::test]
+async fn jobs_replay_is_refused_when_the_tenants_session_quota_is_reached_and_a_tenant_override_wins() {
+    let redis = wgate_testkit::RedisServer::start().await;
+    let store = JobStore::new(QueueConfig::new(redis.url(), "cli")).unwrap();
+    let dead = job("dead");
+    store.enqueue(&dead, None, None).await.unwrap();
+    bury(&redis, &store).await;
+    store.enqueue(&job("live"), None, None).await.unwrap();
+    let id = dead.id.to_string();
+    let url = redis.url();
+
+    let out = wgate(&["jobs", "--redis-url", &url, "--namespace", "cli", "--max-sessions", "1", "replay", &id]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("session quota of 1") && err.contains("max_sessions"), "{err}");
+    assert_eq!(store.get(dead.id).await.unwrap().unwrap().status, wgate_types::JobStatus::Dead);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenants.toml");
+    std::fs::write(&file, "[tenants.acme]\nmax_sessions = 5\n").unwrap();
+    let file = file.to_str().unwrap();
+    let args = ["jobs", "--redis-url", &url, "--namespace", "cli", "--max-sessions", "1", "--tenants-file", file];
+    let out = wgate(&[&args[..], &["replay", &id]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(store.get(dead.id).await.unwrap().unwrap().status, wgate_types::JobStatus::Queued);
+}
