@@ -26,6 +26,8 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod events;
+pub mod messaging;
 pub mod qr_page;
 pub mod session;
 pub mod startup;
