@@ -274,6 +274,7 @@ async fn an_incoming_file_is_served_by_get_media_streamed_at_the_size_the_test_c
             .client
             .post(sim.url("/v1/get-media"))
             .header("X-API-Key", crate::helpers::KEY)
+            .timeout(std::time::Duration::from_secs(10))
             .json(&json!({ "WhatsappID": id, "media_key": key }))
             .send()
             .await
