@@ -583,14 +583,13 @@ impl SimState {
     pub fn send(&self, unique_id: u64, message: Outgoing) -> Result<Vec<u8>, SessionError> {
         let timestamp = crate::clock::unix_seconds();
         let mut inner = self.lock();
-        inner.ready_session(unique_id, self.timing)?;
+        let (session, wid) = inner.ready_session(unique_id, self.timing)?;
+        session.messaging_mut().touch(&message.chat, false, timestamp);
+        let callback = session.callback.clone();
         let random: u64 = inner.id_rng.random();
         let mut key_state: u64 = inner.id_rng.random();
         inner.sends += 1;
         *inner.sends_by_session.entry(unique_id).or_default() += 1;
-        let (session, wid) = inner.ready_session(unique_id, self.timing)?;
-        session.messaging_mut().touch(&message.chat, false, timestamp);
-        let callback = session.callback.clone();
         drop(inner);
         let view = MessageView {
             id: messaging::message_id(true, message.chat.as_str(), random),
