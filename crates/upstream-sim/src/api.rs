@@ -307,7 +307,7 @@ fn messaging_command(state: &SimState, command: &str, body: &[u8]) -> Result<Htt
     }
 }
 
-/// `page_cnt` of events-get when none is given, and its largest value.
+/// `page_cnt` of events-get when none is given (at most [`MAX_PAGE_CNT`], as for sessions-get).
 pub const EVENTS_PAGE_CNT: usize = 10;
 
 fn events_get(state: &SimState, fields: &Map<String, Value>) -> Result<HttpResponse, ApiError> {
