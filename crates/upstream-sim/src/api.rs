@@ -1,5 +1,6 @@
-//! `POST /api/v1/<command>`: WhatsGate's commands, its `X-Api-Key` check and its error shape
-//! (HTTP 500 `{"name","message","code":0}` for every error), plus the faults on session-create.
+//! `POST /api/v1/<command>` (and `/v1/<command>`, the base WhatsGate's SDKs use): WhatsGate's commands, its
+//! `X-Api-Key` check and its error shape (HTTP 500 `{"name","message","code":0}` for every error), plus the
+//! faults on session-create.
 
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::events::{ACTIONS, EventQuery};
+use crate::messaging::{self, SEND_BODY_LIMIT};
 use crate::session::{AuthMode, parse_unique_id};
 use crate::state::{Fault, ListQuery, NewSession, SessionError, SimState};
 
@@ -48,7 +51,7 @@ impl ApiError {
         }
     }
 
-    fn validation(message: impl Into<String>) -> Self {
+    pub(crate) fn validation(message: impl Into<String>) -> Self {
         ApiError::Validation(message.into())
     }
 }
@@ -58,6 +61,9 @@ impl From<SessionError> for ApiError {
         match error {
             SessionError::NotFound => ApiError::NotFound("Session not found.".into()),
             SessionError::WrongState(state) => ApiError::Validation(format!("The session is {state}.")),
+            SessionError::NotReady(status) => ApiError::Validation(format!(
+                "The session is {status}, not READY: authorize it (scan its QR code) before using it."
+            )),
         }
     }
 }
@@ -96,7 +102,24 @@ fn mime_json() -> HeaderValue {
     HeaderValue::from_static("application/json; charset=UTF-8")
 }
 
-/// The one handler behind `/api/v1/{command}`: latency, key, command, method, body, in that order.
+/// Every command, session and messaging.
+const COMMANDS: [&str; 12] = [
+    "session-create",
+    "sessions-get",
+    "session-delete",
+    "set-hook",
+    "set-name",
+    "send",
+    "check",
+    "get-chats",
+    "seen",
+    "typing",
+    "get-media",
+    "events-get",
+];
+
+/// The one handler behind `/api/v1/{command}` and `/v1/{command}`: latency, key, command, method, body, in
+/// that order.
 pub async fn command(
     req: HttpRequest,
     command: web::Path<String>,
@@ -112,7 +135,7 @@ pub async fn command(
         return Err(ApiError::Unauthorized);
     }
     let command = command.into_inner();
-    if !matches!(command.as_str(), "session-create" | "sessions-get" | "session-delete" | "set-hook" | "set-name") {
+    if !COMMANDS.contains(&command.as_str()) {
         return Err(ApiError::UnknownCommand(command));
     }
     if req.method() != actix_web::http::Method::POST {
@@ -121,12 +144,16 @@ pub async fn command(
         }
         return Err(ApiError::validation(format!("{command} must be called with POST.")));
     }
-    let body = match payload.to_bytes_limited(BODY_LIMIT).await {
+    let limit = if command == "send" { SEND_BODY_LIMIT } else { BODY_LIMIT };
+    let body = match payload.to_bytes_limited(limit).await {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => return Err(ApiError::validation("The request body could not be read.")),
-        Err(_) => return Err(ApiError::validation(format!("The request body is over {BODY_LIMIT} bytes."))),
+        Err(_) => return Err(ApiError::validation(format!("The request body is over {limit} bytes."))),
     };
     match command.as_str() {
+        "send" | "check" | "get-chats" | "seen" | "typing" | "get-media" | "events-get" => {
+            messaging_command(&state, &command, &body)
+        }
         "session-create" => session_create(&state, &body).await,
         "sessions-get" => sessions_get(&state, &body),
         "session-delete" => {
@@ -245,6 +272,74 @@ fn dropped_connection() -> HttpResponse {
         Err::<bytes::Bytes, _>(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "simulated lost answer"))
     });
     HttpResponse::Ok().streaming(failing)
+}
+
+/// The messaging commands, on READY sessions only (`events-get` excepted).
+fn messaging_command(state: &SimState, command: &str, body: &[u8]) -> Result<HttpResponse, ApiError> {
+    let fields = object(body)?;
+    if command == "events-get" {
+        return events_get(state, &fields);
+    }
+    let unique_id = whatsapp_id(&fields)?;
+    match command {
+        "send" => Ok(ok_json(state.send(unique_id, messaging::parse_send(&fields)?)?)),
+        "check" => {
+            let registered = state.check(unique_id, &messaging::parse_number(&fields)?)?;
+            Ok(ok_json(format!(r#"{{"result":"OK","data":{registered}}}"#).into_bytes()))
+        }
+        "get-chats" => Ok(ok_json(state.chats(unique_id)?)),
+        "seen" | "typing" => {
+            let chat = messaging::parse_recipient(&fields)?;
+            state.chat_action(unique_id, &chat, command == "seen")?;
+            Ok(ok_json(br#"{"result":"OK"}"#.to_vec()))
+        }
+        _ => {
+            let key = match fields.get("media_key") {
+                Some(Value::String(key)) if !key.trim().is_empty() => key.trim().to_owned(),
+                None | Some(Value::Null) | Some(Value::String(_)) => {
+                    return Err(ApiError::validation("media_key is required."));
+                }
+                Some(_) => return Err(ApiError::validation("media_key must be a string.")),
+            };
+            let file = state.media(unique_id, &key)?.ok_or_else(|| ApiError::NotFound("Media not found.".into()))?;
+            Ok(HttpResponse::Ok().content_type(mime_json()).streaming(messaging::media_answer(&file)))
+        }
+    }
+}
+
+/// `page_cnt` of events-get when none is given (at most [`MAX_PAGE_CNT`], as for sessions-get).
+pub const EVENTS_PAGE_CNT: usize = 10;
+
+fn events_get(state: &SimState, fields: &Map<String, Value>) -> Result<HttpResponse, ApiError> {
+    let unique_id = match optional_text(fields, "WhatsappID")? {
+        None => None,
+        Some(id) if id.trim().is_empty() => None,
+        Some(id) => Some(parse_unique_id(id.trim()).ok_or_else(|| ApiError::NotFound("Session not found.".into()))?),
+    };
+    let action = match optional_text(fields, "action")? {
+        None => None,
+        Some(action) if action.is_empty() => None,
+        Some(action) => Some(*ACTIONS.iter().find(|a| **a == action).ok_or_else(|| {
+            ApiError::validation(format!("action must be one of {}, not {action}.", ACTIONS.join(", ")))
+        })?),
+    };
+    let between = match optional_text(fields, "date")? {
+        None => None,
+        Some(date) if date.trim().is_empty() => None,
+        Some(date) => Some(crate::clock::parse_day_or_moment(date.trim()).ok_or_else(|| {
+            ApiError::validation(format!(
+                "date must be YYYY-MM-DD (that day's events) or YYYY-MM-DD HH:MM:SS (events from then on), not {date}."
+            ))
+        })?),
+    };
+    let query = EventQuery {
+        unique_id,
+        action,
+        between,
+        page_cnt: positive(fields, "page_cnt", EVENTS_PAGE_CNT, MAX_PAGE_CNT)?,
+        page: positive(fields, "page", 1, usize::MAX)?,
+    };
+    Ok(ok_json(state.events(&query)?))
 }
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {

@@ -24,7 +24,7 @@ pub struct SimConfig {
     #[arg(long = "api-key", env = "WGATE_SIM_API_KEY", value_name = "KEY", value_delimiter = ',')]
     pub api_keys: Vec<String>,
 
-    /// Delay, in milliseconds, before every `/api/v1` command is answered.
+    /// Delay, in milliseconds, before every command (`/api/v1` or `/v1`) is answered.
     #[arg(long, env = "WGATE_SIM_LATENCY_MS", value_name = "N", default_value_t = 0)]
     pub latency_ms: u64,
 

@@ -1,10 +1,19 @@
 //! A WhatsGate-compatible simulator (binary `wgate-sim`) for the gateway's tests, benchmarks and demos.
 //!
-//! It speaks WhatsGate's documented session API, `POST /api/v1/<command>` with `X-Api-Key`
-//! (`session-create`, `sessions-get`, `session-delete`, `set-hook`, `set-name`), answers every error with
-//! HTTP 500 `{"name","message","code":0}`, serves its own QR window at `/qr/<unique_id>` with WhatsGate's
-//! postMessage protocol, and delivers webhooks with acknowledgement and retries. It shares no code with the
-//! gateway on purpose: it is the independent check of it.
+//! It speaks WhatsGate's documented API, `POST /api/v1/<command>` (or `/v1/<command>`, the base of WhatsGate's
+//! SDKs) with `X-Api-Key`: the session commands (`session-create`, `sessions-get`, `session-delete`,
+//! `set-hook`, `set-name`) and the messaging ones (`send`, `check`, `get-chats`, `seen`, `typing`,
+//! `get-media`, `events-get`; see [`messaging`]). It answers every error with HTTP 500
+//! `{"name","message","code":0}`, serves its own QR window at `/qr/<unique_id>` with WhatsGate's
+//! postMessage protocol, and delivers webhooks `{id, whatsapp_id, event_action, event_date, status_code,
+//! event_data}` with acknowledgement and retries; every event is also kept for `events-get` ([`events`]).
+//! It shares no code with the gateway on purpose: it is the independent check of it.
+//!
+//! Messaging works on READY sessions only. A send answers the sent message (`"async": false`) or
+//! `{"result":{}}` (queued, the default), then sends `sent` (queued sends only) and `ack` events.
+//! `POST /sim/sessions/<id>/incoming` makes a message (text or a file of a chosen size, then served by
+//! `get-media`) arrive, `/disconnect` logs the device out (a `disconnect` event, then PENDING and AUTH
+//! again), and `/event` makes any documented event (`create`, `media`, `error`, ...).
 //!
 //! Session lifecycle (computed from timestamps when read, so it costs nothing while idle):
 //! `PENDING` for `--init-ms` after creation, then `AUTH` with a `qr` (or, in CODE mode, a pairing `code`,
@@ -26,6 +35,8 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod events;
+pub mod messaging;
 pub mod qr_page;
 pub mod session;
 pub mod startup;

@@ -82,6 +82,9 @@ pub struct Session {
     /// Seeds this session's QR values and codes.
     pub secret: u64,
     pub phase: Phase,
+    /// Chats and media, for the messaging commands; boxed on first use, so a session that never messages
+    /// costs one pointer.
+    pub messaging: Option<Box<crate::messaging::Messaging>>,
 }
 
 /// The lifecycle state of a session at one instant.
@@ -132,6 +135,10 @@ impl Session {
                 }
             }
         }
+    }
+
+    pub fn messaging_mut(&mut self) -> &mut crate::messaging::Messaging {
+        self.messaging.get_or_insert_default()
     }
 
     pub fn attempt(&self) -> u32 {
@@ -289,6 +296,7 @@ mod tests {
             auth,
             secret: 42,
             phase: Phase::Authorizing { since, attempt: 0 },
+            messaging: None,
         }
     }
 

@@ -113,13 +113,17 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<(SocketAddr, JoinHandle<
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/{command}", web::route().to(api::command))
+        .route("/v1/{command}", web::route().to(api::command))
         .route("/sim/stats", web::get().to(control::stats))
         .route("/sim/faults", web::get().to(control::get_faults))
         .route("/sim/faults", web::post().to(control::set_faults))
         .route("/sim/reset", web::post().to(control::reset))
         .route("/sim/sessions/{unique_id}/scan", web::post().to(control::scan))
         .route("/sim/sessions/{unique_id}/fail", web::post().to(control::fail))
-        .route("/sim/sessions/{unique_id}/message", web::post().to(control::message))
+        .route("/sim/sessions/{unique_id}/incoming", web::post().to(control::incoming))
+        .route("/sim/sessions/{unique_id}/message", web::post().to(control::incoming))
+        .route("/sim/sessions/{unique_id}/disconnect", web::post().to(control::disconnect))
+        .route("/sim/sessions/{unique_id}/event", web::post().to(control::event))
         .route("/qr/{unique_id}", web::get().to(qr_page::page))
         .route("/qr/{unique_id}/state", web::get().to(qr_page::state))
         .route("/healthz", web::get().to(control::healthz));

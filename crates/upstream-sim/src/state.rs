@@ -1,7 +1,10 @@
-//! The simulator's whole state behind one mutex: sessions, the seeded generators, counters and fault settings.
+//! The simulator's whole state behind one mutex: sessions, the seeded generators, counters and fault settings;
+//! the stored events have a lock of their own ([`EventStore`]).
 //!
 //! One lock is plenty: every operation under it is a few map operations and, at most, serializing one page
 //! of sessions. Answers are serialized while the lock is held so that no session is cloned on the hot path.
+//! No lock is ever held across an await: webhooks are numbered, stored and handed to a delivery task after
+//! the session lock is released.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +16,10 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::config::FaultSettings;
-use crate::session::{AuthMode, Phase, Session, SessionView, Snapshot, Status, Timing};
-use crate::webhook::{Event, Webhooks};
+use crate::events::{EventQuery, EventStore, StoredEvent};
+use crate::messaging::{self, ChatId, EventData, MediaFile, MessageView, Outgoing};
+use crate::session::{AuthMode, Phase, Session, SessionView, Snapshot, Status, Timing, UniqueId};
+use crate::webhook::{Webhooks, event_body};
 
 /// What the fault draw decided for one session-create call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +60,29 @@ pub enum SessionError {
     NotFound,
     #[error("session is {0}")]
     WrongState(&'static str),
+    /// A messaging command on a session that is not READY (its status).
+    #[error("session is {0}, not READY")]
+    NotReady(&'static str),
+}
+
+/// A message a test makes arrive on a session (`POST /sim/sessions/<id>/incoming`).
+#[derive(Debug)]
+pub struct Incoming {
+    pub from: ChatId,
+    pub body: String,
+    /// `(mimetype, filename, size)` of an attached file.
+    pub media: Option<(String, String, u64)>,
+}
+
+/// What an incoming message became.
+#[derive(Debug, Serialize)]
+pub struct IncomingResult {
+    pub result: &'static str,
+    pub event_id: u64,
+    /// Whether the session has a callback the event was sent to.
+    pub sent: bool,
+    pub message_id: String,
+    pub media_key: Option<String>,
 }
 
 /// What the QR page's state endpoint reports.
@@ -92,6 +120,8 @@ struct StatsView<'a> {
     webhooks_failed: u64,
     sessions_live: usize,
     requests_held: u64,
+    sends: u64,
+    sends_by_session: BTreeMap<String, u64>,
 }
 
 /// A request held open by the timeout fault; see [`SimState::hold`].
@@ -114,6 +144,7 @@ pub struct SimState {
     public_url: String,
     api_keys: Vec<String>,
     webhooks: Arc<Webhooks>,
+    events: EventStore,
 }
 
 struct Inner {
@@ -130,6 +161,9 @@ struct Inner {
     create_calls: u64,
     sessions_created: u64,
     created_by_name: HashMap<Arc<str>, u64>,
+    sends: u64,
+    /// Accepted sends per session (deleted sessions included, until a reset).
+    sends_by_session: HashMap<u64, u64>,
 }
 
 const ID_STREAM: u64 = 0x1D5E_ED00_5EED_1D00;
@@ -148,6 +182,22 @@ impl Inner {
             create_calls: 0,
             sessions_created: 0,
             created_by_name: HashMap::new(),
+            sends: 0,
+            sends_by_session: HashMap::new(),
+        }
+    }
+
+    /// The session, if it is READY, with its `wid`.
+    fn ready_session(&mut self, unique_id: u64, timing: Timing) -> Result<(&mut Session, String), SessionError> {
+        let session = self.session_mut(unique_id)?;
+        match &session.phase {
+            Phase::Ready { wid } => {
+                let wid = wid.clone();
+                Ok((session, wid))
+            }
+            Phase::Authorizing { .. } => {
+                Err(SessionError::NotReady(session.snapshot(Instant::now(), timing).status.as_str()))
+            }
         }
     }
 
@@ -213,6 +263,7 @@ impl Inner {
             auth: new.auth,
             secret: self.id_rng.random(),
             phase: Phase::Authorizing { since: now, attempt: 0 },
+            messaging: None,
         };
         self.sessions.insert(id, session);
         self.by_unique.insert(unique_id, id);
@@ -264,7 +315,27 @@ impl SimState {
             public_url,
             api_keys,
             webhooks,
+            events: EventStore::default(),
         }
+    }
+
+    /// Numbers, stores (for `events-get`) and, when the session has a callback, delivers these events of
+    /// one session in order. Called without the session lock. Returns the event ids.
+    fn emit(&self, unique_id: u64, callback: Option<String>, events: Vec<(&'static str, EventData)>) -> Vec<u64> {
+        let unix = crate::clock::unix_seconds();
+        let mut ids = Vec::with_capacity(events.len());
+        let mut bodies = Vec::with_capacity(events.len());
+        for (action, data) in events {
+            let id = self.webhooks.next_event_id();
+            let body = event_body(id, unique_id, action, unix, &data);
+            self.events.push(unique_id, StoredEvent { id, action, unix, body: body.clone() });
+            ids.push(id);
+            bodies.push((id, body));
+        }
+        if let Some(callback) = callback {
+            self.webhooks.deliver_in_order(callback, bodies);
+        }
+        ids
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -355,6 +426,7 @@ impl SimState {
     pub fn delete(&self, unique_id: u64) -> Result<Vec<u8>, SessionError> {
         let mut inner = self.lock();
         let session = inner.remove(unique_id).ok_or(SessionError::NotFound)?;
+        self.events.session_deleted(unique_id);
         let code_mode = matches!(session.auth, AuthMode::Code(_));
         let snapshot = Snapshot {
             status: Status::Destroying,
@@ -403,20 +475,16 @@ impl SimState {
         };
         let session = inner.session_mut(unique_id)?;
         session.phase = Phase::Ready { wid: wid.clone() };
-        let event = session.callback.clone().map(|callback| {
-            let data = serde_json::json!({
-                "status": Status::Ready.as_str(),
-                "status_name": Status::Ready.name(),
-                "wid": wid,
-                "pushname": crate::session::PUSHNAME,
-            });
-            Event::new(callback, unique_id, "ready", data)
+        let data = serde_json::json!({
+            "status": Status::Ready.as_str(),
+            "status_name": Status::Ready.name(),
+            "wid": wid,
+            "pushname": crate::session::PUSHNAME,
         });
+        let callback = session.callback.clone();
         let body = to_json(&Envelope { result: "OK", data: session.view(now, self.timing, &self.public_url) });
         drop(inner);
-        if let Some(event) = event {
-            self.webhooks.send(event);
-        }
+        self.emit(unique_id, callback, vec![("ready", data.into())]);
         Ok(body)
     }
 
@@ -434,25 +502,161 @@ impl SimState {
         }
     }
 
-    /// An incoming WhatsApp message: a `message` webhook. Returns the event id and whether a callback is set.
-    pub fn message(&self, unique_id: u64, body: String, from: String) -> Result<(u64, bool), SessionError> {
-        let inner = self.lock();
-        let session = inner.session(unique_id)?;
-        let from = if from.contains('@') { from } else { format!("{from}@c.us") };
-        let data = serde_json::json!({
-            "type": "chat",
-            "body": body,
-            "from": from,
-            "to": session.wid(),
-            "fromMe": false,
-            "timestamp": crate::clock::unix_seconds(),
+    /// The linked device logged out: back to PENDING, then AUTH with a new QR, and a `disconnect` event.
+    pub fn disconnect(&self, unique_id: u64, reason: String) -> Result<Vec<u8>, SessionError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let secret = inner.id_rng.random();
+        let session = inner.session_mut(unique_id)?;
+        if !matches!(session.phase, Phase::Ready { .. }) {
+            return Err(SessionError::NotReady(session.snapshot(now, self.timing).status.as_str()));
+        }
+        session.phase = Phase::Authorizing { since: now, attempt: 0 };
+        session.secret = secret;
+        let callback = session.callback.clone();
+        let body = to_json(&Envelope { result: "OK", data: session.view(now, self.timing, &self.public_url) });
+        drop(inner);
+        let data = serde_json::json!({ "status": Status::Pending.as_str(), "reason": reason });
+        self.emit(unique_id, callback, vec![("disconnect", data.into())]);
+        Ok(body)
+    }
+
+    /// An incoming WhatsApp message, with or without a file: a `message` event.
+    pub fn incoming(&self, unique_id: u64, message: Incoming) -> Result<IncomingResult, SessionError> {
+        let timestamp = crate::clock::unix_seconds();
+        let mut inner = self.lock();
+        let random: u64 = inner.id_rng.random();
+        let mut key_state: u64 = inner.id_rng.random();
+        let session = inner.session_mut(unique_id)?;
+        let media = message.media.map(|(mimetype, filename, size)| {
+            let key = messaging::media_key(&mut key_state);
+            let kind = messaging::type_of_mimetype(&mimetype);
+            session.messaging_mut().add_media(MediaFile {
+                key: key.clone(),
+                mimetype,
+                filename,
+                size,
+                seed: key_state,
+            });
+            (key, kind)
         });
+        session.messaging_mut().touch(&message.from, true, timestamp);
+        let view = MessageView {
+            id: messaging::message_id(false, message.from.as_str(), random),
+            ack: 1,
+            has_media: media.is_some(),
+            media_key: media.as_ref().map(|(key, _)| key.clone()),
+            body: message.body,
+            kind: media.as_ref().map_or("chat", |(_, kind)| *kind),
+            timestamp,
+            from: message.from.as_str().to_owned(),
+            to: session.wid().unwrap_or_default().to_owned(),
+            is_forwarded: false,
+        };
         let callback = session.callback.clone();
         drop(inner);
-        match callback {
-            Some(callback) => Ok((self.webhooks.send(Event::new(callback, unique_id, "message", data)), true)),
-            None => Ok((self.webhooks.next_event_id(), false)),
+        let sent = callback.is_some();
+        let ids = self.emit(unique_id, callback, vec![("message", view.with_ack(1))]);
+        Ok(IncomingResult {
+            result: "OK",
+            event_id: ids.first().copied().unwrap_or_default(),
+            sent,
+            message_id: view.id,
+            media_key: view.media_key,
+        })
+    }
+
+    /// Any documented event a test asks for, on a live session. Returns its id and whether it is delivered.
+    pub fn inject(
+        &self,
+        unique_id: u64,
+        action: &'static str,
+        data: serde_json::Value,
+    ) -> Result<(u64, bool), SessionError> {
+        let callback = self.lock().session(unique_id)?.callback.clone();
+        let sent = callback.is_some();
+        let ids = self.emit(unique_id, callback, vec![(action, data.into())]);
+        Ok((ids.first().copied().unwrap_or_default(), sent))
+    }
+
+    /// `send`: the message object (or the queued answer), then `sent` (asynchronous sends) and `ack` events.
+    pub fn send(&self, unique_id: u64, message: Outgoing) -> Result<Vec<u8>, SessionError> {
+        let timestamp = crate::clock::unix_seconds();
+        let mut inner = self.lock();
+        let (session, wid) = inner.ready_session(unique_id, self.timing)?;
+        session.messaging_mut().touch(&message.chat, false, timestamp);
+        let callback = session.callback.clone();
+        let random: u64 = inner.id_rng.random();
+        let mut key_state: u64 = inner.id_rng.random();
+        inner.sends += 1;
+        *inner.sends_by_session.entry(unique_id).or_default() += 1;
+        drop(inner);
+        let view = MessageView {
+            id: messaging::message_id(true, message.chat.as_str(), random),
+            ack: 1,
+            has_media: message.media.is_some(),
+            media_key: message.media.as_ref().map(|_| messaging::media_key(&mut key_state)),
+            body: message.body,
+            kind: message.media.as_ref().map_or("chat", |m| m.message_type),
+            timestamp,
+            from: wid,
+            to: message.chat.as_str().to_owned(),
+            is_forwarded: false,
+        };
+        let mut events = Vec::with_capacity(2);
+        if message.asynchronous {
+            events.push(("sent", view.with_ack(1)));
         }
+        events.push(("ack", view.with_ack(2)));
+        self.emit(unique_id, callback, events);
+        if message.asynchronous {
+            Ok(br#"{"result":{}}"#.to_vec())
+        } else {
+            Ok(to_json(&messaging::SendAnswer { result: &view }))
+        }
+    }
+
+    /// `check`: whether the number is on WhatsApp.
+    pub fn check(&self, unique_id: u64, number: &str) -> Result<bool, SessionError> {
+        self.lock().ready_session(unique_id, self.timing)?;
+        Ok(messaging::is_registered(number))
+    }
+
+    /// `get-chats`: `{"result":"OK","data":[chat...]}`.
+    pub fn chats(&self, unique_id: u64) -> Result<Vec<u8>, SessionError> {
+        let mut inner = self.lock();
+        let (session, wid) = inner.ready_session(unique_id, self.timing)?;
+        Ok(to_json(
+            &serde_json::json!({ "result": "OK", "data": session.messaging.as_ref().map(|m| m.chats(&wid)).unwrap_or_default() }),
+        ))
+    }
+
+    /// `seen` (the chat's messages are read) or `typing` (nothing to remember).
+    pub fn chat_action(&self, unique_id: u64, chat: &ChatId, seen: bool) -> Result<(), SessionError> {
+        let mut inner = self.lock();
+        let (session, _) = inner.ready_session(unique_id, self.timing)?;
+        if seen {
+            session.messaging_mut().seen(chat);
+        }
+        Ok(())
+    }
+
+    /// `get-media`: the file with this key, if the session has it.
+    pub fn media(&self, unique_id: u64, key: &str) -> Result<Option<MediaFile>, SessionError> {
+        let mut inner = self.lock();
+        let (session, _) = inner.ready_session(unique_id, self.timing)?;
+        Ok(session.messaging.as_ref().and_then(|m| m.media(key)).cloned())
+    }
+
+    /// `events-get`: one page of stored events. A given session must exist or have left events behind.
+    pub fn events(&self, query: &EventQuery) -> Result<Vec<u8>, SessionError> {
+        if let Some(unique_id) = query.unique_id {
+            let live = self.lock().session(unique_id).is_ok();
+            if !live && !self.events.knows(unique_id) {
+                return Err(SessionError::NotFound);
+            }
+        }
+        Ok(self.events.query(query).to_json())
     }
 
     pub fn qr_state(&self, unique_id: u64) -> Option<QrState> {
@@ -480,6 +684,8 @@ impl SimState {
             webhooks_failed: failed,
             sessions_live: inner.sessions.len(),
             requests_held: self.held.load(Ordering::Relaxed),
+            sends: inner.sends,
+            sends_by_session: inner.sends_by_session.iter().map(|(id, n)| (UniqueId(*id).to_string(), *n)).collect(),
         })
     }
 
@@ -498,6 +704,8 @@ impl SimState {
         let mut inner = self.lock();
         let faults = inner.faults;
         *inner = Inner::new(inner.seed, faults);
+        drop(inner);
+        self.events.clear();
         self.webhooks.reset_counts();
     }
 }

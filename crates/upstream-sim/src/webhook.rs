@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::Serialize;
 
 use crate::session::UniqueId;
@@ -14,29 +15,28 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first attempt and three retries.
 pub const ATTEMPTS: u32 = 4;
 
-/// One event bound for one callback URL; the id is given when it is sent.
-#[derive(Debug)]
-pub struct Event {
-    callback: String,
-    whatsapp_id: u64,
-    action: &'static str,
-    data: serde_json::Value,
-}
-
-impl Event {
-    pub fn new(callback: String, whatsapp_id: u64, action: &'static str, data: serde_json::Value) -> Self {
-        Self { callback, whatsapp_id, action, data }
-    }
+/// The webhook body of one event, in WhatsGate's key order; `events-get` lists the same bytes.
+pub fn event_body(id: u64, whatsapp_id: u64, action: &str, unix: i64, data: &impl Serialize) -> Bytes {
+    let payload = Payload {
+        id,
+        whatsapp_id: UniqueId(whatsapp_id),
+        event_action: action,
+        event_date: crate::clock::Date(unix),
+        status_code: 200,
+        event_data: data,
+    };
+    // Serializing a plain struct over a JSON value into a Vec cannot fail.
+    Bytes::from(serde_json::to_vec(&payload).unwrap_or_default())
 }
 
 #[derive(Serialize)]
-struct Payload<'a> {
+struct Payload<'a, T: Serialize> {
     id: u64,
     whatsapp_id: UniqueId,
     event_action: &'a str,
-    event_date: String,
+    event_date: crate::clock::Date,
     status_code: u16,
-    event_data: &'a serde_json::Value,
+    event_data: &'a T,
 }
 
 /// The delivery side: an HTTP client, the event id sequence and the counters shown in `/sim/stats`.
@@ -66,7 +66,7 @@ impl Webhooks {
         })
     }
 
-    /// Takes the next event id without sending anything (an event for a session without callback).
+    /// Takes the next event id (ids increase across every session).
     pub fn next_event_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -86,37 +86,27 @@ impl Webhooks {
         self.failed.store(0, Ordering::Relaxed);
     }
 
-    /// Numbers the event and delivers it in the background (on the calling runtime); returns its id.
-    pub fn send(self: &Arc<Self>, event: Event) -> u64 {
-        let id = self.next_event_id();
-        let payload = Payload {
-            id,
-            whatsapp_id: UniqueId(event.whatsapp_id),
-            event_action: event.action,
-            event_date: crate::clock::now_text(),
-            status_code: 200,
-            event_data: &event.data,
-        };
-        let body = match serde_json::to_vec(&payload) {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::error!(%error, "cannot serialize a webhook event");
-                return id;
-            }
-        };
+    /// Delivers the events, in this order, in the background (on the calling runtime); each one gets its
+    /// own attempts, and the next waits until the one before is acknowledged or given up.
+    pub fn deliver_in_order(self: &Arc<Self>, url: String, events: Vec<(u64, Bytes)>) {
+        if events.is_empty() {
+            return;
+        }
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.deliver(event.callback, id, body).await });
-        id
+        tokio::spawn(async move {
+            for (id, body) in events {
+                this.deliver(&url, id, body).await;
+            }
+        });
     }
 
-    async fn deliver(&self, url: String, id: u64, body: Vec<u8>) {
-        let body = bytes::Bytes::from(body);
+    async fn deliver(&self, url: &str, id: u64, body: Bytes) {
         for attempt in 1..=ATTEMPTS {
             if attempt > 1 {
                 tokio::time::sleep(self.retry).await;
             }
             self.attempts.fetch_add(1, Ordering::Relaxed);
-            match self.attempt(&url, id, body.clone()).await {
+            match self.attempt(url, id, body.clone()).await {
                 Ok(()) => {
                     self.delivered.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(webhook.id = id, webhook.attempt = attempt, "webhook delivered");
@@ -131,7 +121,7 @@ impl Webhooks {
         tracing::warn!(webhook.id = id, webhook.url = %url, "webhook given up after {ATTEMPTS} attempts");
     }
 
-    async fn attempt(&self, url: &str, id: u64, body: bytes::Bytes) -> Result<(), String> {
+    async fn attempt(&self, url: &str, id: u64, body: Bytes) -> Result<(), String> {
         let response = self
             .client
             .post(url)

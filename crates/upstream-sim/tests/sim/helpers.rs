@@ -101,6 +101,20 @@ impl TestSim {
         Ok(Answer::from(request.send().await?).await)
     }
 
+    /// A command under another base path (`/v1` is the SDKs'), with the key in a header of the given spelling.
+    pub async fn command_at(&self, base: &str, command: &str, key_header: &str, body: Value) -> Answer {
+        let response = self
+            .client
+            .post(self.url(&format!("{base}/{command}")))
+            .header(key_header, KEY)
+            .timeout(Duration::from_secs(10))
+            .json(&body)
+            .send()
+            .await
+            .expect("an answer");
+        Answer::from(response).await
+    }
+
     pub async fn command(&self, command: &str, body: Value) -> Answer {
         self.command_raw(command, Some(KEY), &body.to_string()).await.expect("an answer")
     }
@@ -146,6 +160,23 @@ impl TestSim {
 
     pub async fn fail(&self, unique_id: &str) -> Answer {
         self.post(&format!("/sim/sessions/{unique_id}/fail"), json!({})).await
+    }
+
+    /// A READY session with this callback (if any); returns its id and `wid`.
+    pub async fn ready_session(&self, callback: Option<&str>) -> (String, String) {
+        let id = self.create(json!({ "name": "messaging", "callback": callback })).await.unique_id();
+        let ready = self.scan(&id).await;
+        let wid = ready.data()["wid"].as_str().expect("a wid once READY").to_owned();
+        (id, wid)
+    }
+
+    /// A text message arriving on the session from this number.
+    pub async fn incoming(&self, unique_id: &str, body: Value) -> Answer {
+        self.post(&format!("/sim/sessions/{unique_id}/incoming"), body).await
+    }
+
+    pub async fn disconnect(&self, unique_id: &str) -> Answer {
+        self.post(&format!("/sim/sessions/{unique_id}/disconnect"), json!({})).await
     }
 
     /// Polls `sessions-get` until `check` holds for the session (2 s at most); returns the session.

@@ -3,8 +3,10 @@
 
 mod binary;
 mod commands;
+mod events;
 mod faults;
 mod helpers;
 mod lifecycle;
+mod messaging;
 mod qr_window;
 mod webhooks;

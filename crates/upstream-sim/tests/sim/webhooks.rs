@@ -47,7 +47,7 @@ async fn a_simulated_message_is_delivered_as_a_message_webhook_with_increasing_i
     assert_eq!(event["id"], sent.json["event_id"]);
     assert!(event["id"].as_u64() > ready["id"].as_u64(), "event ids increase");
 
-    let unknown = sim.post("/sim/sessions/1234567890123/message", json!({ "body": "x", "from": "7" })).await;
+    let unknown = sim.post("/sim/sessions/1234567890123/message", json!({ "body": "x", "from": "79990000000" })).await;
     assert_eq!(unknown.status, 404);
 }
 
