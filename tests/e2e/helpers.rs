@@ -7,7 +7,7 @@ use reqwest::Response;
 use serde_json::{Value, json};
 use wgate_api_proxy::ApiSettings;
 use wgate_queue::{Completions, JobStore, QueueConfig};
-use wgate_testkit::RedisServer;
+use wgate_testkit::{RedisServer, RedisTlsOptions};
 use wgate_types::{JobId, JobRecord};
 
 pub const SECRET: &str = "e2e-secret";
@@ -26,6 +26,8 @@ pub struct StackOptions {
     pub max_sessions: Option<u32>,
     /// How long a new (or failed) simulator session stays PENDING.
     pub sim_init_ms: u64,
+    /// Run Redis over TLS only; the API, the worker and the test's own store use its certificates.
+    pub redis_tls: Option<RedisTlsOptions>,
 }
 
 impl Default for StackOptions {
@@ -38,6 +40,7 @@ impl Default for StackOptions {
             workers: 1,
             max_sessions: None,
             sim_init_ms: 50,
+            redis_tls: None,
         }
     }
 }
@@ -60,7 +63,17 @@ impl Stack {
 
     pub async fn start_with(options: StackOptions) -> Self {
         wgate_service::init_test_tracing();
-        let redis = RedisServer::start().await;
+        let (redis, redis_tls) = match &options.redis_tls {
+            None => (RedisServer::start().await, wgate_queue::RedisTls::default()),
+            Some(tls) => (
+                RedisServer::start_tls(tls.clone()).await,
+                wgate_queue::RedisTls {
+                    ca_file: Some(tls.certs.ca_cert()),
+                    client_cert: Some(tls.certs.client_cert()),
+                    client_key: Some(tls.certs.client_key()),
+                },
+            ),
+        };
         let namespace = wgate_testkit::unique_namespace("e2e");
         let http = wgate_testkit::http_client();
         let mut tasks = Vec::new();
@@ -93,6 +106,9 @@ impl Stack {
         api_settings.rate_per_second = 10_000.0;
         api_settings.rate_burst = 10_000;
         api_settings.max_sessions = options.max_sessions;
+        api_settings.redis_ca_file = redis_tls.ca_file.clone();
+        api_settings.redis_client_cert = redis_tls.client_cert.clone();
+        api_settings.redis_client_key = redis_tls.client_key.clone();
         // The API asks WhatsGate itself for the session commands and the QR windows.
         api_settings.upstream_url = sim_url.clone();
         api_settings.upstream_api_key = Some(SIM_KEY.to_owned().into());
@@ -106,6 +122,9 @@ impl Stack {
         for _ in 0..options.workers {
             let worker = wgate_worker::Application::build(wgate_worker::Settings {
                 redis_url: redis.url(),
+                redis_ca_file: redis_tls.ca_file.clone(),
+                redis_client_cert: redis_tls.client_cert.clone(),
+                redis_client_key: redis_tls.client_key.clone(),
                 namespace: namespace.clone(),
                 worker_admin_listen: "127.0.0.1:0".parse().expect("addr"),
                 public_url: api_url.clone(),
@@ -130,7 +149,7 @@ impl Stack {
             }));
         }
 
-        let queue = QueueConfig::new(redis.url(), namespace);
+        let queue = QueueConfig { tls: redis_tls, ..QueueConfig::new(redis.url(), namespace) };
         let store = JobStore::new(queue.clone()).expect("job store");
         let completions = Completions::start(&queue);
         Self { api: api_url, sim: sim_url, http, store, completions, tasks, stop_workers, _redis: redis }

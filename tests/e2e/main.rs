@@ -3,6 +3,7 @@
 mod helpers;
 mod qr_window;
 mod sessions;
+mod tls;
 
 use std::{collections::HashMap, time::Duration};
 

@@ -13,6 +13,14 @@ use wgate_service::{ConfigError, LogFormat};
 pub struct ApiSettings {
     #[serde(default = "default_redis_url")]
     pub redis_url: String,
+    /// PEM CA certificate(s) a `rediss://` server's certificate is checked against (unset: the system's store).
+    #[serde(default)]
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for a Redis that requires mutual TLS; set both or neither.
+    #[serde(default)]
+    pub redis_client_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub redis_client_key: Option<PathBuf>,
     #[serde(default = "default_namespace", deserialize_with = "wgate_service::config::de::string_like")]
     pub namespace: String,
     #[serde(default = "default_api_listen")]
@@ -158,6 +166,9 @@ impl ApiSettings {
     pub fn for_tests(redis_url: &str, namespace: &str, secret: &str) -> Self {
         Self {
             redis_url: redis_url.into(),
+            redis_ca_file: None,
+            redis_client_cert: None,
+            redis_client_key: None,
             namespace: namespace.into(),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             api_admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -235,6 +246,15 @@ impl ApiSettings {
             return Err(ConfigError::setting("namespace", "must be non-empty, without braces or spaces"));
         }
         Ok(())
+    }
+
+    /// The certificates of a `rediss://` connection.
+    pub fn redis_tls(&self) -> wgate_queue::RedisTls {
+        wgate_queue::RedisTls {
+            ca_file: self.redis_ca_file.clone(),
+            client_cert: self.redis_client_cert.clone(),
+            client_key: self.redis_client_key.clone(),
+        }
     }
 
     pub fn sync_wait(&self) -> Duration {

@@ -22,6 +22,11 @@ use crate::{
     upstream::SessionUpstream,
 };
 
+/// A Redis setting that cannot work; the queue's message names the setting itself.
+fn redis_config_error(e: wgate_queue::QueueError) -> wgate_service::ConfigError {
+    wgate_service::ConfigError(format!("configuration error: {e}"))
+}
+
 /// The session commands' WhatsGate client: the worker's client code, its calls counted in this process's registry
 /// (`wgate_upstream_requests_total`, `wgate_upstream_request_duration_seconds`). Without an upstream key the API
 /// still serves everything else and the session commands answer 503.
@@ -87,8 +92,8 @@ impl Application {
 
         let mut queue = QueueConfig::new(settings.redis_url.clone(), settings.namespace.clone());
         queue.command_timeout = settings.redis_timeout();
-        let job_store =
-            JobStore::new(queue.clone()).map_err(|e| wgate_service::ConfigError::setting("redis_url", e))?;
+        queue.tls = settings.redis_tls();
+        let job_store = JobStore::new(queue.clone()).map_err(redis_config_error)?;
         let store = Store::new(job_store, settings.redis_timeout(), metrics.clone());
         let completions = Completions::start(&queue);
 

@@ -78,10 +78,65 @@ impl Redis {
     }
 }
 
+/// The client for `WGATE_REDIS_URL`, with the certificates of `config.tls` for a `rediss://` URL. Every
+/// connection the processes make (the shared one, the worker's blocking reader, the completion subscription)
+/// comes from here, so all of them use TLS alike.
 pub(crate) fn client(config: &QueueConfig) -> Result<redis::Client, QueueError> {
-    redis::Client::open(config.redis_url.as_str()).map_err(|e| {
-        QueueError::Config(format!("WGATE_REDIS_URL {:?} is not a Redis URL: {e}", redact_url(&config.redis_url)))
+    let url = config.redis_url.trim();
+    let bad_url = |e: redis::RedisError| {
+        QueueError::Config(format!("WGATE_REDIS_URL {:?} is not a Redis URL: {e}", redact_url(url)))
+    };
+    let tls = &config.tls;
+    let is_tls = url.starts_with("rediss://");
+    if tls.is_set() && !is_tls {
+        return Err(QueueError::Config(format!(
+            "WGATE_REDIS_CA_FILE, WGATE_REDIS_CLIENT_CERT and WGATE_REDIS_CLIENT_KEY apply to TLS only, but \
+             WGATE_REDIS_URL {:?} is not a rediss:// URL",
+            redact_url(url)
+        )));
+    }
+    if !tls.is_set() {
+        // A rediss:// URL without files trusts the system's CA store.
+        return redis::Client::open(url).map_err(bad_url);
+    }
+    let root_cert = match &tls.ca_file {
+        Some(path) => {
+            let pem = read_pem("WGATE_REDIS_CA_FILE", path)?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(QueueError::Config(format!(
+                    "WGATE_REDIS_CA_FILE {} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            Some(pem)
+        }
+        None => None,
+    };
+    let client_tls = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read_pem("WGATE_REDIS_CLIENT_CERT", cert)?,
+            client_key: read_pem("WGATE_REDIS_CLIENT_KEY", key)?,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(QueueError::Config(
+                "WGATE_REDIS_CLIENT_CERT and WGATE_REDIS_CLIENT_KEY go together: set both (mutual TLS) or neither"
+                    .into(),
+            ));
+        }
+    };
+    let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(bad_url)?;
+    redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert }).map_err(|e| {
+        QueueError::Config(format!(
+            "the TLS files for WGATE_REDIS_URL {:?} cannot be used (WGATE_REDIS_CA_FILE, \
+             WGATE_REDIS_CLIENT_CERT, WGATE_REDIS_CLIENT_KEY must be PEM): {e}",
+            redact_url(url)
+        ))
     })
+}
+
+fn read_pem(setting: &str, path: &std::path::Path) -> Result<Vec<u8>, QueueError> {
+    std::fs::read(path).map_err(|e| QueueError::Config(format!("{setting} {}: cannot be read: {e}", path.display())))
 }
 
 /// A Redis URL (or a comma-separated list of them) with every password replaced by `***`, for messages and `Debug`.

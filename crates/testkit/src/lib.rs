@@ -1,9 +1,11 @@
 //! Test helpers shared by every crate's integration tests: a private `redis-server` per test, free ports, and a
 //! test-only tracing initialiser. No service depends on this crate; `wgate dev` uses its `RedisServer` for a throwaway Redis.
 
+mod certs;
 mod redis_server;
 
-pub use redis_server::{RedisServer, RedisServerOptions};
+pub use certs::TestCertificates;
+pub use redis_server::{RedisServer, RedisServerOptions, RedisTlsOptions};
 
 /// A free TCP port on 127.0.0.1 at the time of the call (the OS may hand it out again later, so bind soon).
 pub fn free_port() -> u16 {

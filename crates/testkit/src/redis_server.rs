@@ -3,15 +3,32 @@
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 
+use crate::TestCertificates;
+
 #[derive(Debug, Clone, Default)]
 pub struct RedisServerOptions {
     /// Turn on the append-only file, so a restart keeps the data (chaos tests).
     pub appendonly: bool,
+}
+
+/// How a TLS server is set up: its certificates, and whether it refuses clients without a certificate its CA
+/// signed (`--tls-auth-clients yes`).
+#[derive(Clone)]
+pub struct RedisTlsOptions {
+    pub certs: Arc<TestCertificates>,
+    pub require_client_cert: bool,
+}
+
+impl std::fmt::Debug for RedisTlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTlsOptions").field("require_client_cert", &self.require_client_cert).finish()
+    }
 }
 
 /// One `redis-server` owned by a test. Its data lives in a temporary directory removed on drop.
@@ -20,6 +37,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     options: RedisServerOptions,
+    /// Serve TLS only (`--port 0 --tls-port`), with these certificates.
+    tls: Option<RedisTlsOptions>,
 }
 
 impl RedisServer {
@@ -35,14 +54,27 @@ impl RedisServer {
         }
     }
 
+    /// A server that speaks only TLS (its URL is `rediss://`), without persistence.
+    pub async fn start_tls(tls: RedisTlsOptions) -> Self {
+        match Self::try_start(RedisServerOptions::default(), Some(tls)).await {
+            Ok(server) => server,
+            Err(e) => panic!("could not start a TLS redis-server: {e:#}"),
+        }
+    }
+
     /// Like `start_with`, but says why it could not start instead of panicking (for `wgate dev`).
     pub async fn try_start_with(options: RedisServerOptions) -> anyhow::Result<Self> {
+        Self::try_start(options, None).await
+    }
+
+    async fn try_start(options: RedisServerOptions, tls: Option<RedisTlsOptions>) -> anyhow::Result<Self> {
         which_redis_server()?;
         // A port picked by the OS can be taken before redis binds it: try a few.
         let mut last_err = None;
         for _ in 0..5 {
             let dir = tempfile::tempdir().context("temporary directory for redis-server")?;
-            let mut server = Self { child: None, port: crate::free_port(), dir, options: options.clone() };
+            let mut server =
+                Self { child: None, port: crate::free_port(), dir, options: options.clone(), tls: tls.clone() };
             match server.spawn().await {
                 Ok(()) => return Ok(server),
                 Err(e) => last_err = Some(e),
@@ -54,9 +86,26 @@ impl RedisServer {
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let bin = which_redis_server()?;
         let mut cmd = Command::new(bin);
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
+        match &self.tls {
+            None => {
+                cmd.arg("--port").arg(self.port.to_string());
+            }
+            Some(tls) => {
+                cmd.arg("--port")
+                    .arg("0")
+                    .arg("--tls-port")
+                    .arg(self.port.to_string())
+                    .arg("--tls-cert-file")
+                    .arg(tls.certs.server_cert())
+                    .arg("--tls-key-file")
+                    .arg(tls.certs.server_key())
+                    .arg("--tls-ca-cert-file")
+                    .arg(tls.certs.ca_cert())
+                    .arg("--tls-auth-clients")
+                    .arg(if tls.require_client_cert { "yes" } else { "no" });
+            }
+        }
+        cmd.arg("--bind")
             .arg("127.0.0.1")
             .arg("--save")
             .arg("")
@@ -90,13 +139,31 @@ impl RedisServer {
     }
 
     async fn ping(&self) -> redis::RedisResult<()> {
-        let client = redis::Client::open(self.url())?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut conn = self.client()?.get_multiplexed_async_connection().await?;
         redis::cmd("PING").query_async::<()>(&mut conn).await
     }
 
+    /// `redis://127.0.0.1:<port>`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// A client for this server (trusting its CA and showing the client certificate when it serves TLS).
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.tls {
+            None => redis::Client::open(self.url()),
+            Some(tls) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: TestCertificates::read(&tls.certs.client_cert()),
+                        client_key: TestCertificates::read(&tls.certs.client_key()),
+                    }),
+                    root_cert: Some(TestCertificates::read(&tls.certs.ca_cert())),
+                },
+            ),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -119,7 +186,7 @@ impl RedisServer {
 
     /// A fresh async connection, for tests that inspect keys directly.
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
+        self.client()
             .expect("redis url")
             .get_multiplexed_async_connection()
             .await
@@ -160,5 +227,20 @@ mod tests {
         let mut conn = server.connection().await;
         let v: String = redis::cmd("GET").arg("k").query_async(&mut conn).await.unwrap();
         assert_eq!(v, "v");
+    }
+
+    #[tokio::test]
+    async fn a_tls_server_answers_a_client_with_its_certificates_and_refuses_plain_text() {
+        let certs = Arc::new(TestCertificates::generate());
+        let server = RedisServer::start_tls(RedisTlsOptions { certs, require_client_cert: true }).await;
+        assert!(server.url().starts_with("rediss://"), "{}", server.url());
+        server.ping().await.expect("PING over TLS with the client certificate");
+        let plain = redis::Client::open(format!("redis://127.0.0.1:{}", server.port())).unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut c = plain.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<()>(&mut c).await
+        })
+        .await;
+        assert!(!matches!(r, Ok(Ok(()))), "a plain-text PING must not be answered by a TLS-only server");
     }
 }

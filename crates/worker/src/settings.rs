@@ -1,6 +1,10 @@
 //! The worker's settings: `WGATE_*` environment variables over an optional TOML file.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -11,6 +15,11 @@ use wgate_service::{ConfigError, LogFormat};
 #[serde(default)]
 pub struct Settings {
     pub redis_url: String,
+    /// PEM CA certificate(s) a `rediss://` server's certificate is checked against (unset: the system's store).
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for a Redis that requires mutual TLS; set both or neither.
+    pub redis_client_cert: Option<PathBuf>,
+    pub redis_client_key: Option<PathBuf>,
     #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub namespace: String,
     pub worker_admin_listen: SocketAddr,
@@ -44,6 +53,9 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_ca_file: None,
+            redis_client_cert: None,
+            redis_client_key: None,
             namespace: "wgate".into(),
             worker_admin_listen: SocketAddr::from(([0, 0, 0, 0], 9465)),
             public_url: "http://127.0.0.1:8080".into(),
@@ -102,6 +114,15 @@ impl Settings {
             return Err(ConfigError::setting("public_url", "must be an absolute http(s) URL"));
         }
         Ok(())
+    }
+
+    /// The certificates of a `rediss://` connection.
+    pub fn redis_tls(&self) -> wgate_queue::RedisTls {
+        wgate_queue::RedisTls {
+            ca_file: self.redis_ca_file.clone(),
+            client_cert: self.redis_client_cert.clone(),
+            client_key: self.redis_client_key.clone(),
+        }
     }
 
     pub fn upstream_timeout(&self) -> Duration {

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod qr;
+mod tls;
 
 use std::time::Duration;
 
