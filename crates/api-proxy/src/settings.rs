@@ -21,6 +21,12 @@ pub struct ApiSettings {
     pub redis_client_cert: Option<PathBuf>,
     #[serde(default)]
     pub redis_client_key: Option<PathBuf>,
+    /// `standalone` or `sentinel` (then `redis_url` lists the sentinels, comma separated).
+    #[serde(default = "default_redis_mode", deserialize_with = "wgate_service::config::de::string_like")]
+    pub redis_mode: String,
+    /// The name the sentinels monitor the primary under (Sentinel mode).
+    #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
+    pub redis_sentinel_service: Option<String>,
     #[serde(default = "default_namespace", deserialize_with = "wgate_service::config::de::string_like")]
     pub namespace: String,
     #[serde(default = "default_api_listen")]
@@ -101,6 +107,9 @@ pub const LOOPBACK_NETS: &str = "127.0.0.0/8, ::1/128";
 fn default_redis_url() -> String {
     "redis://127.0.0.1:6379".into()
 }
+fn default_redis_mode() -> String {
+    "standalone".into()
+}
 fn default_namespace() -> String {
     "wgate".into()
 }
@@ -169,6 +178,8 @@ impl ApiSettings {
             redis_ca_file: None,
             redis_client_cert: None,
             redis_client_key: None,
+            redis_mode: default_redis_mode(),
+            redis_sentinel_service: None,
             namespace: namespace.into(),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             api_admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -238,6 +249,7 @@ impl ApiSettings {
         if self.redis_timeout_ms == 0 {
             return Err(ConfigError::setting("redis_timeout_ms", "must be at least 1"));
         }
+        self.redis_mode()?;
         check_http_url(&self.upstream_url).map_err(|p| ConfigError::setting("upstream_url", p))?;
         if self.upstream_timeout_ms == 0 {
             return Err(ConfigError::setting("upstream_timeout_ms", "must be at least 1"));
@@ -246,6 +258,12 @@ impl ApiSettings {
             return Err(ConfigError::setting("namespace", "must be non-empty, without braces or spaces"));
         }
         Ok(())
+    }
+
+    /// Standalone or Sentinel, checked by [`ApiSettings::check`].
+    pub fn redis_mode(&self) -> Result<wgate_queue::RedisMode, ConfigError> {
+        wgate_queue::RedisMode::parse(&self.redis_mode, self.redis_sentinel_service.as_deref())
+            .map_err(|e| ConfigError(format!("configuration error: {e}")))
     }
 
     /// The certificates of a `rediss://` connection.

@@ -93,6 +93,7 @@ impl Application {
         let mut queue = QueueConfig::new(settings.redis_url.clone(), settings.namespace.clone());
         queue.command_timeout = settings.redis_timeout();
         queue.tls = settings.redis_tls();
+        queue.mode = settings.redis_mode()?;
         let job_store = JobStore::new(queue.clone()).map_err(redis_config_error)?;
         let store = Store::new(job_store, settings.redis_timeout(), metrics.clone());
         let completions = Completions::start(&queue);

@@ -16,6 +16,42 @@ pub struct QueueConfig {
     pub idempotency_ttl: Duration,
     /// Certificates for a `rediss://` URL.
     pub tls: RedisTls,
+    /// One Redis, or a primary found through Sentinel.
+    pub mode: RedisMode,
+}
+
+/// How `redis_url` is read: one server, or the sentinels that name the current primary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RedisMode {
+    /// `redis_url` is the one Redis (a managed endpoint whose address follows failover is one too).
+    #[default]
+    Standalone,
+    /// `redis_url` lists the sentinels, comma separated; `service` is the name they monitor the primary under.
+    /// Their user, password and TLS apply to the primary as well; the database number applies to the primary.
+    Sentinel { service: String },
+}
+
+impl RedisMode {
+    /// From `WGATE_REDIS_MODE` and `WGATE_REDIS_SENTINEL_SERVICE`; the error is one line naming the setting.
+    pub fn parse(mode: &str, sentinel_service: Option<&str>) -> Result<Self, String> {
+        let service = sentinel_service.map(str::trim).filter(|s| !s.is_empty());
+        match mode.trim().to_ascii_lowercase().as_str() {
+            "standalone" | "" => match service {
+                None => Ok(Self::Standalone),
+                Some(_) => Err("WGATE_REDIS_SENTINEL_SERVICE is set but WGATE_REDIS_MODE is standalone: set \
+                                WGATE_REDIS_MODE=sentinel, or unset the service"
+                    .into()),
+            },
+            "sentinel" => match service {
+                Some(s) => Ok(Self::Sentinel { service: s.to_owned() }),
+                None => Err("WGATE_REDIS_MODE=sentinel needs WGATE_REDIS_SENTINEL_SERVICE, the name the sentinels \
+                             monitor the primary under"
+                    .into()),
+            },
+            "cluster" => Err("WGATE_REDIS_MODE=cluster is not supported yet: use standalone or sentinel".into()),
+            other => Err(format!("WGATE_REDIS_MODE {other:?} is not one of standalone, sentinel")),
+        }
+    }
 }
 
 /// PEM files for a `rediss://` connection: a private CA to trust instead of the system's, and a client
@@ -48,6 +84,24 @@ impl QueueConfig {
             job_ttl: Duration::from_secs(7 * 24 * 3600),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             tls: RedisTls::default(),
+            mode: RedisMode::Standalone,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedisMode;
+
+    #[test]
+    fn the_redis_mode_is_read_with_its_service_and_cluster_is_refused_as_not_supported_yet() {
+        assert_eq!(RedisMode::parse("standalone", None), Ok(RedisMode::Standalone));
+        assert_eq!(RedisMode::parse(" Sentinel ", Some("main")), Ok(RedisMode::Sentinel { service: "main".into() }));
+        let e = RedisMode::parse("cluster", None).unwrap_err();
+        assert!(e.contains("not supported yet") && !e.contains('\n'), "{e}");
+        assert!(RedisMode::parse("sentinel", None).unwrap_err().contains("WGATE_REDIS_SENTINEL_SERVICE"));
+        assert!(RedisMode::parse("sentinel", Some(" ")).is_err());
+        assert!(RedisMode::parse("standalone", Some("main")).unwrap_err().contains("WGATE_REDIS_MODE"));
+        assert!(RedisMode::parse("replicated", None).unwrap_err().contains("standalone, sentinel"));
     }
 }

@@ -21,7 +21,7 @@ mod store;
 pub use attempt::{Delivery, Finished, Outcome, Started, Written};
 pub use backend::{Starter, StopHandle, StreamAck, StreamBackend, StreamConfig, consumer_name};
 pub use completions::{Completions, Waiter};
-pub use config::{QueueConfig, RedisTls};
+pub use config::{QueueConfig, RedisMode, RedisTls};
 pub use error::QueueError;
 pub use keys::{GROUP, Keys};
 pub use qr::QrTarget;

@@ -1,44 +1,131 @@
-//! A lazily connected, self-reconnecting Redis handle whose every call is bounded by the command timeout.
+//! A lazily connected, self-reconnecting Redis handle whose every call is bounded by the command timeout. In
+//! Sentinel mode it asks the sentinels for the primary and asks again whenever a call fails for want of Redis, so
+//! a promoted replica is found without a restart.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use crate::{QueueConfig, QueueError};
+use crate::{QueueConfig, QueueError, RedisMode};
 
 /// Connects on first use (so a process can start while Redis is down) and reconnects by itself afterwards.
 #[derive(Clone)]
 pub(crate) struct Redis {
-    client: redis::Client,
-    manager: Arc<OnceCell<ConnectionManager>>,
+    target: Arc<Target>,
     timeout: Duration,
+}
+
+enum Target {
+    /// One address: the connection manager reconnects to it by itself.
+    Standalone { client: redis::Client, manager: OnceCell<ConnectionManager> },
+    /// The primary named by the sentinels; `stale` makes the next call ask them again.
+    Sentinel {
+        sentinels: Sentinels,
+        current: tokio::sync::Mutex<Option<(String, ConnectionManager)>>,
+        stale: AtomicBool,
+    },
 }
 
 impl Redis {
     pub(crate) fn new(config: &QueueConfig) -> Result<Self, QueueError> {
-        let client = client(config)?;
-        Ok(Self { client, manager: Arc::new(OnceCell::new()), timeout: config.command_timeout })
+        let target = match &config.mode {
+            RedisMode::Standalone => Target::Standalone { client: client(config)?, manager: OnceCell::new() },
+            RedisMode::Sentinel { service } => Target::Sentinel {
+                sentinels: Sentinels::new(config, service)?,
+                current: tokio::sync::Mutex::new(None),
+                stale: AtomicBool::new(false),
+            },
+        };
+        Ok(Self { target: Arc::new(target), timeout: config.command_timeout })
     }
 
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client for a new dedicated connection (the worker's blocking reader, the completion subscription): the
+    /// one address, or the primary the sentinels name now.
+    pub(crate) async fn client(&self) -> Result<redis::Client, QueueError> {
+        match &*self.target {
+            Target::Standalone { client, .. } => Ok(client.clone()),
+            Target::Sentinel { sentinels, .. } => {
+                tokio::time::timeout(self.timeout, sentinels.primary()).await.unwrap_or_else(|_| {
+                    Err(QueueError::Unavailable(format!("no sentinel answered within {:?}", self.timeout)))
+                })
+            }
+        }
     }
 
-    /// The shared multiplexed connection (created lazily; it connects at its first command).
-    pub(crate) async fn conn(&self) -> Result<ConnectionManager, QueueError> {
-        let config = ConnectionManagerConfig::new()
+    /// True when a dedicated connection made from `client` no longer leads to the primary (Sentinel mode only;
+    /// an unreachable sentinel says nothing).
+    pub(crate) async fn moved_from(&self, client: &redis::Client) -> bool {
+        match &*self.target {
+            Target::Standalone { .. } => false,
+            Target::Sentinel { sentinels, .. } => {
+                match tokio::time::timeout(self.timeout, sentinels.primary_addr()).await {
+                    Ok(Ok(addr)) => addr != client.get_connection_info().addr().to_string(),
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.timeout))
             .set_connection_timeout(Some(self.timeout))
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(200));
-        let client = self.client.clone();
-        self.manager
-            .get_or_try_init(|| async move { ConnectionManager::new_lazy_with_config(client, config) })
-            .await
-            .cloned()
-            .map_err(QueueError::from)
+            .set_max_delay(Duration::from_millis(200))
+    }
+
+    /// The shared multiplexed connection (created lazily; it connects at its first command).
+    pub(crate) async fn conn(&self) -> Result<ConnectionManager, QueueError> {
+        match &*self.target {
+            Target::Standalone { client, manager } => {
+                let config = self.manager_config();
+                let client = client.clone();
+                manager
+                    .get_or_try_init(|| async move { ConnectionManager::new_lazy_with_config(client, config) })
+                    .await
+                    .cloned()
+                    .map_err(QueueError::from)
+            }
+            Target::Sentinel { sentinels, current, stale } => {
+                // One caller asks the sentinels while the others wait for its answer.
+                let mut current = current.lock().await;
+                if let Some((_, manager)) = current.as_ref()
+                    && !stale.load(Ordering::Acquire)
+                {
+                    return Ok(manager.clone());
+                }
+                let client = sentinels.primary().await?;
+                stale.store(false, Ordering::Release);
+                let addr = client.get_connection_info().addr().to_string();
+                if let Some((known, manager)) = current.as_ref()
+                    && *known == addr
+                {
+                    return Ok(manager.clone());
+                }
+                tracing::info!(redis.primary = %addr, "using the primary the sentinels name");
+                let manager = ConnectionManager::new_lazy_with_config(client, self.manager_config())?;
+                *current = Some((addr, manager.clone()));
+                Ok(manager)
+            }
+        }
+    }
+
+    /// After a call failed for want of Redis: in Sentinel mode the next call asks the sentinels again.
+    fn suspect(&self, e: &QueueError) {
+        if let Target::Sentinel { stale, .. } = &*self.target
+            && e.is_unavailable()
+        {
+            stale.store(true, Ordering::Release);
+        }
     }
 
     /// Runs one call on the shared connection, bounded by the command timeout.
@@ -47,11 +134,18 @@ impl Redis {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let conn = self.conn().await?;
-        match tokio::time::timeout(self.timeout, f(conn)).await {
-            Ok(r) => r.map_err(QueueError::from),
+        let attempt = async {
+            let conn = self.conn().await?;
+            f(conn).await.map_err(QueueError::from)
+        };
+        let r = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(r) => r,
             Err(_) => Err(QueueError::Unavailable(format!("{what}: no answer from redis within {:?}", self.timeout))),
+        };
+        if let Err(e) = &r {
+            self.suspect(e);
         }
+        r
     }
 
     /// Like [`Redis::call`] for calls that are safe to repeat (reads): the first call after Redis restarted
@@ -63,17 +157,104 @@ impl Redis {
     {
         let attempt = async {
             let conn = self.conn().await?;
-            match f(conn).await {
-                Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+            match f(conn).await.map_err(QueueError::from) {
+                Err(e) if e.is_unavailable() => {
+                    self.suspect(&e);
                     let conn = self.conn().await?;
                     f(conn).await.map_err(QueueError::from)
                 }
-                r => r.map_err(QueueError::from),
+                r => r,
             }
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
+        let r = match tokio::time::timeout(self.timeout, attempt).await {
             Ok(r) => r,
             Err(_) => Err(QueueError::Unavailable(format!("{what}: no answer from redis within {:?}", self.timeout))),
+        };
+        if let Err(e) = &r {
+            self.suspect(e);
+        }
+        r
+    }
+}
+
+/// The sentinels of `WGATE_REDIS_URL` and how to reach the primary they name.
+struct Sentinels {
+    service: String,
+    sentinels: Vec<redis::Client>,
+    /// The first sentinel's URL: its scheme, user, password and database are the primary's.
+    template: url::Url,
+    config: QueueConfig,
+    /// The sentinel asked first next time: the last one that answered.
+    next: AtomicUsize,
+}
+
+impl Sentinels {
+    fn new(config: &QueueConfig, service: &str) -> Result<Self, QueueError> {
+        let urls: Vec<&str> = config.redis_url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+        let mut sentinels = Vec::new();
+        for u in &urls {
+            let mut url = url::Url::parse(u).map_err(|e| {
+                QueueError::Config(format!("WGATE_REDIS_URL: sentinel {:?} is not a Redis URL: {e}", redact_url(u)))
+            })?;
+            // A sentinel has no databases: the number applies to the primary only.
+            url.set_path("");
+            sentinels.push(build(url.as_str(), config)?);
+        }
+        let Some(first) = urls.first() else {
+            return Err(QueueError::Config("WGATE_REDIS_URL lists no sentinel".into()));
+        };
+        let template = url::Url::parse(first).map_err(|e| QueueError::Config(format!("WGATE_REDIS_URL: {e}")))?;
+        Ok(Self { service: service.to_owned(), sentinels, template, config: config.clone(), next: AtomicUsize::new(0) })
+    }
+
+    /// `host:port` of the primary, as the first sentinel that answers names it.
+    async fn primary_addr(&self) -> Result<String, QueueError> {
+        let n = self.sentinels.len();
+        let first = self.next.load(Ordering::Relaxed);
+        let mut last = String::from("no sentinel listed");
+        for i in 0..n {
+            let at = (first + i) % n;
+            let asked = async {
+                let mut c = self.sentinels[at].get_multiplexed_async_connection().await?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&self.service)
+                    .query_async::<Option<(String, u16)>>(&mut c)
+                    .await
+            };
+            match tokio::time::timeout(self.config.command_timeout, asked).await {
+                Ok(Ok(Some((host, port)))) => {
+                    self.next.store(at, Ordering::Relaxed);
+                    return Ok(if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") });
+                }
+                Ok(Ok(None)) => last = format!("sentinel {at} does not know the service {:?}", self.service),
+                Ok(Err(e)) => last = format!("sentinel {at}: {e}"),
+                Err(_) => last = format!("sentinel {at} did not answer"),
+            }
+        }
+        Err(QueueError::Unavailable(format!("no sentinel named the primary of {:?}: {last}", self.service)))
+    }
+
+    /// A client for the primary, checked to be one (`ROLE`): a sentinel may still name a demoted primary.
+    async fn primary(&self) -> Result<redis::Client, QueueError> {
+        let addr = self.primary_addr().await?;
+        let mut url = self.template.clone();
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| QueueError::Corrupt(format!("address {addr}")))?;
+        let port: u16 = port.parse().map_err(|_| QueueError::Corrupt(format!("address {addr}")))?;
+        url.set_host(Some(host)).map_err(|e| QueueError::Corrupt(format!("address {addr}: {e}")))?;
+        url.set_port(Some(port)).map_err(|()| QueueError::Corrupt(format!("address {addr}")))?;
+        let client = build(url.as_str(), &self.config)?;
+        let role = tokio::time::timeout(self.config.command_timeout, async {
+            let mut c = client.get_multiplexed_async_connection().await?;
+            redis::cmd("ROLE").query_async::<redis::Value>(&mut c).await
+        })
+        .await
+        .map_err(|_| QueueError::Unavailable(format!("the primary {addr} did not answer")))??;
+        match role {
+            redis::Value::Array(parts) if matches!(parts.first(), Some(redis::Value::BulkString(b)) if b.as_slice() == b"master") => {
+                Ok(client)
+            }
+            _ => Err(QueueError::Unavailable(format!("{addr}, named by the sentinels, is not a primary (yet)"))),
         }
     }
 }
@@ -82,7 +263,12 @@ impl Redis {
 /// connection the processes make (the shared one, the worker's blocking reader, the completion subscription)
 /// comes from here, so all of them use TLS alike.
 pub(crate) fn client(config: &QueueConfig) -> Result<redis::Client, QueueError> {
-    let url = config.redis_url.trim();
+    build(&config.redis_url, config)
+}
+
+/// A client for `url` (one server) with the certificates of `config.tls`.
+fn build(url: &str, config: &QueueConfig) -> Result<redis::Client, QueueError> {
+    let url = url.trim();
     let bad_url = |e: redis::RedisError| {
         QueueError::Config(format!("WGATE_REDIS_URL {:?} is not a Redis URL: {e}", redact_url(url)))
     };

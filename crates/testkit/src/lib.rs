@@ -3,9 +3,11 @@
 
 mod certs;
 mod redis_server;
+mod sentinel;
 
 pub use certs::TestCertificates;
 pub use redis_server::{RedisServer, RedisServerOptions, RedisTlsOptions};
+pub use sentinel::{DOWN_AFTER_MS, SentinelGroup};
 
 /// A free TCP port on 127.0.0.1 at the time of the call (the OS may hand it out again later, so bind soon).
 pub fn free_port() -> u16 {

@@ -39,6 +39,8 @@ pub struct RedisServer {
     options: RedisServerOptions,
     /// Serve TLS only (`--port 0 --tls-port`), with these certificates.
     tls: Option<RedisTlsOptions>,
+    /// More `redis-server` arguments (`--replicaof`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -56,7 +58,7 @@ impl RedisServer {
 
     /// A server that speaks only TLS (its URL is `rediss://`), without persistence.
     pub async fn start_tls(tls: RedisTlsOptions) -> Self {
-        match Self::try_start(RedisServerOptions::default(), Some(tls)).await {
+        match Self::try_start(RedisServerOptions::default(), Some(tls), Vec::new()).await {
             Ok(server) => server,
             Err(e) => panic!("could not start a TLS redis-server: {e:#}"),
         }
@@ -64,17 +66,36 @@ impl RedisServer {
 
     /// Like `start_with`, but says why it could not start instead of panicking (for `wgate dev`).
     pub async fn try_start_with(options: RedisServerOptions) -> anyhow::Result<Self> {
-        Self::try_start(options, None).await
+        Self::try_start(options, None, Vec::new()).await
     }
 
-    async fn try_start(options: RedisServerOptions, tls: Option<RedisTlsOptions>) -> anyhow::Result<Self> {
+    /// A replica of `primary` (`--replicaof`); it answers PING at once, before its first sync.
+    pub async fn start_replica_of(primary: &RedisServer) -> Self {
+        let extra = vec!["--replicaof".into(), "127.0.0.1".into(), primary.port().to_string()];
+        match Self::try_start(RedisServerOptions::default(), None, extra).await {
+            Ok(server) => server,
+            Err(e) => panic!("could not start a replica redis-server: {e:#}"),
+        }
+    }
+
+    async fn try_start(
+        options: RedisServerOptions,
+        tls: Option<RedisTlsOptions>,
+        extra: Vec<String>,
+    ) -> anyhow::Result<Self> {
         which_redis_server()?;
         // A port picked by the OS can be taken before redis binds it: try a few.
         let mut last_err = None;
         for _ in 0..5 {
             let dir = tempfile::tempdir().context("temporary directory for redis-server")?;
-            let mut server =
-                Self { child: None, port: crate::free_port(), dir, options: options.clone(), tls: tls.clone() };
+            let mut server = Self {
+                child: None,
+                port: crate::free_port(),
+                dir,
+                options: options.clone(),
+                tls: tls.clone(),
+                extra: extra.clone(),
+            };
             match server.spawn().await {
                 Ok(()) => return Ok(server),
                 Err(e) => last_err = Some(e),
@@ -117,6 +138,7 @@ impl RedisServer {
             .arg("always")
             .arg("--daemonize")
             .arg("no")
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -200,7 +222,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn which_redis_server() -> anyhow::Result<PathBuf> {
+pub(crate) fn which_redis_server() -> anyhow::Result<PathBuf> {
     if let Ok(p) = std::env::var("REDIS_SERVER_BIN") {
         return Ok(PathBuf::from(p));
     }

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod qr;
+mod sentinel;
 mod tls;
 
 use std::time::Duration;

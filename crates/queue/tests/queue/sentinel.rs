@@ -1,0 +1,107 @@
+//! Sentinel mode against three real sentinels, a primary and a replica: the store and the completion
+//! subscription follow a failover without being rebuilt.
+
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use serde_json::json;
+use wgate_queue::{Completions, Enqueued, JobStore, QueueConfig, QueueError, RedisMode};
+use wgate_testkit::{SentinelGroup, unique_namespace};
+use wgate_types::JobId;
+
+use crate::helpers::{job, within};
+
+fn sentinel_config(group: &SentinelGroup) -> QueueConfig {
+    QueueConfig {
+        mode: RedisMode::Sentinel { service: group.service().to_owned() },
+        ..QueueConfig::new(group.url(), unique_namespace("sentinel"))
+    }
+}
+
+/// Waits until the subscription is up (an early waiter is woken by every (re)subscription), then until a
+/// completion published on `conn` wakes a waiter.
+async fn completion_reaches(completions: &Completions, conn: &mut redis::aio::MultiplexedConnection, done: &str) {
+    within("a completion published on the primary wakes a waiter", Duration::from_secs(15), async {
+        loop {
+            let id = JobId::new();
+            let waiter = completions.waiter(id);
+            let _: () = conn.publish(done, id.to_string()).await.unwrap();
+            if tokio::time::timeout(Duration::from_millis(200), waiter).await.is_ok() {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_store_and_the_completion_subscription_follow_a_promoted_replica() {
+    let mut group = SentinelGroup::start("queue-main").await;
+    let config = sentinel_config(&group);
+    let store = JobStore::new(config.clone()).unwrap();
+    let completions = Completions::start(&config);
+    let done = format!("{{{}}}:done", config.namespace);
+
+    let before = job("acme", json!({"name":"Before"}));
+    assert_eq!(store.enqueue(&before, None, None).await.unwrap(), Enqueued::Created);
+    // The job reached the replica before the primary dies.
+    let mut c = group.primary.connection().await;
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query_async(&mut c).await.unwrap();
+    assert_eq!(acked, 1);
+    completion_reaches(&completions, &mut c, &done).await;
+
+    let switched = group.switch_master().await;
+    let killed = Instant::now();
+    group.primary.kill();
+    let (mut unavailable, mut other) = (0, Vec::new());
+    // Calls keep coming during the switch, one every 10 ms.
+    let mut pace = tokio::time::interval(Duration::from_millis(10));
+    let new_port = within("the sentinels promote the replica", Duration::from_secs(30), async {
+        let mut switched = Box::pin(switched);
+        loop {
+            tokio::select! {
+                port = &mut switched => break port.unwrap(),
+                r = async { pace.tick().await; store.ping().await } => match r {
+                    Err(QueueError::Unavailable(_)) => unavailable += 1,
+                    Err(e) => other.push(e),
+                    Ok(()) => {}
+                },
+            }
+        }
+    })
+    .await;
+    let switch_time = killed.elapsed();
+    assert_eq!(new_port, group.replica.port(), "the replica is the new primary");
+    assert!(other.is_empty(), "during the switch only `unavailable` errors: {other:?}");
+    assert!(unavailable > 0, "calls made while the primary was dead did fail");
+
+    let recovered = within("the store works on the new primary", Duration::from_secs(10), async {
+        loop {
+            match store.ping().await {
+                Ok(()) => break killed.elapsed(),
+                Err(e) => assert!(e.is_unavailable(), "{e:?}"),
+            }
+        }
+    })
+    .await;
+    eprintln!(
+        "sentinel failover seen by the store: +switch-master {switch_time:?}, first answer {recovered:?} after the kill"
+    );
+    assert_eq!(store.get(before.id).await.unwrap().map(|j| j.id), Some(before.id), "the replicated job is there");
+    let after = job("acme", json!({"name":"After"}));
+    assert_eq!(store.enqueue(&after, None, None).await.unwrap(), Enqueued::Created);
+    let mut c = group.replica.connection().await;
+    completion_reaches(&completions, &mut c, &done).await;
+}
+
+#[tokio::test]
+async fn a_service_the_sentinels_do_not_know_is_unavailable_not_a_hang() {
+    let group = SentinelGroup::start("known").await;
+    let config = QueueConfig {
+        mode: RedisMode::Sentinel { service: "unknown".into() },
+        ..QueueConfig::new(group.url(), unique_namespace("sentinel"))
+    };
+    let store = JobStore::new(config).unwrap();
+    let err = within("an answer", Duration::from_secs(5), store.ping()).await.unwrap_err();
+    assert!(err.is_unavailable() && err.to_string().contains("unknown"), "{err:?}");
+}
