@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Response;
 use serde_json::{Value, json};
 use wgate_api_proxy::ApiSettings;
-use wgate_queue::{Completions, JobStore, QueueConfig};
+use wgate_queue::{Completions, JobStore, QueueConfig, RedisMode, RedisTls};
 use wgate_testkit::{RedisServer, RedisTlsOptions};
 use wgate_types::{JobId, JobRecord};
 
@@ -53,7 +53,15 @@ pub struct Stack {
     completions: Completions,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stop_workers: Vec<tokio::sync::oneshot::Sender<()>>,
-    _redis: RedisServer,
+    _redis: Option<RedisServer>,
+}
+
+/// Where a stack's Redis is.
+pub struct RedisTarget {
+    /// One server, or the sentinels (comma separated) when `sentinel_service` is set.
+    pub url: String,
+    pub tls: RedisTls,
+    pub sentinel_service: Option<String>,
 }
 
 impl Stack {
@@ -62,18 +70,28 @@ impl Stack {
     }
 
     pub async fn start_with(options: StackOptions) -> Self {
-        wgate_service::init_test_tracing();
-        let (redis, redis_tls) = match &options.redis_tls {
-            None => (RedisServer::start().await, wgate_queue::RedisTls::default()),
+        let (redis, tls) = match &options.redis_tls {
+            None => (RedisServer::start().await, RedisTls::default()),
             Some(tls) => (
                 RedisServer::start_tls(tls.clone()).await,
-                wgate_queue::RedisTls {
+                RedisTls {
                     ca_file: Some(tls.certs.ca_cert()),
                     client_cert: Some(tls.certs.client_cert()),
                     client_key: Some(tls.certs.client_key()),
                 },
             ),
         };
+        let target = RedisTarget { url: redis.url(), tls, sentinel_service: None };
+        let mut stack = Self::start_on(options, target).await;
+        stack._redis = Some(redis);
+        stack
+    }
+
+    /// The stack against a Redis the test runs itself.
+    pub async fn start_on(options: StackOptions, target: RedisTarget) -> Self {
+        wgate_service::init_test_tracing();
+        let RedisTarget { url: redis_url, tls: redis_tls, sentinel_service } = target;
+        let mode = if sentinel_service.is_some() { "sentinel" } else { "standalone" };
         let namespace = wgate_testkit::unique_namespace("e2e");
         let http = wgate_testkit::http_client();
         let mut tasks = Vec::new();
@@ -95,7 +113,7 @@ impl Stack {
         let r = http.post(format!("{sim_url}/sim/faults")).json(&options.faults).send().await.expect("sim faults");
         assert!(r.status().is_success(), "faults refused: {}", r.text().await.unwrap_or_default());
 
-        let mut api_settings = ApiSettings::for_tests(&redis.url(), &namespace, SECRET);
+        let mut api_settings = ApiSettings::for_tests(&redis_url, &namespace, SECRET);
         // The API and the worker must agree on WGATE_PUBLIC_URL (relay and QR links), so the port is chosen first.
         let api_port = wgate_testkit::free_port();
         api_settings.api_listen = std::net::SocketAddr::from(([127, 0, 0, 1], api_port));
@@ -109,6 +127,8 @@ impl Stack {
         api_settings.redis_ca_file = redis_tls.ca_file.clone();
         api_settings.redis_client_cert = redis_tls.client_cert.clone();
         api_settings.redis_client_key = redis_tls.client_key.clone();
+        api_settings.redis_mode = mode.into();
+        api_settings.redis_sentinel_service = sentinel_service.clone();
         // The API asks WhatsGate itself for the session commands and the QR windows.
         api_settings.upstream_url = sim_url.clone();
         api_settings.upstream_api_key = Some(SIM_KEY.to_owned().into());
@@ -121,7 +141,9 @@ impl Stack {
         let mut stop_workers = Vec::new();
         for _ in 0..options.workers {
             let worker = wgate_worker::Application::build(wgate_worker::Settings {
-                redis_url: redis.url(),
+                redis_url: redis_url.clone(),
+                redis_mode: mode.into(),
+                redis_sentinel_service: sentinel_service.clone(),
                 redis_ca_file: redis_tls.ca_file.clone(),
                 redis_client_cert: redis_tls.client_cert.clone(),
                 redis_client_key: redis_tls.client_key.clone(),
@@ -149,10 +171,17 @@ impl Stack {
             }));
         }
 
-        let queue = QueueConfig { tls: redis_tls, ..QueueConfig::new(redis.url(), namespace) };
+        let queue = QueueConfig {
+            tls: redis_tls,
+            mode: match sentinel_service {
+                Some(service) => RedisMode::Sentinel { service },
+                None => RedisMode::Standalone,
+            },
+            ..QueueConfig::new(redis_url, namespace)
+        };
         let store = JobStore::new(queue.clone()).expect("job store");
         let completions = Completions::start(&queue);
-        Self { api: api_url, sim: sim_url, http, store, completions, tasks, stop_workers, _redis: redis }
+        Self { api: api_url, sim: sim_url, http, store, completions, tasks, stop_workers, _redis: None }
     }
 
     pub fn token(&self, tenant: &str) -> String {

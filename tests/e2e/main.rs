@@ -2,6 +2,7 @@
 
 mod helpers;
 mod qr_window;
+mod sentinel;
 mod sessions;
 mod tls;
 
