@@ -7,6 +7,7 @@ mod egress;
 mod hardening;
 mod helpers;
 mod qr;
+mod redis_settings;
 mod sessions;
 
 use std::{
