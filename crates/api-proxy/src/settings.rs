@@ -27,6 +27,13 @@ pub struct ApiSettings {
     /// The name the sentinels monitor the primary under (Sentinel mode).
     #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
     pub redis_sentinel_service: Option<String>,
+    /// A session-create (with its idempotency record) or a replay is acknowledged only once this many replicas
+    /// have it (`WAIT`); 0: at once.
+    #[serde(default)]
+    pub redis_wait_replicas: u32,
+    /// How long that wait may take before the client gets 503.
+    #[serde(default = "default_redis_wait_timeout_ms")]
+    pub redis_wait_timeout_ms: u64,
     #[serde(default = "default_namespace", deserialize_with = "wgate_service::config::de::string_like")]
     pub namespace: String,
     #[serde(default = "default_api_listen")]
@@ -110,6 +117,9 @@ fn default_redis_url() -> String {
 fn default_redis_mode() -> String {
     "standalone".into()
 }
+fn default_redis_wait_timeout_ms() -> u64 {
+    500
+}
 fn default_namespace() -> String {
     "wgate".into()
 }
@@ -180,6 +190,8 @@ impl ApiSettings {
             redis_client_key: None,
             redis_mode: default_redis_mode(),
             redis_sentinel_service: None,
+            redis_wait_replicas: 0,
+            redis_wait_timeout_ms: default_redis_wait_timeout_ms(),
             namespace: namespace.into(),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             api_admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -250,6 +262,9 @@ impl ApiSettings {
             return Err(ConfigError::setting("redis_timeout_ms", "must be at least 1"));
         }
         self.redis_mode()?;
+        if self.redis_wait_timeout_ms == 0 {
+            return Err(ConfigError::setting("redis_wait_timeout_ms", "must be at least 1"));
+        }
         check_http_url(&self.upstream_url).map_err(|p| ConfigError::setting("upstream_url", p))?;
         if self.upstream_timeout_ms == 0 {
             return Err(ConfigError::setting("upstream_timeout_ms", "must be at least 1"));

@@ -94,6 +94,8 @@ impl Application {
         queue.command_timeout = settings.redis_timeout();
         queue.tls = settings.redis_tls();
         queue.mode = settings.redis_mode()?;
+        queue.wait_replicas = settings.redis_wait_replicas;
+        queue.wait_timeout = Duration::from_millis(settings.redis_wait_timeout_ms);
         let job_store = JobStore::new(queue.clone()).map_err(redis_config_error)?;
         let store = Store::new(job_store, settings.redis_timeout(), metrics.clone());
         let completions = Completions::start(&queue);

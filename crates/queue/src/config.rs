@@ -18,6 +18,11 @@ pub struct QueueConfig {
     pub tls: RedisTls,
     /// One Redis, or a primary found through Sentinel.
     pub mode: RedisMode,
+    /// A write acknowledged to a client (an enqueue with its idempotency record, a replay) is acknowledged only
+    /// once `WAIT` says this many replicas have it; 0 turns the wait off.
+    pub wait_replicas: u32,
+    /// How long that `WAIT` may take before the write is reported unavailable.
+    pub wait_timeout: Duration,
 }
 
 /// How `redis_url` is read: one server, or the sentinels that name the current primary.
@@ -85,6 +90,8 @@ impl QueueConfig {
             idempotency_ttl: Duration::from_secs(24 * 3600),
             tls: RedisTls::default(),
             mode: RedisMode::Standalone,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(500),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use tokio::sync::OnceCell;
 
 use crate::{QueueConfig, QueueError, RedisMode};
@@ -21,6 +21,53 @@ use crate::{QueueConfig, QueueError, RedisMode};
 pub(crate) struct Redis {
     target: Arc<Target>,
     timeout: Duration,
+    /// Set when writes wait for replicas (`wait_replicas > 0`).
+    acknowledged: Option<Arc<Acknowledged>>,
+}
+
+/// The connection of the writes that wait for replicas. `WAIT` counts the writes of its own connection, so the
+/// write and its `WAIT` must share one, and it must not reconnect between them (a fresh connection has written
+/// nothing, and its `WAIT` would answer at once): a plain connection, dropped after any failure and made anew.
+/// A blocked `WAIT` holds up only the writes queued behind it on this connection, never reads.
+struct Acknowledged {
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    replicas: u32,
+    wait: Duration,
+}
+
+/// The connection an acknowledged write runs on: the shared one, or the waiting one.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Shared(ConnectionManager),
+    Acknowledged(MultiplexedConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Shared(c) => c.req_packed_command(cmd),
+            Self::Acknowledged(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Shared(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Acknowledged(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Shared(c) => c.get_db(),
+            Self::Acknowledged(c) => c.get_db(),
+        }
+    }
 }
 
 enum Target {
@@ -44,7 +91,14 @@ impl Redis {
                 stale: AtomicBool::new(false),
             },
         };
-        Ok(Self { target: Arc::new(target), timeout: config.command_timeout })
+        let acknowledged = (config.wait_replicas > 0).then(|| {
+            Arc::new(Acknowledged {
+                conn: tokio::sync::Mutex::new(None),
+                replicas: config.wait_replicas,
+                wait: config.wait_timeout,
+            })
+        });
+        Ok(Self { target: Arc::new(target), timeout: config.command_timeout, acknowledged })
     }
 
     /// A client for a new dedicated connection (the worker's blocking reader, the completion subscription): the
@@ -141,6 +195,64 @@ impl Redis {
         let r = match tokio::time::timeout(self.timeout, attempt).await {
             Ok(r) => r,
             Err(_) => Err(QueueError::Unavailable(format!("{what}: no answer from redis within {:?}", self.timeout))),
+        };
+        if let Err(e) = &r {
+            self.suspect(e);
+        }
+        r
+    }
+
+    /// Like [`Redis::call`] for a write whose success a client is told: with `wait_replicas` set, it succeeds
+    /// only once `WAIT` says that many replicas have it, within `wait_timeout` (else `Unavailable`; the write
+    /// itself may still have happened on the primary, which an idempotent retry finds).
+    pub(crate) async fn call_acknowledged<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, QueueError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let Some(ack) = &self.acknowledged else {
+            return self.call(what, |c| f(Conn::Shared(c))).await;
+        };
+        // Outer error: the connection failed (it is replaced). Inner error: too few replicas in time.
+        let attempt = async {
+            let mut conn = {
+                let mut slot = ack.conn.lock().await;
+                match slot.as_ref() {
+                    Some(c) => c.clone(),
+                    None => {
+                        let config = redis::AsyncConnectionConfig::new()
+                            .set_connection_timeout(Some(self.timeout))
+                            .set_response_timeout(Some(self.timeout + ack.wait));
+                        let c = self.client().await?.get_multiplexed_async_connection_with_config(&config).await?;
+                        *slot = Some(c.clone());
+                        c
+                    }
+                }
+            };
+            let value = f(Conn::Acknowledged(conn.clone())).await?;
+            let wait_ms = u64::try_from(ack.wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            let reached: u32 = redis::cmd("WAIT").arg(ack.replicas).arg(wait_ms).query_async(&mut conn).await?;
+            if reached < ack.replicas {
+                return Ok(Err(QueueError::Unavailable(format!(
+                    "{what}: the write reached {reached} of {} replicas within {:?}",
+                    ack.replicas, ack.wait
+                ))));
+            }
+            Ok::<_, QueueError>(Ok(value))
+        };
+        let bound = self.timeout * 2 + ack.wait;
+        let r = match tokio::time::timeout(bound, attempt).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                if e.is_unavailable() {
+                    *ack.conn.lock().await = None;
+                }
+                Err(e)
+            }
+            Err(_) => {
+                *ack.conn.lock().await = None;
+                Err(QueueError::Unavailable(format!("{what}: no answer from redis within {bound:?}")))
+            }
         };
         if let Err(e) = &r {
             self.suspect(e);

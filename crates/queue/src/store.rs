@@ -173,7 +173,8 @@ impl JobStore {
         for (k, v) in &fields {
             inv.arg(*k).arg(v);
         }
-        let reply: Value = self.redis.call("enqueue", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let reply: Value =
+            self.redis.call_acknowledged("enqueue", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         let (tag, rest) = tagged(reply)?;
         match tag.as_str() {
             "created" => Ok(Enqueued::Created),
@@ -213,7 +214,8 @@ impl JobStore {
             .arg(record::ts(OffsetDateTime::now_utc()))
             .arg(GROUP)
             .arg(keys.prefix());
-        let reply: Value = self.redis.call("replay", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let reply: Value =
+            self.redis.call_acknowledged("replay", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         let (tag, rest) = tagged(reply)?;
         match tag.as_str() {
             "notfound" => Ok(Replay::NotFound),

@@ -200,6 +200,36 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the process (SIGSTOP): it keeps its connections but answers nothing, as a stalled replica does.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let status = Command::new("kill").arg(sig).arg(child.id().to_string()).status().expect("running kill");
+        assert!(status.success(), "kill {sig} {} failed", child.id());
+    }
+
+    /// Waits until this replica's link to its primary is up and its first sync is done.
+    pub async fn await_replica_in_sync(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut c = self.connection().await;
+        loop {
+            let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.unwrap_or_default();
+            if info.contains("master_link_status:up") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the replica on port {} did not sync within 20 s", self.port);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Starts the server again on the same port and directory (with AOF on, the data comes back).
     pub async fn start_again(&mut self) {
         self.kill();

@@ -52,23 +52,18 @@ impl SentinelGroup {
         for _ in 0..3 {
             sentinels.push(spawn_sentinel(service, primary.port()).await?);
         }
+        replica.await_replica_in_sync().await;
         let group = Self { primary, replica, sentinels, service: service.to_owned() };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if group.replica_in_sync().await && group.sentinels_see_each_other().await {
+            if group.sentinels_see_each_other().await {
                 return Ok(group);
             }
             if Instant::now() > deadline {
-                bail!("the replica did not sync or the sentinels did not find each other within 30 s");
+                bail!("the sentinels did not find the replica and each other within 30 s");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    async fn replica_in_sync(&self) -> bool {
-        let mut c = self.replica.connection().await;
-        let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.unwrap_or_default();
-        info.contains("master_link_status:up")
     }
 
     async fn sentinels_see_each_other(&self) -> bool {

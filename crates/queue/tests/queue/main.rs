@@ -5,6 +5,7 @@ mod helpers;
 mod qr;
 mod sentinel;
 mod tls;
+mod wait;
 
 use std::time::Duration;
 
