@@ -133,11 +133,7 @@ impl Settings {
 
     /// The certificates of a `rediss://` connection.
     pub fn redis_tls(&self) -> wgate_queue::RedisTls {
-        wgate_queue::RedisTls {
-            ca_file: self.redis_ca_file.clone(),
-            client_cert: self.redis_client_cert.clone(),
-            client_key: self.redis_client_key.clone(),
-        }
+        wgate_queue::RedisTls::new(&self.redis_ca_file, &self.redis_client_cert, &self.redis_client_key)
     }
 
     pub fn upstream_timeout(&self) -> Duration {
