@@ -242,6 +242,12 @@ impl Redis {
         };
         let bound = self.timeout * 2 + ack.wait;
         let r = match tokio::time::timeout(bound, attempt).await {
+            // Too few replicas: in Sentinel mode the connection may be on a primary that was just replaced (and
+            // has lost its replica), so the next write asks the sentinels again.
+            Ok(Ok(Err(e))) if matches!(&*self.target, Target::Sentinel { .. }) => {
+                *ack.conn.lock().await = None;
+                Err(e)
+            }
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 if e.is_unavailable() {

@@ -7,7 +7,7 @@ use redis::AsyncCommands;
 use serde_json::json;
 use wgate_queue::{Completions, Enqueued, JobStore, QueueConfig, QueueError, RedisMode};
 use wgate_testkit::{SentinelGroup, unique_namespace};
-use wgate_types::JobId;
+use wgate_types::{IdempotencyKey, JobId};
 
 use crate::helpers::{job, within};
 
@@ -104,4 +104,43 @@ async fn a_service_the_sentinels_do_not_know_is_unavailable_not_a_hang() {
     let store = JobStore::new(config).unwrap();
     let err = within("an answer", Duration::from_secs(5), store.ping()).await.unwrap_err();
     assert!(err.is_unavailable() && err.to_string().contains("unknown"), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_manual_failover_that_keeps_the_old_primary_up_as_a_replica_is_followed_and_loses_no_acknowledged_job() {
+    let group = SentinelGroup::start("queue-manual").await;
+    // Without the wait, a write that reaches the old primary between the switch and its demotion is acknowledged
+    // and then wiped by its resync from the new primary (seen while writing this test).
+    let config = QueueConfig { wait_replicas: 1, wait_timeout: Duration::from_millis(200), ..sentinel_config(&group) };
+    let store = JobStore::new(config.clone()).unwrap();
+    assert_eq!(store.enqueue(&job("acme", json!({"name":"Before"})), None, None).await.unwrap(), Enqueued::Created);
+
+    let switched = group.switch_master().await;
+    let mut sentinel = group.sentinel_connection(0).await.unwrap();
+    let _: () = redis::cmd("SENTINEL").arg("FAILOVER").arg(group.service()).query_async(&mut sentinel).await.unwrap();
+    let new_port = within("the manual failover", Duration::from_secs(30), switched).await.unwrap();
+    assert_eq!(new_port, group.replica.port());
+
+    // The old primary still answers, soon read-only: writes must move to the new primary by themselves. A client
+    // retries with its idempotency key, as the 503 tells it to.
+    let after = job("acme", json!({"name":"After"}));
+    let key = IdempotencyKey::parse("after-the-switch").unwrap();
+    let switched_at = Instant::now();
+    // The new primary has no replica until the sentinels turn the old primary into one (they wait a few of
+    // their 1-10 s INFO periods to do so): until then every waiting write is a 503, which is the point.
+    within("an enqueue is acknowledged on the new primary", Duration::from_secs(45), async {
+        loop {
+            match store.enqueue(&after, Some(&key), None).await {
+                Ok(Enqueued::Created) => break,
+                Ok(Enqueued::Existing(j)) => break assert_eq!(j.id, after.id),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => assert!(e.is_unavailable(), "{e:?}"),
+            }
+        }
+    })
+    .await;
+    eprintln!("manual failover: writes acknowledged again {:?} after +switch-master", switched_at.elapsed());
+    let mut c = group.replica.connection().await;
+    let on_new: bool = c.exists(format!("{{{}}}:job:{}", config.namespace, after.id)).await.unwrap();
+    assert!(on_new, "the job was written on the new primary");
 }
