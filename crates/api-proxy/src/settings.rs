@@ -67,6 +67,9 @@ pub struct ApiSettings {
     pub rate_per_second: f64,
     #[serde(default = "default_burst")]
     pub rate_burst: u32,
+    /// Where the tenant buckets live: `redis` (shared by every replica) or `local` (this process only).
+    #[serde(default = "default_rate_limit_store", deserialize_with = "wgate_service::config::de::string_like")]
+    pub rate_limit_store: String,
     /// TOML with `[tenants.<id>] rate_per_second, burst, max_sessions, frame_ancestors`; reloaded on SIGHUP and
     /// when the file changes.
     #[serde(default)]
@@ -144,6 +147,9 @@ fn default_rate() -> f64 {
 fn default_burst() -> u32 {
     20
 }
+fn default_rate_limit_store() -> String {
+    "redis".into()
+}
 fn default_tenants_poll_ms() -> u64 {
     1_000
 }
@@ -205,6 +211,7 @@ impl ApiSettings {
             jwt_max_ttl_secs: None,
             rate_per_second: default_rate(),
             rate_burst: default_burst(),
+            rate_limit_store: default_rate_limit_store(),
             tenants_file: None,
             tenants_poll_ms: default_tenants_poll_ms(),
             max_sessions: None,
@@ -255,6 +262,7 @@ impl ApiSettings {
         if self.rate_burst == 0 {
             return Err(ConfigError::setting("rate_burst", "must be at least 1"));
         }
+        self.shared_rate_limits()?;
         if self.max_attempts == 0 {
             return Err(ConfigError::setting("max_attempts", "must be at least 1"));
         }
@@ -273,6 +281,15 @@ impl ApiSettings {
             return Err(ConfigError::setting("namespace", "must be non-empty, without braces or spaces"));
         }
         Ok(())
+    }
+
+    /// True when the tenant buckets live in Redis (`WGATE_RATE_LIMIT_STORE=redis`).
+    pub fn shared_rate_limits(&self) -> Result<bool, ConfigError> {
+        match self.rate_limit_store.trim().to_ascii_lowercase().as_str() {
+            "redis" => Ok(true),
+            "local" => Ok(false),
+            other => Err(ConfigError::setting("rate_limit_store", format!("{other:?} is not one of redis, local"))),
+        }
     }
 
     /// Standalone or Sentinel, checked by [`ApiSettings::check`].

@@ -97,10 +97,11 @@ impl Application {
         queue.wait_replicas = settings.redis_wait_replicas;
         queue.wait_timeout = Duration::from_millis(settings.redis_wait_timeout_ms);
         let job_store = JobStore::new(queue.clone()).map_err(redis_config_error)?;
+        let limits = Limits::new(Rate { per_second: settings.rate_per_second, burst: settings.rate_burst });
+        let limits = Arc::new(if settings.shared_rate_limits()? { limits.shared(job_store.clone()) } else { limits });
         let store = Store::new(job_store, settings.redis_timeout(), metrics.clone());
         let completions = Completions::start(&queue);
 
-        let limits = Arc::new(Limits::new(Rate { per_second: settings.rate_per_second, burst: settings.rate_burst }));
         limits.apply(&tenants);
         let table = TenantTable::new(tenants);
 

@@ -15,3 +15,4 @@ pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(inclu
 pub(crate) static FORGET_SESSION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/forget_session.lua")));
 pub(crate) static TRIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/trim.lua")));
+pub(crate) static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rate.lua")));

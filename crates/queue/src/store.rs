@@ -1,6 +1,6 @@
 //! `JobStore`: what the API (and the worker's bookkeeping) reads and writes about jobs.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use redis::{AsyncCommands, Value};
 use time::OffsetDateTime;
@@ -118,6 +118,18 @@ pub(crate) fn tagged(v: Value) -> Result<(String, Vec<Value>), QueueError> {
     }
 }
 
+/// What a shared rate-limit bucket decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateAnswer {
+    pub allowed: bool,
+    /// Requests that would still pass now.
+    pub remaining: u32,
+    /// Until the bucket is full again.
+    pub reset: Duration,
+    /// When refused: until one request fits.
+    pub retry_after: Duration,
+}
+
 impl JobStore {
     /// Checks the URL only; nothing is connected until the first call.
     pub fn new(config: QueueConfig) -> Result<Self, QueueError> {
@@ -189,6 +201,30 @@ impl JobStore {
             "duplicate" => Err(QueueError::Corrupt(format!("job id {} is already taken", job.id))),
             other => Err(QueueError::Corrupt(format!("enqueue script answered {other:?}"))),
         }
+    }
+
+    /// Draws one request from a tenant's shared bucket (GCRA on Redis's clock): `interval` is the time one
+    /// request's worth takes to come back (1 / rate), `burst` the bucket's size.
+    pub async fn rate_check(
+        &self,
+        bucket: &str,
+        tenant: &wgate_types::TenantId,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<RateAnswer, QueueError> {
+        let mut inv = scripts::RATE.prepare_invoke();
+        inv.key(self.keys.rate(bucket, tenant))
+            .arg(u64::try_from(interval.as_micros()).unwrap_or(u64::MAX).max(1))
+            .arg(burst.max(1));
+        let (allowed, remaining, reset_us, retry_us): (i64, i64, i64, i64) =
+            self.redis.call("rate", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+        Ok(RateAnswer {
+            allowed: allowed == 1,
+            remaining: u32::try_from(remaining).unwrap_or(0),
+            reset: us(reset_us),
+            retry_after: us(retry_us),
+        })
     }
 
     pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {

@@ -138,6 +138,9 @@ impl RedisServer {
             .arg("always")
             .arg("--daemonize")
             .arg("no")
+            // A replica's first sync starts at once rather than after the default 5 s.
+            .arg("--repl-diskless-sync-delay")
+            .arg("0")
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

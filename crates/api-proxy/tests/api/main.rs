@@ -9,6 +9,7 @@ mod helpers;
 mod qr;
 mod redis_settings;
 mod sessions;
+mod shared_limits;
 
 use std::{
     sync::{

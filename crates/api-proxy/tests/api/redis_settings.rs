@@ -47,6 +47,10 @@ async fn with_wait_replicas_a_create_is_503_until_a_replica_has_it_then_202() {
     let body = json_of(r).await;
     assert!(body["message"].as_str().is_some_and(|m| m.contains("Idempotency-Key")), "{body}");
 
+    // Redis delays a replica's first sync by 5 s by default, waiting for more replicas.
+    let mut primary = app.redis.connection().await;
+    let _: () =
+        redis::cmd("CONFIG").arg("SET").arg("repl-diskless-sync-delay").arg(0).query_async(&mut primary).await.unwrap();
     let replica = RedisServer::start_replica_of(&app.redis).await;
     replica.await_replica_in_sync().await;
     let r = app.create_session("acme", &json!({"name": "Alone"}), &key).await;
