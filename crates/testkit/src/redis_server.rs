@@ -78,6 +78,21 @@ impl RedisServer {
         }
     }
 
+    /// A TLS replica of a TLS `primary` (`--tls-replication yes`).
+    pub async fn start_tls_replica_of(primary: &RedisServer, tls: RedisTlsOptions) -> Self {
+        let extra = vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            primary.port().to_string(),
+            "--tls-replication".into(),
+            "yes".into(),
+        ];
+        match Self::try_start(RedisServerOptions::default(), Some(tls), extra).await {
+            Ok(server) => server,
+            Err(e) => panic!("could not start a TLS replica redis-server: {e:#}"),
+        }
+    }
+
     async fn try_start(
         options: RedisServerOptions,
         tls: Option<RedisTlsOptions>,

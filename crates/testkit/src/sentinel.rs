@@ -9,7 +9,7 @@ use std::{
 use anyhow::{Context, bail};
 use futures::StreamExt;
 
-use crate::RedisServer;
+use crate::{RedisServer, RedisTlsOptions, TestCertificates};
 
 /// How long a primary must be silent before the sentinels call it down.
 pub const DOWN_AFTER_MS: u64 = 1000;
@@ -20,6 +20,8 @@ pub struct SentinelGroup {
     pub replica: RedisServer,
     sentinels: Vec<SentinelProcess>,
     service: String,
+    /// Every process serves TLS only, and sentinels reach the servers over TLS.
+    tls: Option<RedisTlsOptions>,
 }
 
 struct SentinelProcess {
@@ -39,21 +41,40 @@ impl SentinelGroup {
     /// Starts everything and waits until the replica is in sync and every sentinel knows the replica and the
     /// two other sentinels (only then can they agree on a failover).
     pub async fn start(service: &str) -> Self {
-        match Self::try_start(service).await {
+        match Self::try_start(service, None).await {
             Ok(g) => g,
             Err(e) => panic!("could not start the sentinel group: {e:#}"),
         }
     }
 
-    async fn try_start(service: &str) -> anyhow::Result<Self> {
-        let primary = RedisServer::start().await;
-        let replica = RedisServer::start_replica_of(&primary).await;
+    /// The same, every process speaking only TLS with these certificates (clients need not show one).
+    pub async fn start_tls(service: &str, certs: std::sync::Arc<TestCertificates>) -> Self {
+        let tls = RedisTlsOptions { certs, require_client_cert: false };
+        match Self::try_start(service, Some(tls)).await {
+            Ok(g) => g,
+            Err(e) => panic!("could not start the TLS sentinel group: {e:#}"),
+        }
+    }
+
+    async fn try_start(service: &str, tls: Option<RedisTlsOptions>) -> anyhow::Result<Self> {
+        let (primary, replica) = match &tls {
+            None => {
+                let primary = RedisServer::start().await;
+                let replica = RedisServer::start_replica_of(&primary).await;
+                (primary, replica)
+            }
+            Some(tls) => {
+                let primary = RedisServer::start_tls(tls.clone()).await;
+                let replica = RedisServer::start_tls_replica_of(&primary, tls.clone()).await;
+                (primary, replica)
+            }
+        };
         let mut sentinels = Vec::new();
         for _ in 0..3 {
-            sentinels.push(spawn_sentinel(service, primary.port()).await?);
+            sentinels.push(spawn_sentinel(service, primary.port(), tls.as_ref()).await?);
         }
         replica.await_replica_in_sync().await;
-        let group = Self { primary, replica, sentinels, service: service.to_owned() };
+        let group = Self { primary, replica, sentinels, service: service.to_owned(), tls };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if group.sentinels_see_each_other().await {
@@ -86,7 +107,8 @@ impl SentinelGroup {
 
     /// The sentinels, comma separated: what `WGATE_REDIS_URL` is in Sentinel mode.
     pub fn url(&self) -> String {
-        self.sentinels.iter().map(|s| format!("redis://127.0.0.1:{}", s.port)).collect::<Vec<_>>().join(",")
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        self.sentinels.iter().map(|s| format!("{scheme}://127.0.0.1:{}", s.port)).collect::<Vec<_>>().join(",")
     }
 
     pub fn service(&self) -> &str {
@@ -94,9 +116,7 @@ impl SentinelGroup {
     }
 
     pub async fn sentinel_connection(&self, i: usize) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        redis::Client::open(format!("redis://127.0.0.1:{}", self.sentinels[i].port))?
-            .get_multiplexed_async_connection()
-            .await
+        sentinel_client(self.sentinels[i].port, self.tls.as_ref())?.get_multiplexed_async_connection().await
     }
 
     /// The port of the primary as sentinel `i` names it.
@@ -114,7 +134,7 @@ impl SentinelGroup {
     /// Subscribes to sentinel 0's `+switch-master` channel; the returned future resolves with the new primary's
     /// port when a failover is announced. Subscribe before causing the failover.
     pub async fn switch_master(&self) -> impl std::future::Future<Output = anyhow::Result<u16>> + use<> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.sentinels[0].port));
+        let client = sentinel_client(self.sentinels[0].port, self.tls.as_ref());
         let mut pubsub = match client {
             Ok(c) => c.get_async_pubsub().await.ok(),
             Err(_) => None,
@@ -136,16 +156,40 @@ impl SentinelGroup {
     }
 }
 
-async fn spawn_sentinel(service: &str, primary_port: u16) -> anyhow::Result<SentinelProcess> {
+fn sentinel_client(port: u16, tls: Option<&RedisTlsOptions>) -> redis::RedisResult<redis::Client> {
+    match tls {
+        None => redis::Client::open(format!("redis://127.0.0.1:{port}")),
+        Some(tls) => redis::Client::build_with_tls(
+            format!("rediss://127.0.0.1:{port}"),
+            redis::TlsCertificates { client_tls: None, root_cert: Some(TestCertificates::read(&tls.certs.ca_cert())) },
+        ),
+    }
+}
+
+async fn spawn_sentinel(
+    service: &str,
+    primary_port: u16,
+    tls: Option<&RedisTlsOptions>,
+) -> anyhow::Result<SentinelProcess> {
     let mut last = None;
     for _ in 0..5 {
         let dir = tempfile::tempdir().context("temporary directory for a sentinel")?;
         let port = crate::free_port();
         let conf = dir.path().join("sentinel.conf");
+        let listen = match tls {
+            None => format!("port {port}\n"),
+            Some(tls) => format!(
+                "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+                 tls-auth-clients no\ntls-replication yes\n",
+                tls.certs.server_cert().display(),
+                tls.certs.server_key().display(),
+                tls.certs.ca_cert().display()
+            ),
+        };
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\n\
+                "{listen}bind 127.0.0.1\ndaemonize no\ndir {dir}\n\
                  sentinel monitor {service} 127.0.0.1 {primary_port} 2\n\
                  sentinel down-after-milliseconds {service} {DOWN_AFTER_MS}\n\
                  sentinel failover-timeout {service} 10000\n\
@@ -179,9 +223,7 @@ async fn spawn_sentinel(service: &str, primary_port: u16) -> anyhow::Result<Sent
                 break false;
             }
             let ping = async {
-                let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))?
-                    .get_multiplexed_async_connection()
-                    .await?;
+                let mut c = sentinel_client(port, tls)?.get_multiplexed_async_connection().await?;
                 redis::cmd("PING").query_async::<()>(&mut c).await
             };
             if ping.await.is_ok() {

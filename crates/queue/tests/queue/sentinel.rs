@@ -144,3 +144,30 @@ async fn a_manual_failover_that_keeps_the_old_primary_up_as_a_replica_is_followe
     let on_new: bool = c.exists(format!("{{{}}}:job:{}", config.namespace, after.id)).await.unwrap();
     assert!(on_new, "the job was written on the new primary");
 }
+
+#[tokio::test]
+async fn over_tls_the_sentinels_and_each_primary_are_reached_with_the_private_ca() {
+    let certs = std::sync::Arc::new(wgate_testkit::TestCertificates::generate());
+    let mut group = SentinelGroup::start_tls("queue-tls", certs.clone()).await;
+    assert!(group.url().starts_with("rediss://"), "{}", group.url());
+    let config = QueueConfig {
+        tls: wgate_queue::RedisTls { ca_file: Some(certs.ca_cert()), ..Default::default() },
+        ..sentinel_config(&group)
+    };
+    let store = JobStore::new(config).unwrap();
+    let before = job("acme", json!({"name":"Before"}));
+    assert_eq!(store.enqueue(&before, None, None).await.unwrap(), Enqueued::Created);
+
+    let switched = group.switch_master().await;
+    group.primary.kill();
+    let new_port = within("the sentinels promote the replica", Duration::from_secs(30), switched).await.unwrap();
+    assert_eq!(new_port, group.replica.port());
+    within("the store works on the new primary over TLS", Duration::from_secs(10), async {
+        while let Err(e) = store.ping().await {
+            assert!(e.is_unavailable(), "{e:?}");
+        }
+    })
+    .await;
+    let after = job("acme", json!({"name":"After"}));
+    assert_eq!(store.enqueue(&after, None, None).await.unwrap(), Enqueued::Created);
+}
