@@ -234,16 +234,22 @@ impl RedisServer {
         assert!(status.success(), "kill {sig} {} failed", child.id());
     }
 
-    /// Waits until this replica's link to its primary is up and its first sync is done.
-    pub async fn await_replica_in_sync(&self) {
+    /// Waits until this primary counts `n` replicas as online: synced, and acknowledging (only then does `WAIT`
+    /// count them).
+    pub async fn await_replicas_online(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut c = self.connection().await;
         loop {
             let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.unwrap_or_default();
-            if info.contains("master_link_status:up") {
+            let online = info.lines().filter(|l| l.starts_with("slave") && l.contains("state=online")).count();
+            if online >= n {
                 return;
             }
-            assert!(Instant::now() < deadline, "the replica on port {} did not sync within 20 s", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "the primary on port {} had no {n} online replicas within 20 s",
+                self.port
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -73,7 +73,7 @@ impl SentinelGroup {
         for _ in 0..3 {
             sentinels.push(spawn_sentinel(service, primary.port(), tls.as_ref()).await?);
         }
-        replica.await_replica_in_sync().await;
+        primary.await_replicas_online(1).await;
         let group = Self { primary, replica, sentinels, service: service.to_owned(), tls };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

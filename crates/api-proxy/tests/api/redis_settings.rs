@@ -38,7 +38,7 @@ fn tls_files_with_a_plain_redis_url_or_a_missing_file_are_refused_at_start() {
 async fn with_wait_replicas_a_create_is_503_until_a_replica_has_it_then_202() {
     let app = TestApp::spawn_with(|s| {
         s.redis_wait_replicas = 1;
-        s.redis_wait_timeout_ms = 200;
+        s.redis_wait_timeout_ms = 1000;
     })
     .await;
     let key = [("idempotency-key", "replicated-1"), ("prefer", "respond-async")];
@@ -52,7 +52,7 @@ async fn with_wait_replicas_a_create_is_503_until_a_replica_has_it_then_202() {
     let _: () =
         redis::cmd("CONFIG").arg("SET").arg("repl-diskless-sync-delay").arg(0).query_async(&mut primary).await.unwrap();
     let replica = RedisServer::start_replica_of(&app.redis).await;
-    replica.await_replica_in_sync().await;
+    app.redis.await_replicas_online(1).await;
     let r = app.create_session("acme", &json!({"name": "Alone"}), &key).await;
     assert_eq!(r.status(), 202, "the retry with the same key is acknowledged once a replica has it");
     let id = header(r.headers(), "x-job-id").expect("X-Job-Id").to_owned();
