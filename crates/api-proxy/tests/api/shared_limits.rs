@@ -50,8 +50,9 @@ async fn start_api(redis: &RedisServer, namespace: &str, store: &str) -> Api {
 }
 
 /// 200 asynchronous creates for one tenant, spread over one second and over the processes in turn; answers
-/// the statuses with their `RateLimit` headers.
-async fn burst_over(apis: &[Api]) -> Vec<(u16, String)> {
+/// the statuses with their `RateLimit` headers, and the time from the first answer to the last (a loaded machine
+/// may stretch the second, and the bucket refills meanwhile).
+async fn burst_over(apis: &[Api]) -> (Vec<(u16, String)>, Duration) {
     let http = wgate_testkit::http_client();
     let token = hs256(SECRET, &claims("shared", json!({})));
     let started = tokio::time::Instant::now();
@@ -68,10 +69,14 @@ async fn burst_over(apis: &[Api]) -> Vec<(u16, String)> {
                 .send()
                 .await
                 .expect("session-create answered");
-            (r.status().as_u16(), header(r.headers(), "ratelimit").unwrap_or_default().to_owned())
+            let at = tokio::time::Instant::now();
+            (r.status().as_u16(), header(r.headers(), "ratelimit").unwrap_or_default().to_owned(), at)
         }
     });
-    join_all(sends).await
+    let answers = join_all(sends).await;
+    let first = answers.iter().map(|a| a.2).min().unwrap_or(started);
+    let last = answers.iter().map(|a| a.2).max().unwrap_or(started);
+    (answers.into_iter().map(|(s, h, _)| (s, h)).collect(), last - first)
 }
 
 #[tokio::test]
@@ -79,21 +84,19 @@ async fn three_api_processes_admit_together_what_one_would_and_agree_on_the_head
     let redis = RedisServer::start().await;
     let namespace = unique_namespace("shared");
     let apis = join_all((0..3).map(|_| start_api(&redis, &namespace, "redis"))).await;
-    let answers = burst_over(&apis).await;
+    let (answers, span) = burst_over(&apis).await;
     let accepted = answers.iter().filter(|(s, _)| *s == 202).count();
     let limited = answers.iter().filter(|(s, _)| *s == 429).count();
     assert_eq!(accepted + limited, 200, "only 202 and 429: {answers:?}");
-    // Burst 20 plus 10/s over the second the requests took (and a little for their spread).
-    eprintln!("shared buckets: {accepted} of 200 creates accepted over one second by three processes");
-    assert!((20..=30).contains(&accepted), "{accepted} accepted: {answers:?}");
-    // One bucket: each admission left a different count, never the same `r` twice in the first burst, as three
-    // separate buckets would (each starting at 19).
-    let firsts: Vec<&str> = answers.iter().take(20).map(|(_, h)| h.as_str()).collect();
-    let mut seen = std::collections::HashSet::new();
-    for h in &firsts {
-        let r = h.split(";r=").nth(1).and_then(|x| x.split(';').next()).unwrap_or_default();
-        assert!(r == "0" || seen.insert(r.to_owned()), "the same remaining count twice: {firsts:?}");
-    }
+    // Burst 20 plus 10/s over the time the answers took: 30 when they fit in one second, as they do on an idle
+    // machine.
+    let most = 20 + (10.0 * span.as_secs_f64()).ceil() as usize;
+    eprintln!("shared buckets: {accepted} of 200 creates accepted in {span:?} by three processes (at most {most})");
+    assert!((20..=most).contains(&accepted), "{accepted} accepted in {span:?}: {answers:?}");
+    // One bucket: only the very first admission finds it full (`r=19` left); three separate buckets would each
+    // answer `r=19` to their first request.
+    let full = answers.iter().filter(|(_, h)| h.starts_with("\"write\";r=19;")).count();
+    assert_eq!(full, 1, "{answers:?}");
 }
 
 #[tokio::test]
@@ -101,7 +104,10 @@ async fn with_the_local_store_each_process_has_its_own_buckets() {
     let redis = RedisServer::start().await;
     let namespace = unique_namespace("local");
     let apis = join_all((0..3).map(|_| start_api(&redis, &namespace, "local"))).await;
-    let answers = burst_over(&apis).await;
+    let (answers, span) = burst_over(&apis).await;
     let accepted = answers.iter().filter(|(s, _)| *s == 202).count();
-    assert!(accepted > 31, "three separate buckets admit more than one ({accepted})");
+    let one_bucket = 20 + (10.0 * span.as_secs_f64()).ceil() as usize;
+    assert!(accepted > one_bucket, "three separate buckets admit more than one ({accepted})");
+    let full = answers.iter().filter(|(_, h)| h.starts_with("\"write\";r=19;")).count();
+    assert_eq!(full, 3, "each process's first admission finds its own bucket full: {answers:?}");
 }
