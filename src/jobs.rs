@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use wgate_api_proxy::tenants::Tenants;
-use wgate_queue::{JobStore, QueueConfig, Replay};
+use wgate_queue::{JobStore, QueueConfig, RedisTls, Replay};
 use wgate_types::JobId;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -22,6 +22,14 @@ pub struct JobsArgs {
     /// The API's tenants file: a tenant's own `max_sessions` there wins over `--max-sessions`.
     #[arg(long, env = "WGATE_TENANTS_FILE")]
     pub tenants_file: Option<PathBuf>,
+    /// PEM CA of a `rediss://` server with a private CA.
+    #[arg(long, env = "WGATE_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate, for a Redis that requires mutual TLS (with --redis-client-key).
+    #[arg(long, env = "WGATE_REDIS_CLIENT_CERT")]
+    pub redis_client_cert: Option<PathBuf>,
+    #[arg(long, env = "WGATE_REDIS_CLIENT_KEY")]
+    pub redis_client_key: Option<PathBuf>,
     #[command(subcommand)]
     pub command: JobsCommand,
 }
@@ -35,7 +43,12 @@ pub enum JobsCommand {
 }
 
 pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
-    let store = JobStore::new(QueueConfig::new(args.redis_url.clone(), args.namespace.clone()))
+    let tls = RedisTls {
+        ca_file: args.redis_ca_file.clone(),
+        client_cert: args.redis_client_cert.clone(),
+        client_key: args.redis_client_key.clone(),
+    };
+    let store = JobStore::new(QueueConfig { tls, ..QueueConfig::new(args.redis_url.clone(), args.namespace.clone()) })
         .context("WGATE_REDIS_URL / --redis-url")?;
     match args.command {
         JobsCommand::Show { id } => {

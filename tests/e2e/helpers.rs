@@ -6,8 +6,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Response;
 use serde_json::{Value, json};
 use wgate_api_proxy::ApiSettings;
-use wgate_queue::{Completions, JobStore, QueueConfig};
-use wgate_testkit::RedisServer;
+use wgate_queue::{Completions, JobStore, QueueConfig, RedisMode, RedisTls};
+use wgate_testkit::{RedisServer, RedisTlsOptions};
 use wgate_types::{JobId, JobRecord};
 
 pub const SECRET: &str = "e2e-secret";
@@ -28,6 +28,8 @@ pub struct StackOptions {
     pub sim_init_ms: u64,
     /// How often the simulator shows a session a new QR code.
     pub sim_qr_rotate_ms: u64,
+    /// Run Redis over TLS only; the API, the worker and the test's own store use its certificates.
+    pub redis_tls: Option<RedisTlsOptions>,
 }
 
 impl Default for StackOptions {
@@ -41,6 +43,7 @@ impl Default for StackOptions {
             max_sessions: None,
             sim_init_ms: 50,
             sim_qr_rotate_ms: 20_000,
+            redis_tls: None,
         }
     }
 }
@@ -53,7 +56,15 @@ pub struct Stack {
     completions: Completions,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stop_workers: Vec<tokio::sync::oneshot::Sender<()>>,
-    _redis: RedisServer,
+    _redis: Option<RedisServer>,
+}
+
+/// Where a stack's Redis is.
+pub struct RedisTarget {
+    /// One server, or the sentinels (comma separated) when `sentinel_service` is set.
+    pub url: String,
+    pub tls: RedisTls,
+    pub sentinel_service: Option<String>,
 }
 
 impl Stack {
@@ -62,8 +73,28 @@ impl Stack {
     }
 
     pub async fn start_with(options: StackOptions) -> Self {
+        let (redis, tls) = match &options.redis_tls {
+            None => (RedisServer::start().await, RedisTls::default()),
+            Some(tls) => (
+                RedisServer::start_tls(tls.clone()).await,
+                RedisTls {
+                    ca_file: Some(tls.certs.ca_cert()),
+                    client_cert: Some(tls.certs.client_cert()),
+                    client_key: Some(tls.certs.client_key()),
+                },
+            ),
+        };
+        let target = RedisTarget { url: redis.url(), tls, sentinel_service: None };
+        let mut stack = Self::start_on(options, target).await;
+        stack._redis = Some(redis);
+        stack
+    }
+
+    /// The stack against a Redis the test runs itself.
+    pub async fn start_on(options: StackOptions, target: RedisTarget) -> Self {
         wgate_service::init_test_tracing();
-        let redis = RedisServer::start().await;
+        let RedisTarget { url: redis_url, tls: redis_tls, sentinel_service } = target;
+        let mode = if sentinel_service.is_some() { "sentinel" } else { "standalone" };
         let namespace = wgate_testkit::unique_namespace("e2e");
         let http = wgate_testkit::http_client();
         let mut tasks = Vec::new();
@@ -86,7 +117,7 @@ impl Stack {
         let r = http.post(format!("{sim_url}/sim/faults")).json(&options.faults).send().await.expect("sim faults");
         assert!(r.status().is_success(), "faults refused: {}", r.text().await.unwrap_or_default());
 
-        let mut api_settings = ApiSettings::for_tests(&redis.url(), &namespace, SECRET);
+        let mut api_settings = ApiSettings::for_tests(&redis_url, &namespace, SECRET);
         // The API and the worker must agree on WGATE_PUBLIC_URL (relay and QR links), so the API's listener is bound
         // first and handed over.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the API's listener");
@@ -98,6 +129,11 @@ impl Stack {
         api_settings.rate_per_second = 10_000.0;
         api_settings.rate_burst = 10_000;
         api_settings.max_sessions = options.max_sessions;
+        api_settings.redis_ca_file = redis_tls.ca_file.clone();
+        api_settings.redis_client_cert = redis_tls.client_cert.clone();
+        api_settings.redis_client_key = redis_tls.client_key.clone();
+        api_settings.redis_mode = mode.into();
+        api_settings.redis_sentinel_service = sentinel_service.clone();
         // The API asks WhatsGate itself for the session commands and the QR windows.
         api_settings.upstream_url = sim_url.clone();
         api_settings.upstream_api_key = Some(SIM_KEY.to_owned().into());
@@ -111,7 +147,12 @@ impl Stack {
         let mut stop_workers = Vec::new();
         for _ in 0..options.workers {
             let worker = wgate_worker::Application::build(wgate_worker::Settings {
-                redis_url: redis.url(),
+                redis_url: redis_url.clone(),
+                redis_mode: mode.into(),
+                redis_sentinel_service: sentinel_service.clone(),
+                redis_ca_file: redis_tls.ca_file.clone(),
+                redis_client_cert: redis_tls.client_cert.clone(),
+                redis_client_key: redis_tls.client_key.clone(),
                 namespace: namespace.clone(),
                 worker_admin_listen: "127.0.0.1:0".parse().expect("addr"),
                 public_url: api_url.clone(),
@@ -136,10 +177,17 @@ impl Stack {
             }));
         }
 
-        let queue = QueueConfig::new(redis.url(), namespace);
+        let queue = QueueConfig {
+            tls: redis_tls,
+            mode: match sentinel_service {
+                Some(service) => RedisMode::Sentinel { service },
+                None => RedisMode::Standalone,
+            },
+            ..QueueConfig::new(redis_url, namespace)
+        };
         let store = JobStore::new(queue.clone()).expect("job store");
         let completions = Completions::start(&queue);
-        Self { api: api_url, sim: sim_url, http, store, completions, tasks, stop_workers, _redis: redis }
+        Self { api: api_url, sim: sim_url, http, store, completions, tasks, stop_workers, _redis: None }
     }
 
     pub fn token(&self, tenant: &str) -> String {

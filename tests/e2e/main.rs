@@ -3,7 +3,9 @@
 mod code_number;
 mod helpers;
 mod qr_window;
+mod sentinel;
 mod sessions;
+mod tls;
 
 use std::{collections::HashMap, time::Duration};
 

@@ -1,6 +1,10 @@
 //! Per-tenant rate limits: one GCRA bucket per tenant for writes and one for reads at ten times the write quota
 //! (governor, keyed by tenant), and the IETF draft headers `RateLimit-Policy` / `RateLimit` that describe them.
 //!
+//! With the shared store (`WGATE_RATE_LIMIT_STORE=redis`, the default) the buckets live in Redis, drawn by one
+//! script on Redis's clock, so N API replicas together admit what one would; the in-process limiters then only
+//! stand in while Redis does not answer. With `local` each process keeps its own buckets.
+//!
 //! Tenants with an override in the tenants file get their own limiter pair; everyone else shares the default
 //! keyed limiters. Keys idle long enough to be indistinguishable from a fresh bucket are pruned on a timer, so
 //! memory follows the number of recently active tenants, not all tenants ever seen.
@@ -13,6 +17,7 @@ use governor::{
     middleware::StateInformationMiddleware,
     state::keyed::DefaultKeyedStateStore,
 };
+use wgate_queue::{JobStore, QueueError};
 use wgate_types::TenantId;
 
 use crate::tenants::{TenantOverride, Tenants};
@@ -93,6 +98,34 @@ impl Pair {
         }
     }
 
+    /// Draws from the tenant's bucket in Redis.
+    async fn check_shared(&self, store: &JobStore, tenant: &TenantId, bucket: Bucket) -> Result<Decision, QueueError> {
+        let (rate, policy) = match bucket {
+            Bucket::Write => (self.write_rate, &self.write_policy),
+            Bucket::Read => (self.write_rate.reads(), &self.read_policy),
+        };
+        let interval = Duration::from_secs_f64(1.0 / rate.per_second.max(1e-6));
+        let answer = store.rate_check(bucket.name(), tenant, interval, rate.burst.max(1)).await?;
+        let name = bucket.name();
+        let secs = |d: Duration| d.as_secs_f64().ceil() as u64;
+        Ok(if answer.allowed {
+            Decision {
+                allowed: true,
+                policy: policy.clone(),
+                current: format!("\"{name}\";r={};t={}", answer.remaining, secs(answer.reset)),
+                retry_after: None,
+            }
+        } else {
+            let wait = secs(answer.retry_after).max(1);
+            Decision {
+                allowed: false,
+                policy: policy.clone(),
+                current: format!("\"{name}\";r=0;t={wait}"),
+                retry_after: Some(wait),
+            }
+        })
+    }
+
     fn check(&self, tenant: &TenantId, bucket: Bucket) -> Decision {
         let (limiter, policy, name) = match bucket {
             Bucket::Write => (&self.write, &self.write_policy, "write"),
@@ -140,11 +173,56 @@ impl Pair {
 pub struct Limits {
     default: Pair,
     overrides: std::sync::RwLock<HashMap<TenantId, Arc<Pair>>>,
+    /// The shared buckets in Redis, unless the store is `local`.
+    shared: Option<JobStore>,
+    /// After the shared store failed, this process's buckets answer until then, so that a dead Redis does not add
+    /// its timeout to every request.
+    shared_down_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long the in-process buckets stand in after the shared store failed.
+const SHARED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl Limits {
     pub fn new(default: Rate) -> Self {
-        Self { default: Pair::new(default), overrides: Default::default() }
+        Self {
+            default: Pair::new(default),
+            overrides: Default::default(),
+            shared: None,
+            shared_down_until: Default::default(),
+        }
+    }
+
+    /// Keeps the buckets in Redis, shared by every API replica.
+    pub fn shared(mut self, store: JobStore) -> Self {
+        self.shared = Some(store);
+        self
+    }
+
+    /// Draws one request: from the shared bucket in Redis, or (with the `local` store, or while Redis does not
+    /// answer) from this process's own.
+    pub async fn decide(&self, tenant: &TenantId, bucket: Bucket) -> Decision {
+        let Some(store) = &self.shared else { return self.check(tenant, bucket) };
+        let down = |m: &std::sync::Mutex<Option<std::time::Instant>>| {
+            m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|t| std::time::Instant::now() < t)
+        };
+        if down(&self.shared_down_until) {
+            return self.check(tenant, bucket);
+        }
+        let pair = self.overrides.read().ok().and_then(|m| m.get(tenant).cloned());
+        let shared = match &pair {
+            Some(p) => p.check_shared(store, tenant, bucket).await,
+            None => self.default.check_shared(store, tenant, bucket).await,
+        };
+        match shared {
+            Ok(decision) => decision,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared rate limit is unavailable; using this process's buckets");
+                *self.shared_down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(std::time::Instant::now() + SHARED_RETRY_AFTER);
+                self.check(tenant, bucket)
+            }
+        }
     }
 
     /// Applies the tenants file: tenants whose rate is unchanged keep their bucket state.

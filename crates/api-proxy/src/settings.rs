@@ -13,6 +13,27 @@ use wgate_service::{ConfigError, LogFormat};
 pub struct ApiSettings {
     #[serde(default = "default_redis_url")]
     pub redis_url: String,
+    /// PEM CA certificate(s) a `rediss://` server's certificate is checked against (unset: the system's store).
+    #[serde(default)]
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for a Redis that requires mutual TLS; set both or neither.
+    #[serde(default)]
+    pub redis_client_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub redis_client_key: Option<PathBuf>,
+    /// `standalone` or `sentinel` (then `redis_url` lists the sentinels, comma separated).
+    #[serde(default = "default_redis_mode", deserialize_with = "wgate_service::config::de::string_like")]
+    pub redis_mode: String,
+    /// The name the sentinels monitor the primary under (Sentinel mode).
+    #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
+    pub redis_sentinel_service: Option<String>,
+    /// A session-create (with its idempotency record) or a replay is acknowledged only once this many replicas
+    /// have it (`WAIT`); 0: at once.
+    #[serde(default)]
+    pub redis_wait_replicas: u32,
+    /// How long that wait may take before the client gets 503.
+    #[serde(default = "default_redis_wait_timeout_ms")]
+    pub redis_wait_timeout_ms: u64,
     #[serde(default = "default_namespace", deserialize_with = "wgate_service::config::de::string_like")]
     pub namespace: String,
     #[serde(default = "default_api_listen")]
@@ -46,6 +67,9 @@ pub struct ApiSettings {
     pub rate_per_second: f64,
     #[serde(default = "default_burst")]
     pub rate_burst: u32,
+    /// Where the tenant buckets live: `redis` (shared by every replica) or `local` (this process only).
+    #[serde(default = "default_rate_limit_store", deserialize_with = "wgate_service::config::de::string_like")]
+    pub rate_limit_store: String,
     /// TOML with `[tenants.<id>] rate_per_second, burst, max_sessions, frame_ancestors`; reloaded on SIGHUP and
     /// when the file changes.
     #[serde(default)]
@@ -93,6 +117,12 @@ pub const LOOPBACK_NETS: &str = "127.0.0.0/8, ::1/128";
 fn default_redis_url() -> String {
     "redis://127.0.0.1:6379".into()
 }
+fn default_redis_mode() -> String {
+    "standalone".into()
+}
+fn default_redis_wait_timeout_ms() -> u64 {
+    500
+}
 fn default_namespace() -> String {
     "wgate".into()
 }
@@ -116,6 +146,9 @@ fn default_rate() -> f64 {
 }
 fn default_burst() -> u32 {
     20
+}
+fn default_rate_limit_store() -> String {
+    "redis".into()
 }
 fn default_tenants_poll_ms() -> u64 {
     1_000
@@ -158,6 +191,13 @@ impl ApiSettings {
     pub fn for_tests(redis_url: &str, namespace: &str, secret: &str) -> Self {
         Self {
             redis_url: redis_url.into(),
+            redis_ca_file: None,
+            redis_client_cert: None,
+            redis_client_key: None,
+            redis_mode: default_redis_mode(),
+            redis_sentinel_service: None,
+            redis_wait_replicas: 0,
+            redis_wait_timeout_ms: default_redis_wait_timeout_ms(),
             namespace: namespace.into(),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             api_admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -171,6 +211,7 @@ impl ApiSettings {
             jwt_max_ttl_secs: None,
             rate_per_second: default_rate(),
             rate_burst: default_burst(),
+            rate_limit_store: default_rate_limit_store(),
             tenants_file: None,
             tenants_poll_ms: default_tenants_poll_ms(),
             max_sessions: None,
@@ -221,11 +262,16 @@ impl ApiSettings {
         if self.rate_burst == 0 {
             return Err(ConfigError::setting("rate_burst", "must be at least 1"));
         }
+        self.shared_rate_limits()?;
         if self.max_attempts == 0 {
             return Err(ConfigError::setting("max_attempts", "must be at least 1"));
         }
         if self.redis_timeout_ms == 0 {
             return Err(ConfigError::setting("redis_timeout_ms", "must be at least 1"));
+        }
+        self.redis_mode()?;
+        if self.redis_wait_timeout_ms == 0 {
+            return Err(ConfigError::setting("redis_wait_timeout_ms", "must be at least 1"));
         }
         check_http_url(&self.upstream_url).map_err(|p| ConfigError::setting("upstream_url", p))?;
         if self.upstream_timeout_ms == 0 {
@@ -235,6 +281,26 @@ impl ApiSettings {
             return Err(ConfigError::setting("namespace", "must be non-empty, without braces or spaces"));
         }
         Ok(())
+    }
+
+    /// True when the tenant buckets live in Redis (`WGATE_RATE_LIMIT_STORE=redis`).
+    pub fn shared_rate_limits(&self) -> Result<bool, ConfigError> {
+        match self.rate_limit_store.trim().to_ascii_lowercase().as_str() {
+            "redis" => Ok(true),
+            "local" => Ok(false),
+            other => Err(ConfigError::setting("rate_limit_store", format!("{other:?} is not one of redis, local"))),
+        }
+    }
+
+    /// Standalone or Sentinel, checked by [`ApiSettings::check`].
+    pub fn redis_mode(&self) -> Result<wgate_queue::RedisMode, ConfigError> {
+        wgate_queue::RedisMode::parse(&self.redis_mode, self.redis_sentinel_service.as_deref())
+            .map_err(|e| ConfigError(format!("configuration error: {e}")))
+    }
+
+    /// The certificates of a `rediss://` connection.
+    pub fn redis_tls(&self) -> wgate_queue::RedisTls {
+        wgate_queue::RedisTls::new(&self.redis_ca_file, &self.redis_client_cert, &self.redis_client_key)
     }
 
     pub fn sync_wait(&self) -> Duration {

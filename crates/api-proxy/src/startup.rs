@@ -22,6 +22,11 @@ use crate::{
     upstream::SessionUpstream,
 };
 
+/// A Redis setting that cannot work; the queue's message names the setting itself.
+fn redis_config_error(e: wgate_queue::QueueError) -> wgate_service::ConfigError {
+    wgate_service::ConfigError(format!("configuration error: {e}"))
+}
+
 /// The session commands' WhatsGate client: the worker's client code, its calls counted in this process's registry
 /// (`wgate_upstream_requests_total`, `wgate_upstream_request_duration_seconds`). Without an upstream key the API
 /// still serves everything else and the session commands answer 503.
@@ -98,12 +103,16 @@ impl Application {
 
         let mut queue = QueueConfig::new(settings.redis_url.clone(), settings.namespace.clone());
         queue.command_timeout = settings.redis_timeout();
-        let job_store =
-            JobStore::new(queue.clone()).map_err(|e| wgate_service::ConfigError::setting("redis_url", e))?;
+        queue.tls = settings.redis_tls();
+        queue.mode = settings.redis_mode()?;
+        queue.wait_replicas = settings.redis_wait_replicas;
+        queue.wait_timeout = Duration::from_millis(settings.redis_wait_timeout_ms);
+        let job_store = JobStore::new(queue.clone()).map_err(redis_config_error)?;
+        let limits = Limits::new(Rate { per_second: settings.rate_per_second, burst: settings.rate_burst });
+        let limits = Arc::new(if settings.shared_rate_limits()? { limits.shared(job_store.clone()) } else { limits });
         let store = Store::new(job_store, settings.redis_timeout(), metrics.clone());
         let completions = Completions::start(&queue);
 
-        let limits = Arc::new(Limits::new(Rate { per_second: settings.rate_per_second, burst: settings.rate_burst }));
         limits.apply(&tenants);
         let table = TenantTable::new(tenants);
 

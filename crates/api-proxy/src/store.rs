@@ -12,17 +12,32 @@ use crate::{error::ApiError, metrics::ApiMetrics};
 pub struct Store {
     inner: JobStore,
     timeout: Duration,
+    /// Added to the bound of the writes that wait for replicas (`WGATE_REDIS_WAIT_TIMEOUT_MS` and one more round
+    /// trip; zero when they do not wait).
+    acknowledged_extra: Duration,
     metrics: Arc<ApiMetrics>,
 }
 
 impl Store {
     pub fn new(inner: JobStore, timeout: Duration, metrics: Arc<ApiMetrics>) -> Self {
-        Self { inner, timeout, metrics }
+        let config = inner.config();
+        let acknowledged_extra =
+            if config.wait_replicas > 0 { config.wait_timeout + config.command_timeout } else { Duration::ZERO };
+        Self { inner, timeout, acknowledged_extra, metrics }
     }
 
     async fn call<T>(&self, op: &'static str, fut: impl Future<Output = Result<T, QueueError>>) -> Result<T, ApiError> {
+        self.call_within(op, self.timeout, fut).await
+    }
+
+    async fn call_within<T>(
+        &self,
+        op: &'static str,
+        bound: Duration,
+        fut: impl Future<Output = Result<T, QueueError>>,
+    ) -> Result<T, ApiError> {
         // The queue bounds its own calls; this outer bound keeps the promise even if one path forgets.
-        let outcome = tokio::time::timeout(self.timeout + Duration::from_millis(50), fut).await;
+        let outcome = tokio::time::timeout(bound + Duration::from_millis(50), fut).await;
         let err = match outcome {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => e,
@@ -45,7 +60,8 @@ impl Store {
         key: Option<&IdempotencyKey>,
         max_sessions: Option<u32>,
     ) -> Result<Enqueued, ApiError> {
-        self.call("enqueue", self.inner.enqueue(job, key, max_sessions)).await
+        self.call_within("enqueue", self.timeout + self.acknowledged_extra, self.inner.enqueue(job, key, max_sessions))
+            .await
     }
 
     pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, ApiError> {
@@ -53,7 +69,7 @@ impl Store {
     }
 
     pub async fn replay(&self, id: JobId, max_sessions: Option<u32>) -> Result<Replay, ApiError> {
-        self.call("replay", self.inner.replay(id, max_sessions)).await
+        self.call_within("replay", self.timeout + self.acknowledged_extra, self.inner.replay(id, max_sessions)).await
     }
 
     pub async fn hook(&self, token: &str) -> Result<Option<HookTarget>, ApiError> {

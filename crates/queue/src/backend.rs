@@ -496,10 +496,11 @@ async fn reader(store: &JobStore, block: Duration) -> Result<MultiplexedConnecti
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(block + timeout));
-    let conn =
-        tokio::time::timeout(timeout, store.redis().client().get_multiplexed_async_connection_with_config(&config))
-            .await
-            .map_err(|_| QueueError::Unavailable("connecting the stream reader timed out".into()))??;
+    // In Sentinel mode every (re)connection asks for the primary anew, so the reader follows a failover.
+    let client = store.redis().client().await?;
+    let conn = tokio::time::timeout(timeout, client.get_multiplexed_async_connection_with_config(&config))
+        .await
+        .map_err(|_| QueueError::Unavailable("connecting the stream reader timed out".into()))??;
     Ok(conn)
 }
 

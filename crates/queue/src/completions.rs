@@ -20,7 +20,7 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 use wgate_types::JobId;
 
-use crate::{Keys, QueueConfig, redis_conn};
+use crate::{Keys, QueueConfig, redis_conn::Redis};
 
 type Registry = HashMap<JobId, Vec<(u64, oneshot::Sender<()>)>>;
 
@@ -132,8 +132,13 @@ impl Completions {
 async fn run(inner: Weak<Inner>, config: QueueConfig) {
     let channel = Keys::new(&config.namespace).done_channel();
     let mut backoff = Duration::from_millis(50);
+    let redis = Redis::new(&config);
     loop {
-        match subscribe_and_listen(&inner, &config, &channel).await {
+        let listened = match &redis {
+            Ok(redis) => subscribe_and_listen(&inner, redis, config.command_timeout, &channel).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match listened {
             Ok(()) => return, // every Completions handle is gone
             Err(e) => tracing::warn!(error = %e, "completion subscription lost; reconnecting"),
         }
@@ -147,9 +152,9 @@ async fn run(inner: Weak<Inner>, config: QueueConfig) {
 
 /// Subscribes, wakes everyone (a publish may have been missed before), then relays messages until the connection
 /// fails (`Err`) or the handles are dropped (`Ok`).
-async fn subscribe_and_listen(inner: &Weak<Inner>, config: &QueueConfig, channel: &str) -> Result<(), String> {
-    let client = redis_conn::client(config).map_err(|e| e.to_string())?;
-    let t = config.command_timeout;
+async fn subscribe_and_listen(inner: &Weak<Inner>, redis: &Redis, t: Duration, channel: &str) -> Result<(), String> {
+    // In Sentinel mode this is the primary the sentinels name now.
+    let client = redis.client().await.map_err(|e| e.to_string())?;
     let pubsub = tokio::time::timeout(t, client.get_async_pubsub())
         .await
         .map_err(|_| "connect timed out".to_string())?
@@ -183,6 +188,10 @@ async fn subscribe_and_listen(inner: &Weak<Inner>, config: &QueueConfig, channel
                     .await
                     .map_err(|_| "ping timed out".to_string())?
                     .map_err(|e| e.to_string())?;
+                // A demoted primary keeps the connection open; subscribe again where the sentinels point.
+                if redis.moved_from(&client).await {
+                    return Err("the primary moved".into());
+                }
             }
         }
     }

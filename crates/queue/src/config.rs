@@ -1,6 +1,6 @@
 //! Where the queue lives and how long its records are kept.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 /// Settings shared by every user of the queue (API and worker).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,74 @@ pub struct QueueConfig {
     pub job_ttl: Duration,
     /// How long an `Idempotency-Key` holds its job.
     pub idempotency_ttl: Duration,
+    /// Certificates for a `rediss://` URL.
+    pub tls: RedisTls,
+    /// One Redis, or a primary found through Sentinel.
+    pub mode: RedisMode,
+    /// A write acknowledged to a client (an enqueue with its idempotency record, a replay) is acknowledged only
+    /// once `WAIT` says this many replicas have it; 0 turns the wait off.
+    pub wait_replicas: u32,
+    /// How long that `WAIT` may take before the write is reported unavailable.
+    pub wait_timeout: Duration,
+}
+
+/// How `redis_url` is read: one server, or the sentinels that name the current primary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RedisMode {
+    /// `redis_url` is the one Redis (a managed endpoint whose address follows failover is one too).
+    #[default]
+    Standalone,
+    /// `redis_url` lists the sentinels, comma separated; `service` is the name they monitor the primary under.
+    /// Their user, password and TLS apply to the primary as well; the database number applies to the primary.
+    Sentinel { service: String },
+}
+
+impl RedisMode {
+    /// From `WGATE_REDIS_MODE` and `WGATE_REDIS_SENTINEL_SERVICE`; the error is one line naming the setting.
+    pub fn parse(mode: &str, sentinel_service: Option<&str>) -> Result<Self, String> {
+        let service = sentinel_service.map(str::trim).filter(|s| !s.is_empty());
+        match mode.trim().to_ascii_lowercase().as_str() {
+            "standalone" | "" => match service {
+                None => Ok(Self::Standalone),
+                Some(_) => Err("WGATE_REDIS_SENTINEL_SERVICE is set but WGATE_REDIS_MODE is standalone: set \
+                                WGATE_REDIS_MODE=sentinel, or unset the service"
+                    .into()),
+            },
+            "sentinel" => match service {
+                Some(s) => Ok(Self::Sentinel { service: s.to_owned() }),
+                None => Err("WGATE_REDIS_MODE=sentinel needs WGATE_REDIS_SENTINEL_SERVICE, the name the sentinels \
+                             monitor the primary under"
+                    .into()),
+            },
+            "cluster" => Err("WGATE_REDIS_MODE=cluster is not supported yet: use standalone or sentinel".into()),
+            other => Err(format!("WGATE_REDIS_MODE {other:?} is not one of standalone, sentinel")),
+        }
+    }
+}
+
+/// PEM files for a `rediss://` connection: a private CA to trust instead of the system's, and a client
+/// certificate and key for a server that requires mutual TLS. Read when a connection is made, so a renewed
+/// certificate is picked up by the next reconnection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// `WGATE_REDIS_CA_FILE`: the CA certificate(s) that signed the server's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// `WGATE_REDIS_CLIENT_CERT`: the client certificate chain, given with `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// `WGATE_REDIS_CLIENT_KEY`: the client certificate's private key.
+    pub client_key: Option<PathBuf>,
+}
+
+impl RedisTls {
+    /// From `WGATE_REDIS_CA_FILE`, `WGATE_REDIS_CLIENT_CERT` and `WGATE_REDIS_CLIENT_KEY`.
+    pub fn new(ca_file: &Option<PathBuf>, client_cert: &Option<PathBuf>, client_key: &Option<PathBuf>) -> Self {
+        Self { ca_file: ca_file.clone(), client_cert: client_cert.clone(), client_key: client_key.clone() }
+    }
+
+    /// True when any file is set (then the URL must be `rediss://`).
+    pub fn is_set(&self) -> bool {
+        self.ca_file.is_some() || self.client_cert.is_some() || self.client_key.is_some()
+    }
 }
 
 impl QueueConfig {
@@ -25,6 +93,27 @@ impl QueueConfig {
             command_timeout: Duration::from_secs(1),
             job_ttl: Duration::from_secs(7 * 24 * 3600),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            tls: RedisTls::default(),
+            mode: RedisMode::Standalone,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(500),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RedisMode;
+
+    #[test]
+    fn the_redis_mode_is_read_with_its_service_and_cluster_is_refused_as_not_supported_yet() {
+        assert_eq!(RedisMode::parse("standalone", None), Ok(RedisMode::Standalone));
+        assert_eq!(RedisMode::parse(" Sentinel ", Some("main")), Ok(RedisMode::Sentinel { service: "main".into() }));
+        let e = RedisMode::parse("cluster", None).unwrap_err();
+        assert!(e.contains("not supported yet") && !e.contains('\n'), "{e}");
+        assert!(RedisMode::parse("sentinel", None).unwrap_err().contains("WGATE_REDIS_SENTINEL_SERVICE"));
+        assert!(RedisMode::parse("sentinel", Some(" ")).is_err());
+        assert!(RedisMode::parse("standalone", Some("main")).unwrap_err().contains("WGATE_REDIS_MODE"));
+        assert!(RedisMode::parse("replicated", None).unwrap_err().contains("standalone, sentinel"));
     }
 }

@@ -65,6 +65,11 @@ impl Keys {
         format!("{}tenant:{}:sessions", self.prefix, tenant.as_str())
     }
 
+    /// A tenant's rate-limit bucket (`write` or `read`), shared by every API replica.
+    pub fn rate(&self, bucket: &str, tenant: &TenantId) -> String {
+        format!("{}rate:{bucket}:{}", self.prefix, tenant.as_str())
+    }
+
     pub fn session(&self, unique_id: &str) -> String {
         format!("{}session:{unique_id}", self.prefix)
     }

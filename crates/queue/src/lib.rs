@@ -23,9 +23,9 @@ pub use attempt::{
 };
 pub use backend::{Starter, StopHandle, StreamAck, StreamBackend, StreamConfig, consumer_name};
 pub use completions::{Completions, Waiter};
-pub use config::QueueConfig;
+pub use config::{QueueConfig, RedisMode, RedisTls};
 pub use error::QueueError;
 pub use keys::{GROUP, Keys};
 pub use qr::QrTarget;
 pub use redis_conn::redact_url;
-pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, Replay, SessionOwner};
+pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, RateAnswer, Replay, SessionOwner};

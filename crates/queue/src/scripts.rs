@@ -16,3 +16,4 @@ pub(crate) static FORGET_SESSION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/forget_session.lua")));
 pub(crate) static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/dead_letter.lua")));
 pub(crate) static TRIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/trim.lua")));
+pub(crate) static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rate.lua")));

@@ -1,6 +1,6 @@
 //! `JobStore`: what the API (and the worker's bookkeeping) reads and writes about jobs.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use redis::{AsyncCommands, Value};
 use time::OffsetDateTime;
@@ -124,6 +124,18 @@ pub(crate) fn tagged(v: Value) -> Result<(String, Vec<Value>), QueueError> {
     }
 }
 
+/// What a shared rate-limit bucket decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateAnswer {
+    pub allowed: bool,
+    /// Requests that would still pass now.
+    pub remaining: u32,
+    /// Until the bucket is full again.
+    pub reset: Duration,
+    /// When refused: until one request fits.
+    pub retry_after: Duration,
+}
+
 impl JobStore {
     /// Checks the URL only; nothing is connected until the first call.
     pub fn new(config: QueueConfig) -> Result<Self, QueueError> {
@@ -179,7 +191,8 @@ impl JobStore {
         for (k, v) in &fields {
             inv.arg(*k).arg(v);
         }
-        let reply: Value = self.redis.call("enqueue", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let reply: Value =
+            self.redis.call_acknowledged("enqueue", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         let (tag, rest) = tagged(reply)?;
         match tag.as_str() {
             "created" => Ok(Enqueued::Created),
@@ -194,6 +207,30 @@ impl JobStore {
             "duplicate" => Err(QueueError::Corrupt(format!("job id {} is already taken", job.id))),
             other => Err(QueueError::Corrupt(format!("enqueue script answered {other:?}"))),
         }
+    }
+
+    /// Draws one request from a tenant's shared bucket (GCRA on Redis's clock): `interval` is the time one
+    /// request's worth takes to come back (1 / rate), `burst` the bucket's size.
+    pub async fn rate_check(
+        &self,
+        bucket: &str,
+        tenant: &wgate_types::TenantId,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<RateAnswer, QueueError> {
+        let mut inv = scripts::RATE.prepare_invoke();
+        inv.key(self.keys.rate(bucket, tenant))
+            .arg(u64::try_from(interval.as_micros()).unwrap_or(u64::MAX).max(1))
+            .arg(burst.max(1));
+        let (allowed, remaining, reset_us, retry_us): (i64, i64, i64, i64) =
+            self.redis.call("rate", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+        Ok(RateAnswer {
+            allowed: allowed == 1,
+            remaining: u32::try_from(remaining).unwrap_or(0),
+            reset: us(reset_us),
+            retry_after: us(retry_us),
+        })
     }
 
     pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {
@@ -223,7 +260,8 @@ impl JobStore {
             .arg(GROUP)
             .arg(keys.prefix())
             .arg(max_sessions.map_or(-1, i64::from));
-        let reply: Value = self.redis.call("replay", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let reply: Value =
+            self.redis.call_acknowledged("replay", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         let (tag, rest) = tagged(reply)?;
         match tag.as_str() {
             "notfound" => Ok(Replay::NotFound),

@@ -2,13 +2,17 @@
 //! socket can take, a child process's own announcement of its address, and a test-only tracing initialiser. No
 //! service depends on this crate; `wgate dev` uses its `RedisServer` for a throwaway Redis.
 
+mod certs;
 mod ports;
 mod process;
 mod redis_server;
+mod sentinel;
 
+pub use certs::TestCertificates;
 pub use ports::{ClosedPort, free_port};
 pub use process::{ChildLog, address_in, announced};
-pub use redis_server::{Frozen, RedisServer, RedisServerOptions};
+pub use redis_server::{Frozen, RedisServer, RedisServerOptions, RedisTlsOptions};
+pub use sentinel::{DOWN_AFTER_MS, SentinelGroup};
 
 /// A namespace unique to this call, so tests that share one Redis never see each other's keys.
 pub fn unique_namespace(prefix: &str) -> String {

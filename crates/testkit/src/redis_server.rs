@@ -4,15 +4,32 @@
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 
+use crate::TestCertificates;
+
 #[derive(Debug, Clone, Default)]
 pub struct RedisServerOptions {
     /// Turn on the append-only file, so a restart keeps the data (chaos tests).
     pub appendonly: bool,
+}
+
+/// How a TLS server is set up: its certificates, and whether it refuses clients without a certificate its CA
+/// signed (`--tls-auth-clients yes`).
+#[derive(Clone)]
+pub struct RedisTlsOptions {
+    pub certs: Arc<TestCertificates>,
+    pub require_client_cert: bool,
+}
+
+impl std::fmt::Debug for RedisTlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTlsOptions").field("require_client_cert", &self.require_client_cert).finish()
+    }
 }
 
 /// One `redis-server` owned by a test. Its data lives in a temporary directory removed on drop.
@@ -21,6 +38,10 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     options: RedisServerOptions,
+    /// Serve TLS only (`--port 0 --tls-port`), with these certificates.
+    tls: Option<RedisTlsOptions>,
+    /// More `redis-server` arguments (`--replicaof`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -36,14 +57,61 @@ impl RedisServer {
         }
     }
 
+    /// A server that speaks only TLS (its URL is `rediss://`), without persistence.
+    pub async fn start_tls(tls: RedisTlsOptions) -> Self {
+        match Self::try_start(RedisServerOptions::default(), Some(tls), Vec::new()).await {
+            Ok(server) => server,
+            Err(e) => panic!("could not start a TLS redis-server: {e:#}"),
+        }
+    }
+
     /// Like `start_with`, but says why it could not start instead of panicking (for `wgate dev`).
     pub async fn try_start_with(options: RedisServerOptions) -> anyhow::Result<Self> {
+        Self::try_start(options, None, Vec::new()).await
+    }
+
+    /// A replica of `primary` (`--replicaof`); it answers PING at once, before its first sync.
+    pub async fn start_replica_of(primary: &RedisServer) -> Self {
+        let extra = vec!["--replicaof".into(), "127.0.0.1".into(), primary.port().to_string()];
+        match Self::try_start(RedisServerOptions::default(), None, extra).await {
+            Ok(server) => server,
+            Err(e) => panic!("could not start a replica redis-server: {e:#}"),
+        }
+    }
+
+    /// A TLS replica of a TLS `primary` (`--tls-replication yes`).
+    pub async fn start_tls_replica_of(primary: &RedisServer, tls: RedisTlsOptions) -> Self {
+        let extra = vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            primary.port().to_string(),
+            "--tls-replication".into(),
+            "yes".into(),
+        ];
+        match Self::try_start(RedisServerOptions::default(), Some(tls), extra).await {
+            Ok(server) => server,
+            Err(e) => panic!("could not start a TLS replica redis-server: {e:#}"),
+        }
+    }
+
+    async fn try_start(
+        options: RedisServerOptions,
+        tls: Option<RedisTlsOptions>,
+        extra: Vec<String>,
+    ) -> anyhow::Result<Self> {
         which_redis_server()?;
         // Another test process may bind the port between our check and redis-server's bind: try a few.
         let mut last_err = None;
         for _ in 0..5 {
             let dir = tempfile::tempdir().context("temporary directory for redis-server")?;
-            let mut server = Self { child: None, port: crate::free_port(), dir, options: options.clone() };
+            let mut server = Self {
+                child: None,
+                port: crate::free_port(),
+                dir,
+                options: options.clone(),
+                tls: tls.clone(),
+                extra: extra.clone(),
+            };
             match server.spawn().await {
                 Ok(()) => return Ok(server),
                 Err(e) => last_err = Some(e),
@@ -55,9 +123,26 @@ impl RedisServer {
     async fn spawn(&mut self) -> anyhow::Result<()> {
         let bin = which_redis_server()?;
         let mut cmd = Command::new(bin);
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
+        match &self.tls {
+            None => {
+                cmd.arg("--port").arg(self.port.to_string());
+            }
+            Some(tls) => {
+                cmd.arg("--port")
+                    .arg("0")
+                    .arg("--tls-port")
+                    .arg(self.port.to_string())
+                    .arg("--tls-cert-file")
+                    .arg(tls.certs.server_cert())
+                    .arg("--tls-key-file")
+                    .arg(tls.certs.server_key())
+                    .arg("--tls-ca-cert-file")
+                    .arg(tls.certs.ca_cert())
+                    .arg("--tls-auth-clients")
+                    .arg(if tls.require_client_cert { "yes" } else { "no" });
+            }
+        }
+        cmd.arg("--bind")
             .arg("127.0.0.1")
             .arg("--save")
             .arg("")
@@ -69,6 +154,10 @@ impl RedisServer {
             .arg("always")
             .arg("--daemonize")
             .arg("no")
+            // A replica's first sync starts at once rather than after the default 5 s.
+            .arg("--repl-diskless-sync-delay")
+            .arg("0")
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -106,7 +195,7 @@ impl RedisServer {
     /// The `process_id` of the server answering on this port (`INFO server`), bounded by a second.
     async fn process_id(&self) -> anyhow::Result<u32> {
         let ask = async {
-            let client = redis::Client::open(self.url())?;
+            let client = self.client()?;
             let mut conn = client.get_multiplexed_async_connection().await?;
             redis::cmd("INFO").arg("server").query_async::<String>(&mut conn).await
         };
@@ -120,15 +209,34 @@ impl RedisServer {
     /// PING, bounded by a second.
     async fn ping(&self) -> anyhow::Result<()> {
         let ask = async {
-            let client = redis::Client::open(self.url())?;
+            let client = self.client()?;
             let mut conn = client.get_multiplexed_async_connection().await?;
             redis::cmd("PING").query_async::<()>(&mut conn).await
         };
         Ok(tokio::time::timeout(Duration::from_secs(1), ask).await.context("PING timed out")??)
     }
 
+    /// `redis://127.0.0.1:<port>`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// A client for this server (trusting its CA and showing the client certificate when it serves TLS).
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.tls {
+            None => redis::Client::open(self.url()),
+            Some(tls) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: TestCertificates::read(&tls.certs.client_cert()),
+                        client_key: TestCertificates::read(&tls.certs.client_key()),
+                    }),
+                    root_cert: Some(TestCertificates::read(&tls.certs.ca_cert())),
+                },
+            ),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -140,6 +248,36 @@ impl RedisServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes the process (SIGSTOP): it keeps its connections but answers nothing, as a stalled replica does.
+    pub fn pause(&self) {
+        signal(self.pid().expect("pausing a redis-server that is not running"), nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        signal(self.pid().expect("resuming a redis-server that is not running"), nix::sys::signal::Signal::SIGCONT);
+    }
+
+    /// Waits until this primary counts `n` replicas as online: synced, and acknowledging (only then does `WAIT`
+    /// count them).
+    pub async fn await_replicas_online(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut c = self.connection().await;
+        loop {
+            let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c).await.unwrap_or_default();
+            let online = info.lines().filter(|l| l.starts_with("slave") && l.contains("state=online")).count();
+            if online >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the primary on port {} had no {n} online replicas within 20 s",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -177,7 +315,7 @@ impl RedisServer {
 
     /// A fresh async connection, for tests that inspect keys directly.
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
+        self.client()
             .expect("redis url")
             .get_multiplexed_async_connection()
             .await
@@ -217,7 +355,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn which_redis_server() -> anyhow::Result<PathBuf> {
+pub(crate) fn which_redis_server() -> anyhow::Result<PathBuf> {
     if let Ok(p) = std::env::var("REDIS_SERVER_BIN") {
         return Ok(PathBuf::from(p));
     }
@@ -268,5 +406,20 @@ mod tests {
         }));
         assert!(caught.is_err());
         tokio::time::timeout(Duration::from_secs(5), server.ping()).await.expect("thawed").unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_tls_server_answers_a_client_with_its_certificates_and_refuses_plain_text() {
+        let certs = Arc::new(TestCertificates::generate());
+        let server = RedisServer::start_tls(RedisTlsOptions { certs, require_client_cert: true }).await;
+        assert!(server.url().starts_with("rediss://"), "{}", server.url());
+        server.ping().await.expect("PING over TLS with the client certificate");
+        let plain = redis::Client::open(format!("redis://127.0.0.1:{}", server.port())).unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut c = plain.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<()>(&mut c).await
+        })
+        .await;
+        assert!(!matches!(r, Ok(Ok(()))), "a plain-text PING must not be answered by a TLS-only server");
     }
 }

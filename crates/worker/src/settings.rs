@@ -1,6 +1,10 @@
 //! The worker's settings: `WGATE_*` environment variables over an optional TOML file.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -11,6 +15,17 @@ use wgate_service::{ConfigError, LogFormat};
 #[serde(default)]
 pub struct Settings {
     pub redis_url: String,
+    /// PEM CA certificate(s) a `rediss://` server's certificate is checked against (unset: the system's store).
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for a Redis that requires mutual TLS; set both or neither.
+    pub redis_client_cert: Option<PathBuf>,
+    pub redis_client_key: Option<PathBuf>,
+    /// `standalone` or `sentinel` (then `redis_url` lists the sentinels, comma separated).
+    #[serde(deserialize_with = "wgate_service::config::de::string_like")]
+    pub redis_mode: String,
+    /// The name the sentinels monitor the primary under (Sentinel mode).
+    #[serde(deserialize_with = "wgate_service::config::de::opt_string_like")]
+    pub redis_sentinel_service: Option<String>,
     #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub namespace: String,
     pub worker_admin_listen: SocketAddr,
@@ -44,6 +59,11 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_ca_file: None,
+            redis_client_cert: None,
+            redis_client_key: None,
+            redis_mode: "standalone".into(),
+            redis_sentinel_service: None,
             namespace: "wgate".into(),
             worker_admin_listen: SocketAddr::from(([0, 0, 0, 0], 9465)),
             public_url: "http://127.0.0.1:8080".into(),
@@ -88,6 +108,7 @@ impl Settings {
         if self.upstream_api_key.is_none() {
             return Err(ConfigError::setting("upstream_api_key", "is required (the WhatsGate X-Api-Key)"));
         }
+        self.redis_mode()?;
         if self.worker_concurrency == 0 {
             return Err(ConfigError::setting("worker_concurrency", "must be at least 1"));
         }
@@ -102,6 +123,17 @@ impl Settings {
             return Err(ConfigError::setting("public_url", "must be an absolute http(s) URL"));
         }
         Ok(())
+    }
+
+    /// Standalone or Sentinel, checked by [`Settings::validate`].
+    pub fn redis_mode(&self) -> Result<wgate_queue::RedisMode, ConfigError> {
+        wgate_queue::RedisMode::parse(&self.redis_mode, self.redis_sentinel_service.as_deref())
+            .map_err(|e| ConfigError(format!("configuration error: {e}")))
+    }
+
+    /// The certificates of a `rediss://` connection.
+    pub fn redis_tls(&self) -> wgate_queue::RedisTls {
+        wgate_queue::RedisTls::new(&self.redis_ca_file, &self.redis_client_cert, &self.redis_client_key)
     }
 
     pub fn upstream_timeout(&self) -> Duration {

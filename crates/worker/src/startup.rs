@@ -38,6 +38,8 @@ impl Application {
         let mut queue = QueueConfig::new(settings.redis_url.clone(), settings.namespace.clone());
         queue.command_timeout = Duration::from_millis(settings.redis_timeout_ms);
         queue.job_ttl = Duration::from_secs(settings.job_ttl_secs.max(1));
+        queue.tls = settings.redis_tls();
+        queue.mode = settings.redis_mode()?;
         let store = JobStore::new(queue).map_err(|e| anyhow::anyhow!("{e}"))?;
 
         let registry = wgate_service::metrics::new_registry();

@@ -40,7 +40,7 @@ pub async fn authorize(
     let token = auth::token_of(req)?;
     let principal = state.verifier.verify(token).await?;
     tracing::Span::current().record("tenant", principal.tenant.as_str());
-    let decision = state.limits.check(&principal.tenant, bucket);
+    let decision = state.limits.decide(&principal.tenant, bucket).await;
     req.extensions_mut().insert(RateHeaders { policy: decision.policy, current: decision.current });
     if let Some(retry_after) = decision.retry_after {
         let label = state.metrics.tenant_label(principal.tenant.as_str());

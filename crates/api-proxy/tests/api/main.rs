@@ -8,8 +8,10 @@ mod hardening;
 mod helpers;
 mod openapi;
 mod qr;
+mod redis_settings;
 mod replay;
 mod sessions;
+mod shared_limits;
 
 use std::{
     sync::{

@@ -5,6 +5,9 @@ mod dead_letters;
 mod helpers;
 mod qr;
 mod reconcile;
+mod sentinel;
+mod tls;
+mod wait;
 
 use std::time::Duration;
 

@@ -1,0 +1,85 @@
+//! `wait_replicas`: an enqueue or a replay is acknowledged only once a replica has it, against a real primary and
+//! replica (a replica that stalls is frozen with SIGSTOP).
+
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use serde_json::json;
+use wgate_queue::{Enqueued, JobStore, QueueConfig, QueueError, Replay};
+use wgate_testkit::{RedisServer, unique_namespace};
+use wgate_types::{IdempotencyKey, JobId, JobStatus};
+
+use crate::helpers::{job, within};
+
+fn waiting(server: &RedisServer, replicas: u32, wait_ms: u64) -> QueueConfig {
+    QueueConfig {
+        wait_replicas: replicas,
+        wait_timeout: Duration::from_millis(wait_ms),
+        ..QueueConfig::new(server.url(), unique_namespace("wait"))
+    }
+}
+
+fn job_key(config: &QueueConfig, id: impl std::fmt::Display) -> String {
+    format!("{{{}}}:job:{id}", config.namespace)
+}
+
+#[tokio::test]
+async fn an_acknowledged_enqueue_is_already_on_the_replica_and_a_stalled_replica_makes_it_unavailable() {
+    let primary = RedisServer::start().await;
+    let replica = RedisServer::start_replica_of(&primary).await;
+    primary.await_replicas_online(1).await;
+    // Generous: on a loaded machine a replica can take a while to acknowledge.
+    let config = waiting(&primary, 1, 2000);
+    let store = JobStore::new(config.clone()).unwrap();
+    let mut on_replica = replica.connection().await;
+
+    let j = job("acme", json!({"name":"Safe"}));
+    assert_eq!(store.enqueue(&j, None, None).await.unwrap(), Enqueued::Created);
+    assert!(on_replica.exists::<_, bool>(job_key(&config, j.id)).await.unwrap(), "acknowledged means replicated");
+
+    replica.pause();
+    let key = IdempotencyKey::parse("stalled-1").unwrap();
+    let stalled = job("acme", json!({"name":"Stalled"}));
+    let started = Instant::now();
+    let err = within("the wait to give up", Duration::from_secs(10), store.enqueue(&stalled, Some(&key), None))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    replica.resume();
+    assert!(matches!(&err, QueueError::Unavailable(m) if m.contains("0 of 1 replicas")), "{err:?}");
+    assert!(took >= Duration::from_millis(2000), "it waited the whole wait timeout ({took:?})");
+
+    // The write happened on the primary: the client's retry with its key gets that job, acknowledged once the
+    // replica caught up.
+    let again = within(
+        "the retry",
+        Duration::from_secs(5),
+        store.enqueue(&job("acme", json!({"name":"Stalled"})), Some(&key), None),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(&again, Enqueued::Existing(existing) if existing.id == stalled.id), "{again:?}");
+    assert!(on_replica.exists::<_, bool>(job_key(&config, stalled.id)).await.unwrap());
+}
+
+#[tokio::test]
+async fn without_any_replica_a_waiting_write_is_unavailable_and_without_waiting_it_is_accepted() {
+    let server = RedisServer::start().await;
+    let store = JobStore::new(waiting(&server, 1, 100)).unwrap();
+    let err = store.enqueue(&job("acme", json!({"name":"Alone"})), None, None).await.unwrap_err();
+    assert!(err.is_unavailable() && err.to_string().contains("0 of 1 replicas"), "{err:?}");
+    // Reads never wait.
+    store.ping().await.unwrap();
+
+    let mut dead = job("acme", json!({"name":"Dead"}));
+    dead.status = JobStatus::Dead;
+    let plain = JobStore::new(waiting(&server, 0, 100)).unwrap();
+    let plain =
+        JobStore::new(QueueConfig { namespace: store.config().namespace.clone(), ..plain.config().clone() }).unwrap();
+    assert_eq!(plain.enqueue(&dead, None, None).await.unwrap(), Enqueued::Created);
+    let mut c = server.connection().await;
+    let _: () = c.zadd(format!("{{{}}}:dead", store.config().namespace), dead.id.to_string(), 1).await.unwrap();
+    let err = store.replay(dead.id, None).await.unwrap_err();
+    assert!(err.is_unavailable(), "a replay waits too: {err:?}");
+    assert!(matches!(plain.replay(JobId::new(), None).await.unwrap(), Replay::NotFound));
+}
