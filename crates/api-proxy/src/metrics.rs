@@ -74,7 +74,7 @@ impl ApiMetrics {
             &["op"],
         )?;
         // Known operations start at 0, so the series exist before the first failure.
-        for op in ["ping", "enqueue", "get", "replay", "hook"] {
+        for op in ["ping", "enqueue", "get", "replay", "hook", "rate_limit"] {
             redis_errors.with_label_values(&[op]);
         }
         registry.register(Box::new(http_requests.clone()))?;

@@ -40,7 +40,10 @@ pub async fn authorize(
     let token = auth::token_of(req)?;
     let principal = state.verifier.verify(token).await?;
     tracing::Span::current().record("tenant", principal.tenant.as_str());
-    let decision = state.limits.decide(&principal.tenant, bucket).await;
+    let decision = state.limits.decide(&principal.tenant, bucket).await.map_err(|e| {
+        state.metrics.redis_errors.with_label_values(&["rate_limit"]).inc();
+        ApiError::Unavailable { op: "rate_limit", cause: e.to_string() }
+    })?;
     req.extensions_mut().insert(RateHeaders { policy: decision.policy, current: decision.current });
     if let Some(retry_after) = decision.retry_after {
         let label = state.metrics.tenant_label(principal.tenant.as_str());
