@@ -526,7 +526,7 @@ pub async fn run(args: &ChaosArgs) -> anyhow::Result<Report> {
         report.worker_processes += 1;
     }
 
-    let token = token::mint(SECRET.as_bytes(), &TokenRequest::day_pass(TENANT), crate::cli::now_secs())?;
+    let token = token::mint(SECRET.as_bytes(), &TokenRequest::day_pass(TENANT), token::now_secs())?;
 
     // Submissions, spread evenly over the window, at most 64 in flight.
     let window = Duration::from_secs_f64(args.window_secs);

@@ -158,9 +158,7 @@ impl Application {
         let session_upstream = session_upstream(&settings, &registry)?;
         // The QR windows ask WhatsGate through the same client; without a key they answer "unavailable".
         let qr_upstream = session_upstream.as_ref().map(|u| u.client().clone());
-        let qr = crate::qr::QrWindows {
-            cache: crate::qr::cache::SessionCache::new(qr_upstream, QR_MAX_AGE, QR_CACHE_SESSIONS),
-        };
+        let qr_cache = crate::qr_cache::SessionCache::new(qr_upstream, QR_MAX_AGE, QR_CACHE_SESSIONS);
         let state = web::Data::new(AppState {
             verifier,
             limits,
@@ -173,9 +171,9 @@ impl Application {
             max_sessions: settings.max_sessions,
             public_base: settings.public_base().to_owned(),
             hooks,
-            callback_checks: routes::CallbackChecks::new(CALLBACK_HOSTS),
+            callback_checks: crate::callback_check::CallbackChecks::new(CALLBACK_HOSTS),
             body_read_timeout: settings.body_read_timeout(),
-            qr,
+            qr_cache,
             upstream: session_upstream,
         });
 
@@ -202,8 +200,7 @@ impl Application {
                 .app_data(app_metrics.clone())
                 .wrap(from_fn(observe))
                 .configure(routes::configure)
-                .configure(crate::qr::configure)
-                .default_service(web::to(routes::not_found))
+                .default_service(web::to(crate::fallback::not_found))
         })
         .disable_signals()
         .shutdown_timeout(30)
