@@ -6,15 +6,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::{StreamExt, TryStreamExt, stream};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use wgate_queue::SessionOwner;
-use wgate_types::{CallbackUrl, FieldProblem, Scope, SessionName, TenantId, ValidationErrors};
-use wgate_upstream::{ErrorClass, SessionsQuery, UpstreamError};
+use wgate_types::{CallbackUrl, FieldProblem, Scope, SessionName, TenantId};
+use wgate_upstream::UpstreamError;
 
-use super::{
-    authorize, check_callback,
-    session_create::{MAX_BODY_BYTES, check_json_content_type, read_body},
-};
+use super::{authorize, check_callback};
 use crate::{
     error::ApiError,
     limits::Bucket,
@@ -23,18 +20,17 @@ use crate::{
     upstream::{Repeat, SessionUpstream, api_error, deadline_error, is_not_found},
 };
 
-/// `page_cnt` when none is given (as WhatsGate's default).
-pub const DEFAULT_PAGE_CNT: u32 = 20;
-/// Largest `page_cnt`.
-pub const MAX_PAGE_CNT: u32 = 100;
-/// The caller's sessions are looked up one by one (`sessions-get {WhatsappID}` each), this many at a time: what a
-/// listing costs upstream follows the caller's own sessions, never the size of the shared WhatsGate account (no
-/// walk over other tenants' pages), and the whole listing runs under one deadline (`WGATE_UPSTREAM_TIMEOUT_MS`).
-pub const FETCH_CONCURRENCY: usize = 8;
 /// Sessions of one answer presented at once (each costs a few Redis reads).
 const PRESENT_CONCURRENCY: usize = 16;
 
 const UNKNOWN: ApiError = ApiError::UnknownSession;
+
+mod listing;
+mod request;
+
+pub use listing::FETCH_CONCURRENCY;
+use listing::{fetch_each, present_listed, unique_id_of, upstream_id};
+use request::{ListRequest, body_object, required_id, valid, whatsapp_id};
 
 /// `POST /api/v1/sessions-get` (scope `sessions:read`, read bucket): the caller's sessions, filtered by
 /// upstream, sorted by upstream `id`, paged over the caller's own. A `WhatsappID` filter that is not the caller's
@@ -257,63 +253,6 @@ fn upstream_of(state: &AppState) -> Result<&SessionUpstream, ApiError> {
     state.upstream.as_ref().ok_or(ApiError::UpstreamNotConfigured)
 }
 
-/// The body as a JSON object; an empty body is `{}` (every field of sessions-get is optional).
-async fn body_object(
-    req: &HttpRequest,
-    state: &AppState,
-    payload: web::Payload,
-) -> Result<Map<String, Value>, ApiError> {
-    let body = read_body(req, payload, MAX_BODY_BYTES, state.body_read_timeout).await?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    check_json_content_type(req)?;
-    let one = |problem: String| ApiError::Validation(ValidationErrors(vec![FieldProblem::new("body", problem)]));
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(fields)) => Ok(fields),
-        Ok(_) => Err(one("must be a JSON object".into())),
-        Err(e) => Err(one(format!("must be valid JSON ({e})"))),
-    }
-}
-
-/// `WhatsappID`: a string or a number (WhatsGate's ids are 13 digits, sent either way), trimmed.
-fn whatsapp_id(fields: &Map<String, Value>, required: bool, problems: &mut Vec<FieldProblem>) -> Option<String> {
-    const FIELD: &str = "WhatsappID";
-    let text = match fields.get(FIELD) {
-        None | Some(Value::Null) => {
-            if required {
-                problems.push(FieldProblem::new(FIELD, "is required"));
-            }
-            return None;
-        }
-        Some(Value::String(s)) => s.trim().to_owned(),
-        Some(Value::Number(n)) if let Some(n) = whole_number(n) => n.to_string(),
-        Some(_) => {
-            problems.push(FieldProblem::new(FIELD, "must be a string or a whole number"));
-            return None;
-        }
-    };
-    if text.is_empty() {
-        problems.push(FieldProblem::new(FIELD, "must not be empty"));
-        return None;
-    }
-    Some(text)
-}
-
-fn required_id(fields: &Map<String, Value>) -> Result<String, ApiError> {
-    let mut problems = Vec::new();
-    let id = whatsapp_id(fields, true, &mut problems);
-    valid(id, problems)
-}
-
-/// The id when no field is at fault, else every problem at once.
-fn valid(id: Option<String>, problems: Vec<FieldProblem>) -> Result<String, ApiError> {
-    match id {
-        Some(id) if problems.is_empty() => Ok(id),
-        _ => Err(ApiError::Validation(ValidationErrors(problems))),
-    }
-}
-
 /// The owner record of a session of `tenant`; any other id, foreign or unknown, is the same 404.
 async fn owned(state: &AppState, tenant: &TenantId, id: &str) -> Result<SessionOwner, ApiError> {
     match state.store.session_owner(id).await? {
@@ -324,7 +263,10 @@ async fn owned(state: &AppState, tenant: &TenantId, id: &str) -> Result<SessionO
 
 /// The tenant's callback (the relay's current target; the create request's when the hook is gone) and the QR
 /// window token of the job that made the session (none once the job record expired).
-async fn presentation(state: &AppState, owner: &SessionOwner) -> Result<(Option<String>, Option<String>), ApiError> {
+pub(super) async fn presentation(
+    state: &AppState,
+    owner: &SessionOwner,
+) -> Result<(Option<String>, Option<String>), ApiError> {
     let (hook, job) = futures::try_join!(state.store.hook(&owner.hook_token), state.store.get(owner.job_id))?;
     let callback = match (&hook, &job) {
         (Some(hook), _) => hook.callback.as_ref().map(|c| c.as_str().to_owned()),
@@ -354,213 +296,4 @@ fn present_body(state: &AppState, mut body: Value, callback: Option<&str>, qr_to
         *data = present_session(data.take(), callback, qr_token, &state.public_base);
     }
     body
-}
-
-/// One listed session as its tenant sees it.
-async fn present_listed(state: &AppState, tenant: &TenantId, session: Value) -> Result<Value, ApiError> {
-    let owner = match unique_id_of(&session) {
-        Some(id) => state.store.session_owner(&id).await?.filter(|o| &o.tenant == tenant),
-        None => None,
-    };
-    let (callback, qr_token) = match &owner {
-        Some(owner) => presentation(state, owner).await?,
-        None => (None, None),
-    };
-    Ok(present_session(session, callback.as_deref(), qr_token.as_deref(), &state.public_base))
-}
-
-/// A validated sessions-get body.
-struct ListRequest {
-    whatsapp_id: Option<String>,
-    name: Option<String>,
-    status: Option<String>,
-    page_cnt: u32,
-    page: u32,
-}
-
-impl ListRequest {
-    fn parse(fields: &Map<String, Value>) -> Result<Self, ApiError> {
-        let mut problems = Vec::new();
-        let whatsapp_id = whatsapp_id(fields, false, &mut problems);
-        let mut text = |key: &str| match fields.get(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                problems.push(FieldProblem::new(key, "must be a string"));
-                None
-            }
-        };
-        let name = text("name");
-        let status = text("status");
-        let page_cnt = whole(fields, "page_cnt", DEFAULT_PAGE_CNT, MAX_PAGE_CNT, &mut problems);
-        let page = whole(fields, "page", 1, u32::MAX, &mut problems);
-        if !problems.is_empty() {
-            return Err(ApiError::Validation(ValidationErrors(problems)));
-        }
-        Ok(Self { whatsapp_id, name, status, page_cnt, page })
-    }
-
-    /// The upstream query for one of the caller's sessions, with the caller's filters.
-    fn query(&self, whatsapp_id: String) -> SessionsQuery {
-        SessionsQuery {
-            whatsapp_id: Some(whatsapp_id),
-            name: self.name.clone(),
-            status: self.status.clone(),
-            page_cnt: None,
-            page: None,
-        }
-    }
-
-    fn filtered(&self) -> bool {
-        self.name.is_some() || self.status.is_some()
-    }
-}
-
-/// A JSON number that is a whole number at or above 0: `7`, and also `7.0` (JSON does not tell them apart, and
-/// JSON Schema's `integer` accepts both).
-fn whole_number(n: &serde_json::Number) -> Option<u64> {
-    n.as_u64().or_else(|| {
-        n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(f)).map(|f| f as u64)
-    })
-}
-
-/// A whole number in `1..=max` (a JSON number or a string of digits, as WhatsGate takes it), or `default`.
-fn whole(fields: &Map<String, Value>, key: &str, default: u32, max: u32, problems: &mut Vec<FieldProblem>) -> u32 {
-    let parsed = match fields.get(key) {
-        None | Some(Value::Null) => return default,
-        Some(Value::Number(n)) => whole_number(n),
-        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
-        Some(_) => None,
-    };
-    match parsed.and_then(|n| u32::try_from(n).ok()) {
-        Some(n) if (1..=max).contains(&n) => n,
-        _ => {
-            problems.push(FieldProblem::new(key, format!("must be a whole number from 1 to {max}")));
-            default
-        }
-    }
-}
-
-/// One `sessions-get {WhatsappID, name?, status?}` per owned session, a few at a time. A session WhatsGate says,
-/// well-formed, it no longer has (an OK answer whose `data` list lacks it, or its `NotFound` error) is dropped,
-/// and, when no filter could explain its absence, forgotten. Any other failure fails the listing and forgets
-/// nothing.
-async fn fetch_each(
-    state: &AppState,
-    upstream: &SessionUpstream,
-    list: &ListRequest,
-    owned: Vec<String>,
-) -> Result<Vec<Value>, ApiError> {
-    let found: Vec<Option<Value>> = stream::iter(owned.into_iter().map(|id| async move {
-        let query = list.query(id.clone());
-        let answer = upstream
-            .run(Repeat::Safe, |u| {
-                let query = query.clone();
-                async move { u.call("sessions-get", &query).await }
-            })
-            .await;
-        let session = match answer {
-            Ok(page) => match page.get("data") {
-                Some(Value::Array(data)) => {
-                    data.iter().find(|s| unique_id_of(s).as_deref() == Some(id.as_str())).cloned()
-                }
-                _ => {
-                    return Err(api_error(UpstreamError::new(
-                        ErrorClass::Unavailable,
-                        "UnexpectedAnswer",
-                        "sessions-get answered OK without a data list",
-                        true,
-                    )));
-                }
-            },
-            Err(e) if is_not_found(&e) => None,
-            Err(e) => return Err(api_error(e)),
-        };
-        if session.is_none() && !list.filtered() {
-            tracing::info!(session.unique_id = %id, "upstream no longer knows the session; forgetting it");
-            state.store.forget_session(&id).await?;
-        }
-        Ok(session)
-    }))
-    .buffer_unordered(FETCH_CONCURRENCY)
-    .try_collect()
-    .await?;
-    Ok(found.into_iter().flatten().collect())
-}
-
-/// A session's `unique_id`, which WhatsGate writes as a string (a number is read too).
-fn unique_id_of(session: &Value) -> Option<String> {
-    match session.get("unique_id") {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Upstream's numeric `id` (the listing order); a session without one sorts last.
-fn upstream_id(session: &Value) -> u64 {
-    match session.get("id") {
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(u64::MAX),
-        Some(Value::String(s)) => s.trim().parse().unwrap_or(u64::MAX),
-        _ => u64::MAX,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fields(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
-    }
-
-    fn problems_of(e: ApiError) -> Vec<String> {
-        match e {
-            ApiError::Validation(v) => v.0.into_iter().map(|p| p.field).collect(),
-            other => vec![format!("not a validation error: {other}")],
-        }
-    }
-
-    #[test]
-    fn a_list_request_defaults_to_twenty_a_page_from_page_one() {
-        let l = ListRequest::parse(&fields(json!({}))).unwrap();
-        assert_eq!((l.page_cnt, l.page, l.whatsapp_id, l.name, l.status), (20, 1, None, None, None));
-        let l =
-            ListRequest::parse(&fields(json!({"WhatsappID": 6345454545454u64, "page_cnt": "100", "page": 3}))).unwrap();
-        assert_eq!((l.whatsapp_id.as_deref(), l.page_cnt, l.page), (Some("6345454545454"), 100, 3));
-    }
-
-    #[test]
-    fn paging_out_of_range_and_wrong_types_are_reported_per_field() {
-        for (body, field) in [
-            (json!({"page_cnt": 0}), "page_cnt"),
-            (json!({"page_cnt": 101}), "page_cnt"),
-            (json!({"page": 0}), "page"),
-            (json!({"page": -1}), "page"),
-            (json!({"page": 1.5}), "page"),
-            (json!({"name": 5}), "name"),
-            (json!({"status": []}), "status"),
-            (json!({"WhatsappID": true}), "WhatsappID"),
-            (json!({"WhatsappID": " "}), "WhatsappID"),
-        ] {
-            let e = ListRequest::parse(&fields(body.clone())).err().expect("invalid");
-            assert_eq!(problems_of(e), vec![field.to_owned()], "{body}");
-        }
-    }
-
-    #[test]
-    fn a_command_needs_its_whatsapp_id() {
-        assert_eq!(problems_of(required_id(&fields(json!({}))).unwrap_err()), vec!["WhatsappID"]);
-        assert_eq!(required_id(&fields(json!({"WhatsappID": " 63 "}))).unwrap(), "63");
-    }
-
-    #[test]
-    fn sessions_sort_by_upstream_id_and_those_without_one_last() {
-        assert!(upstream_id(&json!({"id": 2})) < upstream_id(&json!({"id": "10"})));
-        assert_eq!(upstream_id(&json!({})), u64::MAX);
-        assert_eq!(unique_id_of(&json!({"unique_id": 6345454545454u64})).as_deref(), Some("6345454545454"));
-    }
 }
