@@ -87,7 +87,7 @@ impl Application {
 
     async fn build_with(settings: ApiSettings, listener: Option<std::net::TcpListener>) -> anyhow::Result<Self> {
         settings.check()?;
-        let verifier = Verifier::from_settings(&settings)?;
+        let verifier = Verifier::new(&crate::auth::AuthConfig::from_settings(&settings))?;
         verifier.warm_up().await;
         let tenants = match &settings.tenants_file {
             Some(path) => Tenants::load(path).map_err(|e| wgate_service::ConfigError::setting("tenants_file", e))?,

@@ -301,10 +301,10 @@ async fn rsa_ec_and_ed25519_tokens_verify_against_their_pem_keys() {
 
 #[tokio::test]
 async fn a_public_key_token_is_verified_once_and_its_claims_checked_on_every_use() {
-    use wgate_api_proxy::auth::{AuthError, Verifier};
+    use wgate_api_proxy::auth::{AuthConfig, AuthError, Verifier};
     let mut settings = wgate_api_proxy::ApiSettings::for_tests("redis://127.0.0.1:1", "unused", SECRET);
     settings.jwt_public_keys = Some(pem_keys());
-    let verifier = Verifier::from_settings(&settings).unwrap();
+    let verifier = Verifier::new(&AuthConfig::from_settings(&settings)).unwrap();
 
     let good = signed(Algorithm::RS256, None, &claims("acme", json!({})));
     assert_eq!(verifier.verify(&good).await.map(|p| p.tenant.to_string()), Ok("acme".to_owned()));
