@@ -3,10 +3,10 @@
 
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
-use wgate_types::TenantId;
-use wgate_upstream::{ErrorClass, UpstreamError};
+use wgate_types::{SessionsList, TenantId};
+use wgate_upstream::{ErrorClass, SessionsQuery, UpstreamError};
 
-use super::{presentation, request::ListRequest};
+use super::presentation;
 use crate::{
     error::ApiError,
     present::present_session,
@@ -39,11 +39,11 @@ pub(super) async fn present_listed(state: &AppState, tenant: &TenantId, session:
 pub(super) async fn fetch_each(
     state: &AppState,
     upstream: &SessionUpstream,
-    list: &ListRequest,
+    list: &SessionsList,
     owned: Vec<String>,
 ) -> Result<Vec<Value>, ApiError> {
     let found: Vec<Option<Value>> = stream::iter(owned.into_iter().map(|id| async move {
-        let query = list.query(id.clone());
+        let query = query(list, id.clone());
         let answer = upstream
             .run(Repeat::Safe, |u| {
                 let query = query.clone();
@@ -77,6 +77,17 @@ pub(super) async fn fetch_each(
     .try_collect()
     .await?;
     Ok(found.into_iter().flatten().collect())
+}
+
+/// The upstream query for one of the caller's sessions, with the caller's filters.
+fn query(list: &SessionsList, whatsapp_id: String) -> SessionsQuery {
+    SessionsQuery {
+        whatsapp_id: Some(whatsapp_id),
+        name: list.name.clone(),
+        status: list.status.clone(),
+        page_cnt: None,
+        page: None,
+    }
 }
 
 /// A session's `unique_id`, which WhatsGate writes as a string (a number is read too).

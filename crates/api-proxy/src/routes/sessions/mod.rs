@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Value, json};
 use wgate_queue::SessionOwner;
-use wgate_types::{CallbackUrl, FieldProblem, Scope, SessionName, TenantId};
+use wgate_types::{CallbackUrl, Scope, SessionDelete, SessionsList, SetHook, SetName, TenantId};
 use wgate_upstream::UpstreamError;
 
 use super::{authorize, check_callback};
@@ -30,7 +30,7 @@ mod request;
 
 pub use listing::FETCH_CONCURRENCY;
 use listing::{fetch_each, present_listed, unique_id_of, upstream_id};
-use request::{ListRequest, body_object, required_id, valid, whatsapp_id};
+use request::body_object;
 
 /// `POST /api/v1/sessions-get` (scope `sessions:read`, read bucket): the caller's sessions, filtered by
 /// upstream, sorted by upstream `id`, paged over the caller's own. A `WhatsappID` filter that is not the caller's
@@ -58,7 +58,7 @@ pub async fn sessions_get(
     let principal = authorize(&req, &state, Scope::SessionsRead, Bucket::Read).await?;
     let upstream = upstream_of(&state)?;
     let fields = body_object(&req, &state, payload).await?;
-    let list = ListRequest::parse(&fields)?;
+    let list = SessionsList::parse(&fields)?;
 
     let owned = state.store.tenant_sessions(&principal.tenant).await?;
     let owned: Vec<String> = match &list.whatsapp_id {
@@ -111,8 +111,7 @@ pub async fn session_delete(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
     let upstream = upstream_of(&state)?;
-    let fields = body_object(&req, &state, payload).await?;
-    let id = required_id(&fields)?;
+    let SessionDelete { whatsapp_id: id } = SessionDelete::parse(&body_object(&req, &state, payload).await?)?;
     let owner = owned(&state, &principal.tenant, &id).await?;
     let (callback, qr_token) = presentation(&state, &owner).await?;
     let answer = upstream
@@ -154,25 +153,7 @@ pub async fn set_hook(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
     let upstream = upstream_of(&state)?;
-    let fields = body_object(&req, &state, payload).await?;
-    let mut problems = Vec::new();
-    let id = whatsapp_id(&fields, true, &mut problems);
-    let callback = match fields.get("callback") {
-        None => {
-            problems.push(FieldProblem::new("callback", "is required (null or \"\" removes it)"));
-            None
-        }
-        Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => {
-            CallbackUrl::parse(s).map_err(|p| problems.push(FieldProblem::new("callback", p))).ok()
-        }
-        Some(_) => {
-            problems.push(FieldProblem::new("callback", "must be a string"));
-            None
-        }
-    };
-    let id = valid(id, problems)?;
+    let SetHook { whatsapp_id: id, callback } = SetHook::parse(&body_object(&req, &state, payload).await?)?;
     if let Some(callback) = &callback {
         check_callback(&state, callback).await?;
     }
@@ -219,22 +200,7 @@ pub async fn set_name(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
     let upstream = upstream_of(&state)?;
-    let fields = body_object(&req, &state, payload).await?;
-    let mut problems = Vec::new();
-    let id = whatsapp_id(&fields, true, &mut problems);
-    let name = match fields.get("name") {
-        None | Some(Value::Null) => {
-            problems.push(FieldProblem::new("name", "is required"));
-            None
-        }
-        Some(Value::String(s)) => SessionName::parse(s).map_err(|p| problems.push(FieldProblem::new("name", p))).ok(),
-        Some(_) => {
-            problems.push(FieldProblem::new("name", "must be a string"));
-            None
-        }
-    };
-    let id = valid(id, problems)?;
-    let name = name.ok_or(ApiError::Internal(anyhow::anyhow!("a valid body without a name")))?;
+    let SetName { whatsapp_id: id, name } = SetName::parse(&body_object(&req, &state, payload).await?)?;
     let owner = owned(&state, &principal.tenant, &id).await?;
     let (callback, qr_token) = presentation(&state, &owner).await?;
     let answer = upstream
