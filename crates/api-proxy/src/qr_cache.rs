@@ -75,13 +75,10 @@ impl SessionCache {
         }
     }
 
-    /// Sessions currently held (for tests).
-    pub fn len(&self) -> usize {
+    /// Sessions currently held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock_slots().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Upstream calls made so far (for tests: the bound is what this cache is for).

@@ -9,7 +9,7 @@ use futures::FutureExt;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::Instrument;
-use wgate_queue::{Delivery, Finished, JobStore, Outcome, Started, Starter};
+use wgate_queue::{Delivery, Finished, Outcome, Started, Starter};
 use wgate_types::{CallbackUrl, ErrorClass, JobError, JobRecord};
 use wgate_upstream::{SessionsQuery, Upstream, UpstreamError};
 
@@ -34,7 +34,6 @@ impl RetryPolicy {
 
 /// What every attempt needs.
 pub struct Deps {
-    pub store: JobStore,
     /// Starts attempts in batches (see `wgate_queue::Starter`).
     pub starter: Starter,
     pub upstream: Upstream,

@@ -66,7 +66,6 @@ impl Application {
         let stop = backend.stop_handle();
 
         let deps = Arc::new(Deps {
-            store: store.clone(),
             starter: backend.starter(),
             upstream,
             public_url: settings.public_url.clone(),
@@ -84,11 +83,6 @@ impl Application {
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
-    }
-
-    /// This process's consumer name in the job stream's group.
-    pub fn consumer(&self) -> &str {
-        &self.consumer
     }
 
     /// Runs until `shutdown` resolves, then stops fetching, lets in-flight jobs finish (bounded by

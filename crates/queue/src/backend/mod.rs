@@ -170,10 +170,6 @@ impl StreamBackend {
         Starter { tx: self.shared.starts.clone(), store: self.shared.store.clone() }
     }
 
-    pub fn consumer(&self) -> &str {
-        &self.shared.config.consumer
-    }
-
     fn start(&mut self) {
         if let Some(tx) = self.tx.take() {
             self.fetcher = Some(tokio::spawn(fetch_loop(self.shared.clone(), tx)));
