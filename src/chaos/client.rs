@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use wgate_types::unique_id_text;
+
 use super::SIM_KEY;
 
 pub(super) enum Submitted {
@@ -70,18 +72,9 @@ pub(super) async fn job_status(
         200 => {
             let v: Value = r.json().await.ok()?;
             let status = v["data"]["status"].as_str()?.to_owned();
-            Some((status, unique_id(&v["data"]["response"]["unique_id"])))
+            Some((status, unique_id_text(&v["data"]["response"]["unique_id"])))
         }
         404 => Some(("missing".to_owned(), None)),
-        _ => None,
-    }
-}
-
-/// A `unique_id` as WhatsGate writes it (a string, or a number).
-fn unique_id(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
@@ -102,7 +95,7 @@ pub(super) async fn upstream_sessions(http: &reqwest::Client, sim: &str) -> anyh
             .await
             .context("the simulator's sessions")?;
         let data = r["data"].as_array().with_context(|| format!("sessions-get answered {r}"))?;
-        ids.extend(data.iter().filter_map(|s| unique_id(&s["unique_id"])));
+        ids.extend(data.iter().filter_map(|s| unique_id_text(&s["unique_id"])));
         if page >= r["pages"].as_u64().unwrap_or(0) {
             return Ok(ids);
         }

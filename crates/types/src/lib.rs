@@ -22,5 +22,5 @@ pub use session::{
     AuthType, CallbackUrl, PhoneNumber, SessionCreate, SessionCreateBody, SessionName, ValidationErrors,
 };
 pub use session_commands::{SessionDelete, SessionsList, SetHook, SetName};
-pub use session_view::SessionView;
+pub use session_view::{SessionView, unique_id_text};
 pub use tenant::TenantId;

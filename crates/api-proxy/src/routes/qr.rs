@@ -16,12 +16,12 @@ use actix_web::{
 use base64::Engine;
 use rand::RngCore;
 use serde_json::{Value, json};
-use wgate_types::JobStatus;
+use wgate_types::{JobStatus, unique_id_text};
 
 use crate::{
     error::ApiError,
     fallback::method_not_allowed,
-    qr_cache::{Lookup, SessionState, id_text},
+    qr_cache::{Lookup, SessionState},
     state::AppState,
 };
 
@@ -53,7 +53,7 @@ async fn resolve(state: &AppState, token: &str) -> Result<(WindowState, Option<w
     let unique_id = match job.status {
         JobStatus::Queued | JobStatus::Running | JobStatus::Retrying => return Ok((WindowState::Loading, tenant)),
         JobStatus::Failed | JobStatus::Dead => return Ok((WindowState::Broken, tenant)),
-        JobStatus::Succeeded => job.response.as_ref().and_then(|r| r.get("unique_id")).and_then(id_text),
+        JobStatus::Succeeded => job.response.as_ref().and_then(|r| r.get("unique_id")).and_then(unique_id_text),
     };
     let Some(unique_id) = unique_id else { return Ok((WindowState::Broken, tenant)) };
     let shown = match state.qr_cache.get(&unique_id).await {

@@ -3,7 +3,7 @@
 
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
-use wgate_types::{SessionsList, TenantId};
+use wgate_types::{SessionsList, TenantId, unique_id_text};
 use wgate_upstream::{ErrorClass, SessionsQuery, UpstreamError};
 
 use super::presentation;
@@ -92,11 +92,7 @@ fn query(list: &SessionsList, whatsapp_id: String) -> SessionsQuery {
 
 /// A session's `unique_id`, which WhatsGate writes as a string (a number is read too).
 pub(super) fn unique_id_of(session: &Value) -> Option<String> {
-    match session.get("unique_id") {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    }
+    session.get("unique_id").and_then(unique_id_text)
 }
 
 /// Upstream's numeric `id` (the listing order); a session without one sorts last.
