@@ -91,9 +91,21 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
     pub delivery: Delivery,
-    pub job: Option<Box<JobRecord>>,
-    /// `None` when there is nothing to write (the start script already dropped or buried the job).
-    pub outcome: Option<Outcome>,
+    /// The job as attempted and the attempt's outcome; `None` when there is nothing to write (the start script
+    /// already dropped or buried the job).
+    pub write: Option<(Box<JobRecord>, Outcome)>,
+}
+
+impl Finished {
+    /// An attempt with an outcome to write.
+    pub fn outcome(delivery: Delivery, job: Box<JobRecord>, outcome: Outcome) -> Self {
+        Self { delivery, write: Some((job, outcome)) }
+    }
+
+    /// A delivery with nothing to write: only its slot is freed.
+    pub fn nothing(delivery: Delivery) -> Self {
+        Self { delivery, write: None }
+    }
 }
 
 /// The result of writing an outcome.

@@ -10,7 +10,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::Instrument;
 use wgate_queue::{Delivery, Finished, Outcome, Started, Starter};
-use wgate_types::{CallbackUrl, ErrorClass, JobError, JobRecord};
+use wgate_types::{CallbackUrl, ErrorClass, JobError, JobKind, JobRecord};
 use wgate_upstream::{SessionsQuery, Upstream, UpstreamError};
 
 use crate::metrics::WorkerMetrics;
@@ -59,15 +59,15 @@ pub async fn handle(delivery: Delivery, deps: Data<Arc<Deps>>) -> Result<Finishe
 
 async fn run(d: Delivery, deps: Arc<Deps>) -> Result<Finished, BoxDynError> {
     let started = start(&deps.starter, &d).await?;
-    let kind = "session-create";
+    let kind = JobKind::SessionCreate.as_str();
     let (record, mode) = match started {
-        Started::Skip => return Ok(Finished { delivery: d, job: None, outcome: None }),
+        Started::Skip => return Ok(Finished::nothing(d)),
         Started::Dead(job) => {
             tracing::warn!(job.id = %job.id, tenant = %job.tenant.as_str(), error.name = ?job.error.as_ref().map(|e| &e.name),
                 "job is dead: its last attempt or look-up never finished");
             deps.metrics.finished.with_label_values(&[kind, "dead"]).inc();
             observe_latency(&deps, &job);
-            return Ok(Finished { delivery: d, job: None, outcome: None });
+            return Ok(Finished::nothing(d));
         }
         Started::Reconcile(record) => (record, Mode::ReconcileOnly),
         Started::Run { record, reconcile } if reconcile || d.taken_over => (record, Mode::ReconcileFirst),
@@ -95,7 +95,7 @@ async fn run(d: Delivery, deps: Arc<Deps>) -> Result<Finished, BoxDynError> {
         if !matches!(outcome, Outcome::Retry { .. }) {
             observe_latency(&deps, &record);
         }
-        Ok(Finished { delivery: d, job: Some(record), outcome: Some(outcome) })
+        Ok(Finished::outcome(d, record, outcome))
     }
     .instrument(span)
     .await
@@ -103,7 +103,7 @@ async fn run(d: Delivery, deps: Arc<Deps>) -> Result<Finished, BoxDynError> {
 
 fn observe_latency(deps: &Deps, job: &JobRecord) {
     let secs = (OffsetDateTime::now_utc() - job.created_at).as_seconds_f64().max(0.0);
-    deps.metrics.latency.with_label_values(&["session-create"]).observe(secs);
+    deps.metrics.latency.with_label_values(&[job.kind.as_str()]).observe(secs);
 }
 
 /// Starts the attempt, riding out a short Redis outage (the entry is taken over otherwise, much later).

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use apalis_core::worker::{builder::WorkerBuilder, context::WorkerContext, ext::parallelize::ParallelizeExt};
 use wgate_queue::{JobStore, QueueConfig, StopHandle, StreamBackend, StreamConfig, consumer_name};
 use wgate_service::{AdminServer, ReadyCheck};
+use wgate_types::JobKind;
 use wgate_upstream::{Upstream, UpstreamConfig, UpstreamMetrics};
 
 use crate::{
@@ -129,7 +130,7 @@ impl Application {
 }
 
 async fn gauge_loop(store: JobStore, metrics: WorkerMetrics, every: Duration) {
-    let queue = "session-create";
+    let queue = JobKind::SessionCreate.as_str();
     loop {
         match store.queue_counts().await {
             Ok(c) => {

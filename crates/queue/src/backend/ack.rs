@@ -46,7 +46,7 @@ impl Acknowledge<Finished> for StreamAck {
             match finished {
                 Ok(f) => {
                     let entry_id = f.delivery.entry_id.clone();
-                    if let (Some(job), Some(outcome)) = (f.job, f.outcome) {
+                    if let Some((job, outcome)) = f.write {
                         let (done, written) = oneshot::channel();
                         let request = AckRequest { delivery: f.delivery, job, outcome, done };
                         match shared.acks.send(request) {
