@@ -66,7 +66,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A whole number in `1..=max` (a JSON number or a string of digits, as WhatsGate takes it), or `default`.
-    pub fn whole(&mut self, key: &str, default: u32, max: u32) -> u32 {
+    pub fn positive(&mut self, key: &str, default: u32, max: u32) -> u32 {
         let parsed = match self.map.get(key) {
             None | Some(Value::Null) => return default,
             Some(Value::Number(n)) => whole_number(n),
@@ -147,8 +147,8 @@ impl SessionsList {
         let whatsapp_id = f.whatsapp_id(false);
         let name = f.text("name");
         let status = f.text("status");
-        let page_cnt = f.whole("page_cnt", DEFAULT_PAGE_CNT, MAX_PAGE_CNT);
-        let page = f.whole("page", 1, u32::MAX);
+        let page_cnt = f.positive("page_cnt", DEFAULT_PAGE_CNT, MAX_PAGE_CNT);
+        let page = f.positive("page", 1, u32::MAX);
         f.finish(Some(Self { whatsapp_id, name, status, page_cnt, page }))
     }
 

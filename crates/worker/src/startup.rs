@@ -12,7 +12,7 @@ use wgate_upstream::{Upstream, UpstreamConfig, UpstreamMetrics};
 
 use crate::{
     Settings,
-    job::{Deps, RetryPolicy, handle},
+    job::{AttemptDeps, RetryPolicy, handle},
     metrics::WorkerMetrics,
 };
 
@@ -66,7 +66,7 @@ impl Application {
         let backend = StreamBackend::new(store.clone(), stream);
         let stop = backend.stop_handle();
 
-        let deps = Arc::new(Deps {
+        let deps = Arc::new(AttemptDeps {
             starter: backend.starter(),
             upstream,
             public_url: settings.public_url.clone(),

@@ -54,7 +54,7 @@ pub async fn check_callback(state: &AppState, callback: &CallbackUrl) -> Result<
 }
 
 /// Marks the answer as concerning `job` (header `X-Job-Id`, log field `job_id`).
-pub fn concerns_job(req: &HttpRequest, job: JobId) {
+pub fn record_job(req: &HttpRequest, job: JobId) {
     req.extensions_mut().insert(JobHeader(job));
     tracing::Span::current().record("job_id", tracing::field::display(job));
 }

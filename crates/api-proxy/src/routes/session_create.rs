@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use wgate_queue::Enqueued;
 use wgate_types::{ErrorBody, IdempotencyKey, JobId, JobRecord, Scope, SessionCreate, TenantId};
 
-use super::{accepted, authorize, check_callback, concerns_job, finished};
+use super::{accepted, authorize, check_callback, finished, record_job};
 use crate::{error::ApiError, limits::Bucket, middleware::RequestId, prefer, state::AppState};
 
 /// Largest accepted body.
@@ -94,7 +94,7 @@ pub async fn session_create(
     )
     .with_qr_token(qr_token());
     let (job, waiter) = enqueue(&req, &state, &principal.tenant, job, key.as_ref(), wait).await?;
-    concerns_job(&req, job.id);
+    record_job(&req, job.id);
 
     let answer = if job.status.is_terminal() {
         finished(&state, &job)
@@ -144,7 +144,7 @@ async fn enqueue(
         Ok(outcome) => outcome,
         // The script may have run and only its reply been lost: the client must be told the job may exist.
         Err(ApiError::Unavailable { cause, .. }) => {
-            concerns_job(req, job.id);
+            record_job(req, job.id);
             return Err(ApiError::EnqueueUnconfirmed { job: job.id, cause });
         }
         Err(e) => return Err(e),

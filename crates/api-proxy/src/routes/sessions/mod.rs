@@ -120,7 +120,7 @@ pub async fn session_delete(
             async move { u.session_delete(&id).await }
         })
         .await;
-    let body = gone_or(&state, &id, answer).await?;
+    let body = forget_if_gone(&state, &id, answer).await?;
     state.store.forget_session(&id).await?;
     tracing::info!(session.unique_id = %id, "session deleted");
     Ok(HttpResponse::Ok().json(present_body(&state, body, callback.as_deref(), qr_token.as_deref())))
@@ -166,7 +166,7 @@ pub async fn set_hook(
             async move { u.set_hook(&id, &relay).await }
         })
         .await;
-    let body = gone_or(&state, &id, answer).await?;
+    let body = forget_if_gone(&state, &id, answer).await?;
     if !state.store.set_hook_callback(&owner.hook_token, callback.as_ref()).await? {
         return Err(UNKNOWN);
     }
@@ -209,7 +209,7 @@ pub async fn set_name(
             async move { u.set_name(&id, name.as_str()).await }
         })
         .await;
-    let body = gone_or(&state, &id, answer).await?;
+    let body = forget_if_gone(&state, &id, answer).await?;
     Ok(HttpResponse::Ok().json(present_body(&state, body, callback.as_deref(), qr_token.as_deref())))
 }
 
@@ -244,7 +244,7 @@ pub(super) async fn presentation(
 
 /// Upstream's answer, or the error for the tenant. Upstream not knowing an owned session means it was deleted
 /// outside the gateway: its ownership is forgotten (freeing the quota slot) and the answer is the unknown 404.
-async fn gone_or(state: &AppState, id: &str, answer: Result<Value, UpstreamError>) -> Result<Value, ApiError> {
+async fn forget_if_gone(state: &AppState, id: &str, answer: Result<Value, UpstreamError>) -> Result<Value, ApiError> {
     match answer {
         Ok(body) => Ok(body),
         Err(e) if is_not_found(&e) => {
