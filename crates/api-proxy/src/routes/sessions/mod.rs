@@ -6,9 +6,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures::{StreamExt, TryStreamExt, stream};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use wgate_queue::SessionOwner;
-use wgate_types::{CallbackUrl, Scope, SessionDelete, SessionsList, SetHook, SetName, TenantId};
+use wgate_types::{CallbackUrl, Scope, SessionDelete, SessionsList, SetHook, SetName, TenantId, ValidationErrors};
 use wgate_upstream::UpstreamError;
 
 use super::{authorize, check_callback};
@@ -109,10 +109,9 @@ pub async fn session_delete(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
-    let upstream = upstream_of(&state)?;
-    let SessionDelete { whatsapp_id: id } = SessionDelete::parse(&body_object(&req, &state, payload).await?)?;
-    let owner = owned(&state, &principal.tenant, &id).await?;
+    let (tenant, upstream, SessionDelete { whatsapp_id: id }) =
+        begin_write(&req, &state, payload, SessionDelete::parse).await?;
+    let owner = owned(&state, &tenant, &id).await?;
     let (callback, qr_token) = presentation(&state, &owner).await?;
     let answer = upstream
         .run(Repeat::IfNotSent, |u| {
@@ -151,13 +150,12 @@ pub async fn set_hook(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
-    let upstream = upstream_of(&state)?;
-    let SetHook { whatsapp_id: id, callback } = SetHook::parse(&body_object(&req, &state, payload).await?)?;
+    let (tenant, upstream, SetHook { whatsapp_id: id, callback }) =
+        begin_write(&req, &state, payload, SetHook::parse).await?;
     if let Some(callback) = &callback {
         check_callback(&state, callback).await?;
     }
-    let owner = owned(&state, &principal.tenant, &id).await?;
+    let owner = owned(&state, &tenant, &id).await?;
     let (_, qr_token) = presentation(&state, &owner).await?;
     let relay = wgate_types::relay_url(&state.public_base, &owner.hook_token);
     let answer = upstream
@@ -198,10 +196,9 @@ pub async fn set_name(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
-    let upstream = upstream_of(&state)?;
-    let SetName { whatsapp_id: id, name } = SetName::parse(&body_object(&req, &state, payload).await?)?;
-    let owner = owned(&state, &principal.tenant, &id).await?;
+    let (tenant, upstream, SetName { whatsapp_id: id, name }) =
+        begin_write(&req, &state, payload, SetName::parse).await?;
+    let owner = owned(&state, &tenant, &id).await?;
     let (callback, qr_token) = presentation(&state, &owner).await?;
     let answer = upstream
         .run(Repeat::Safe, |u| {
@@ -214,6 +211,20 @@ pub async fn set_name(
 }
 
 // --- shared ---
+
+/// The start every command on one session shares: the caller authorized for `sessions:write` (write bucket),
+/// WhatsGate configured, then the body parsed by the command's constructor.
+async fn begin_write<'s, T>(
+    req: &HttpRequest,
+    state: &'s AppState,
+    payload: web::Payload,
+    parse: fn(&Map<String, Value>) -> Result<T, ValidationErrors>,
+) -> Result<(TenantId, &'s SessionUpstream, T), ApiError> {
+    let principal = authorize(req, state, Scope::SessionsWrite, Bucket::Write).await?;
+    let upstream = upstream_of(state)?;
+    let command = parse(&body_object(req, state, payload).await?)?;
+    Ok((principal.tenant, upstream, command))
+}
 
 fn upstream_of(state: &AppState) -> Result<&SessionUpstream, ApiError> {
     state.upstream.as_ref().ok_or(ApiError::UpstreamNotConfigured)
