@@ -13,7 +13,10 @@ use std::{hint::black_box, path::PathBuf};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use wgate_api_proxy::{ApiSettings, auth::Verifier};
+use wgate_api_proxy::{
+    ApiSettings,
+    auth::{AuthConfig, Verifier},
+};
 
 const SECRET: &str = "bench-secret-0123456789abcdef";
 
@@ -42,7 +45,7 @@ fn jwt_verify(c: &mut Criterion) {
     let dir = keys();
     let pems: Vec<String> = ["rsa.pem", "ec.pem", "ed.pem"].iter().map(|f| dir.join(f).display().to_string()).collect();
     settings.jwt_public_keys = Some(pems.join(","));
-    let verifier = Verifier::from_settings(&settings).unwrap();
+    let verifier = Verifier::new(&AuthConfig::from_settings(&settings)).unwrap();
 
     let mut group = c.benchmark_group("jwt_verify");
     for (name, alg) in [
@@ -61,7 +64,7 @@ fn jwt_verify(c: &mut Criterion) {
             // First use of a token: the signature is checked (a fresh verifier, built outside the timing).
             group.bench_function(format!("{name}_first_use"), |b| {
                 b.iter_batched(
-                    || Verifier::from_settings(&settings).unwrap(),
+                    || Verifier::new(&AuthConfig::from_settings(&settings)).unwrap(),
                     |v| futures::executor::block_on(v.verify(black_box(&t))).unwrap(),
                     criterion::BatchSize::SmallInput,
                 )

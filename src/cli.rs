@@ -49,7 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Token { secret, tenant, ttl, scope, aud, iss } => {
             let req = TokenRequest { tenant, ttl_secs: ttl, scope, audience: aud, issuer: iss };
-            println!("{}", token::mint(secret.as_bytes(), &req, now_secs())?);
+            println!("{}", token::mint(secret.as_bytes(), &req, token::now_secs())?);
             Ok(())
         }
         Command::Openapi => {
@@ -77,8 +77,4 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }

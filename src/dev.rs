@@ -95,7 +95,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("starting the worker (admin on {}, --worker-admin-listen)", args.worker_admin_listen))?;
 
-    let token = token::mint(secret.as_bytes(), &TokenRequest::day_pass(&args.tenant), crate::cli::now_secs())?;
+    let token = token::mint(secret.as_bytes(), &TokenRequest::day_pass(&args.tenant), token::now_secs())?;
     println!(
         "\nwgate dev stack is up (Ctrl-C stops it)\n  redis     {redis_url}\n  simulator {sim_url}  (stats: {sim_url}/sim/stats)\n  api       http://{api_addr}  (metrics: http://{api_admin}/metrics)\n  worker    metrics: http://{worker_admin}/metrics\n  tenant    {tenant}, HS256 secret {secret}\n\nTry:\n  curl -s -X POST http://{api_addr}/api/v1/session-create \\\n    -H 'Authorization: Bearer {token}' \\\n    -H 'Content-Type: application/json' -d '{{\"name\":\"My WhatsApp\"}}'\n",
         api_addr = api.address(),

@@ -38,3 +38,8 @@ pub fn mint(secret: &[u8], req: &TokenRequest, now_secs: u64) -> anyhow::Result<
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
         .context("signing the token")
 }
+
+/// Seconds since the Unix epoch, the clock tokens are minted against.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}

@@ -8,14 +8,16 @@
 //! binary's `main` is a few lines over it.
 
 pub mod auth;
+pub mod callback_check;
 pub mod error;
+pub mod fallback;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod prefer;
 pub mod present;
-pub mod qr;
+pub mod qr_cache;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -47,6 +47,103 @@ fn session_upstream(
     Ok(Some(SessionUpstream::new(client, settings.upstream_timeout())))
 }
 
+/// Pruning idle limiter keys, and following the tenants file when there is one.
+fn limiter_tasks(limits: &Arc<Limits>, table: &TenantTable, settings: &ApiSettings) -> Vec<TaskGuard> {
+    let mut tasks = Vec::new();
+    let pruner = limits.clone();
+    tasks.push(TaskGuard(
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                tick.tick().await;
+                pruner.prune();
+            }
+        })
+        .abort_handle(),
+    ));
+    if let Some(path) = settings.tenants_file.clone() {
+        let l = limits.clone();
+        let watcher = crate::tenants::watch(
+            path,
+            table.clone(),
+            Duration::from_millis(settings.tenants_poll_ms.max(10)),
+            move |t| l.apply(t),
+        );
+        tasks.push(TaskGuard(tokio::spawn(watcher).abort_handle()));
+    }
+    tasks
+}
+
+/// The admin listener: metrics, liveness, and readiness (Redis answers).
+fn admin_server(settings: &ApiSettings, registry: &prometheus::Registry, store: &Store) -> anyhow::Result<AdminServer> {
+    let ready_store = store.clone();
+    let ready: ReadyCheck = Arc::new(move || {
+        let store = ready_store.clone();
+        Box::pin(async move { store.ping().await.map_err(|e| format!("redis unreachable: {e}")) })
+    });
+    AdminServer::bind(settings.api_admin_listen, registry.clone(), ready)
+        .with_context(|| format!("WGATE_API_ADMIN_LISTEN: cannot listen on {}", settings.api_admin_listen))
+}
+
+/// The client that relays webhooks to tenants' callbacks, behind the egress guard (which refuses the gateway's
+/// own addresses too).
+fn webhook_client(
+    settings: &ApiSettings,
+    address: SocketAddr,
+    admin_address: SocketAddr,
+) -> anyhow::Result<wgate_egress::EgressClient> {
+    let egress = wgate_egress::EgressPolicy::new(settings.egress_nets()?, vec![address, admin_address])
+        .with_public_url(settings.public_base());
+    egress
+        .client(
+            reqwest::Client::builder()
+                .timeout(Duration::from_millis(settings.hook_timeout_ms))
+                .connect_timeout(Duration::from_millis(settings.hook_timeout_ms.min(5_000))),
+        )
+        .context("building the webhook relay client")
+}
+
+/// The periodic JWKS refetch, when a JWKS is configured.
+fn jwks_refresh(state: &web::Data<AppState>) -> Option<TaskGuard> {
+    if !state.verifier.has_jwks() {
+        return None;
+    }
+    let refresher = state.clone();
+    Some(TaskGuard(
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::auth::JWKS_REFRESH_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                refresher.verifier.refresh_jwks().await;
+            }
+        })
+        .abort_handle(),
+    ))
+}
+
+/// The API's HTTP server on its listener (not yet running).
+fn serve(
+    state: web::Data<AppState>,
+    metrics: Arc<ApiMetrics>,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<Server> {
+    let app_metrics = web::Data::new(metrics);
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(app_metrics.clone())
+            .wrap(from_fn(observe))
+            .configure(routes::configure)
+            .default_service(web::to(crate::fallback::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(30)
+    .listen(listener)
+    .context("serving the API on its listener")?;
+    Ok(http.run())
+}
+
 /// Callback hosts whose egress verdict one API process remembers.
 const CALLBACK_HOSTS: usize = 10_000;
 
@@ -72,7 +169,8 @@ pub struct Application {
     admin_address: SocketAddr,
     server: Server,
     admin: Server,
-    state: web::Data<AppState>,
+    /// Kept with the application, whatever the server does with its own copies.
+    _state: web::Data<AppState>,
     _tasks: Vec<TaskGuard>,
 }
 
@@ -92,7 +190,7 @@ impl Application {
 
     async fn build_with(settings: ApiSettings, listener: Option<std::net::TcpListener>) -> anyhow::Result<Self> {
         settings.check()?;
-        let verifier = Verifier::from_settings(&settings)?;
+        let verifier = Verifier::new(&crate::auth::AuthConfig::from_settings(&settings))?;
         verifier.warm_up().await;
         let tenants = match &settings.tenants_file {
             Some(path) => Tenants::load(path).map_err(|e| wgate_service::ConfigError::setting("tenants_file", e))?,
@@ -117,27 +215,7 @@ impl Application {
         let table = TenantTable::new(tenants);
 
         let mut tasks = Vec::new();
-        let pruner = limits.clone();
-        tasks.push(TaskGuard(
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(PRUNE_EVERY);
-                loop {
-                    tick.tick().await;
-                    pruner.prune();
-                }
-            })
-            .abort_handle(),
-        ));
-        if let Some(path) = settings.tenants_file.clone() {
-            let l = limits.clone();
-            let watcher = crate::tenants::watch(
-                path,
-                table.clone(),
-                Duration::from_millis(settings.tenants_poll_ms.max(10)),
-                move |t| l.apply(t),
-            );
-            tasks.push(TaskGuard(tokio::spawn(watcher).abort_handle()));
-        }
+        tasks.extend(limiter_tasks(&limits, &table, &settings));
 
         // Both listeners are bound before anything calls out, so the egress guard knows the gateway's own addresses.
         let listener = match listener {
@@ -146,30 +224,13 @@ impl Application {
                 .with_context(|| format!("WGATE_API_LISTEN: cannot listen on {}", settings.api_listen))?,
         };
         let address = listener.local_addr().context("reading the API listener's address")?;
-        let ready_store = store.clone();
-        let ready: ReadyCheck = Arc::new(move || {
-            let store = ready_store.clone();
-            Box::pin(async move { store.ping().await.map_err(|e| format!("redis unreachable: {e}")) })
-        });
-        let admin = AdminServer::bind(settings.api_admin_listen, registry.clone(), ready)
-            .with_context(|| format!("WGATE_API_ADMIN_LISTEN: cannot listen on {}", settings.api_admin_listen))?;
+        let admin = admin_server(&settings, &registry, &store)?;
         let admin_address = admin.local_addr();
-
-        let egress = wgate_egress::EgressPolicy::new(settings.egress_nets()?, vec![address, admin_address])
-            .with_public_url(settings.public_base());
-        let hooks = egress
-            .client(
-                reqwest::Client::builder()
-                    .timeout(Duration::from_millis(settings.hook_timeout_ms))
-                    .connect_timeout(Duration::from_millis(settings.hook_timeout_ms.min(5_000))),
-            )
-            .context("building the webhook relay client")?;
+        let hooks = webhook_client(&settings, address, admin_address)?;
         let session_upstream = session_upstream(&settings, &registry)?;
         // The QR windows ask WhatsGate through the same client; without a key they answer "unavailable".
         let qr_upstream = session_upstream.as_ref().map(|u| u.client().clone());
-        let qr = crate::qr::QrWindows {
-            cache: crate::qr::cache::SessionCache::new(qr_upstream, QR_MAX_AGE, QR_CACHE_SESSIONS),
-        };
+        let qr_cache = crate::qr_cache::SessionCache::new(qr_upstream, QR_MAX_AGE, QR_CACHE_SESSIONS);
         let state = web::Data::new(AppState {
             verifier,
             limits,
@@ -182,49 +243,16 @@ impl Application {
             max_sessions: settings.max_sessions,
             public_base: settings.public_base().to_owned(),
             hooks,
-            callback_checks: routes::CallbackChecks::new(CALLBACK_HOSTS),
+            callback_checks: crate::callback_check::CallbackChecks::new(CALLBACK_HOSTS),
             body_read_timeout: settings.body_read_timeout(),
-            qr,
+            qr_cache,
             upstream: session_upstream,
         });
 
-        if state.verifier.has_jwks() {
-            let refresher = state.clone();
-            tasks.push(TaskGuard(
-                tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(crate::auth::JWKS_REFRESH_EVERY);
-                    tick.tick().await;
-                    loop {
-                        tick.tick().await;
-                        refresher.verifier.refresh_jwks().await;
-                    }
-                })
-                .abort_handle(),
-            ));
-        }
-
-        let app_state = state.clone();
-        let app_metrics = web::Data::new(metrics);
-        let http = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .app_data(app_metrics.clone())
-                .wrap(from_fn(observe))
-                .configure(routes::configure)
-                .configure(crate::qr::configure)
-                .default_service(web::to(routes::not_found))
-        })
-        .disable_signals()
-        .shutdown_timeout(30)
-        .listen(listener)
-        .context("serving the API on its listener")?;
-        let server = http.run();
+        tasks.extend(jwks_refresh(&state));
+        let server = serve(state.clone(), metrics, listener)?;
         tracing::info!(%address, %admin_address, "wgate-api listening");
-        Ok(Self { address, admin_address, server, admin: admin.into_server(), state, _tasks: tasks })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.address.port()
+        Ok(Self { address, admin_address, server, admin: admin.into_server(), _state: state, _tasks: tasks })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -233,16 +261,6 @@ impl Application {
 
     pub fn admin_address(&self) -> SocketAddr {
         self.admin_address
-    }
-
-    /// Live keys in the default rate limiters (for tests and benchmarks).
-    pub fn limiter_keys(&self) -> usize {
-        self.state.limits.tracked_keys()
-    }
-
-    /// Prunes idle limiter keys now (the timer does it every 10 s).
-    pub fn prune_limiters(&self) {
-        self.state.limits.prune();
     }
 
     /// Serves until SIGTERM/SIGINT (then stops gracefully: in-flight requests finish, bounded) or until a

@@ -5,7 +5,8 @@ use std::{sync::Arc, time::Duration};
 use wgate_queue::Completions;
 
 use crate::{
-    auth::Verifier, limits::Limits, metrics::ApiMetrics, store::Store, tenants::TenantTable, upstream::SessionUpstream,
+    auth::Verifier, callback_check::CallbackChecks, limits::Limits, metrics::ApiMetrics, qr_cache::SessionCache,
+    store::Store, tenants::TenantTable, upstream::SessionUpstream,
 };
 
 pub struct AppState {
@@ -26,14 +27,14 @@ pub struct AppState {
     /// The client that relays webhooks to tenants' callbacks: bounded timeout, behind the egress guard (public
     /// addresses only, checked when connecting; no redirects).
     pub hooks: wgate_egress::EgressClient,
-    /// Recent verdicts on tenants' callback hosts (see `routes::check_callback`).
-    pub callback_checks: crate::routes::CallbackChecks,
+    /// Recent verdicts on tenants' callback hosts.
+    pub callback_checks: CallbackChecks,
     /// Bound on reading one request body (`WGATE_BODY_READ_TIMEOUT_MS`).
     pub body_read_timeout: Duration,
     /// WhatsGate, for the session commands; `None` without `WGATE_UPSTREAM_API_KEY` (they answer 503 then).
     pub upstream: Option<SessionUpstream>,
     /// The QR windows' per-session cache of upstream state.
-    pub qr: crate::qr::QrWindows,
+    pub qr_cache: SessionCache,
 }
 
 impl AppState {

@@ -28,11 +28,6 @@ impl JobId {
     pub fn new() -> Self {
         Self(ulid::Ulid::new())
     }
-
-    /// Milliseconds since the Unix epoch at which the id was made.
-    pub fn timestamp_ms(&self) -> u64 {
-        self.0.timestamp_ms()
-    }
 }
 
 impl Default for JobId {

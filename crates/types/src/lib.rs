@@ -10,6 +10,7 @@ pub mod error;
 pub mod idempotency;
 pub mod job;
 pub mod session;
+pub mod session_commands;
 pub mod session_view;
 pub mod tenant;
 
@@ -20,5 +21,6 @@ pub use job::{ErrorClass, JobError, JobErrorView, JobId, JobKind, JobRecord, Job
 pub use session::{
     AuthType, CallbackUrl, PhoneNumber, SessionCreate, SessionCreateBody, SessionName, ValidationErrors,
 };
-pub use session_view::SessionView;
+pub use session_commands::{SessionDelete, SessionsList, SetHook, SetName};
+pub use session_view::{SessionView, unique_id_text};
 pub use tenant::TenantId;

@@ -3,7 +3,17 @@
 //! own) and `qr_link` (the gateway's QR window); this type describes that object in the API document.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
+
+/// A session's `unique_id` as WhatsGate writes it: a non-empty string, or a number (read as its digits).
+pub fn unique_id_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
 
 /// A WhatsApp session. More fields may appear: WhatsGate's own are passed through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -155,12 +155,12 @@ async fn noop(d: Delivery, probe: Data<Arc<Probe>>) -> Result<Finished, BoxDynEr
         let _ = tx.send(Instant::now());
     }
     match probe.starter.start(&d).await? {
-        Started::Run { record, .. } => Ok(Finished {
-            delivery: d,
-            job: Some(record),
-            outcome: Some(Outcome::Succeeded { response: json!({"unique_id": "1"}), unique_id: "1".into() }),
-        }),
-        _ => Ok(Finished { delivery: d, job: None, outcome: None }),
+        Started::Run { record, .. } => Ok(Finished::outcome(
+            d,
+            record,
+            Outcome::Succeeded { response: json!({"unique_id": "1"}), unique_id: "1".into() },
+        )),
+        _ => Ok(Finished::nothing(d)),
     }
 }
 

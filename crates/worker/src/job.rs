@@ -9,8 +9,8 @@ use futures::FutureExt;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::Instrument;
-use wgate_queue::{Delivery, Finished, JobStore, Outcome, Started, Starter};
-use wgate_types::{CallbackUrl, ErrorClass, JobError, JobRecord};
+use wgate_queue::{Delivery, Finished, Outcome, Started, Starter};
+use wgate_types::{CallbackUrl, ErrorClass, JobError, JobKind, JobRecord};
 use wgate_upstream::{SessionsQuery, Upstream, UpstreamError};
 
 use crate::metrics::WorkerMetrics;
@@ -33,8 +33,7 @@ impl RetryPolicy {
 }
 
 /// What every attempt needs.
-pub struct Deps {
-    pub store: JobStore,
+pub struct AttemptDeps {
     /// Starts attempts in batches (see `wgate_queue::Starter`).
     pub starter: Starter,
     pub upstream: Upstream,
@@ -43,32 +42,32 @@ pub struct Deps {
     pub metrics: WorkerMetrics,
 }
 
-impl Deps {
+impl AttemptDeps {
     fn relay_url(&self, job: &JobRecord) -> String {
         wgate_types::relay_url(&self.public_url, &job.hook_token)
     }
 }
 
 /// The apalis handler. A panic becomes an error: the entry is then taken over and the attempt counted.
-pub async fn handle(delivery: Delivery, deps: Data<Arc<Deps>>) -> Result<Finished, BoxDynError> {
-    let deps: Arc<Deps> = (*deps).clone();
+pub async fn handle(delivery: Delivery, deps: Data<Arc<AttemptDeps>>) -> Result<Finished, BoxDynError> {
+    let deps: Arc<AttemptDeps> = (*deps).clone();
     match AssertUnwindSafe(run(delivery, deps)).catch_unwind().await {
         Ok(r) => r,
         Err(_) => Err("the job handler panicked".into()),
     }
 }
 
-async fn run(d: Delivery, deps: Arc<Deps>) -> Result<Finished, BoxDynError> {
+async fn run(d: Delivery, deps: Arc<AttemptDeps>) -> Result<Finished, BoxDynError> {
     let started = start(&deps.starter, &d).await?;
-    let kind = "session-create";
+    let kind = JobKind::SessionCreate.as_str();
     let (record, mode) = match started {
-        Started::Skip => return Ok(Finished { delivery: d, job: None, outcome: None }),
+        Started::Skip => return Ok(Finished::nothing(d)),
         Started::Dead(job) => {
             tracing::warn!(job.id = %job.id, tenant = %job.tenant.as_str(), error.name = ?job.error.as_ref().map(|e| &e.name),
                 "job is dead: its last attempt or look-up never finished");
             deps.metrics.finished.with_label_values(&[kind, "dead"]).inc();
             observe_latency(&deps, &job);
-            return Ok(Finished { delivery: d, job: None, outcome: None });
+            return Ok(Finished::nothing(d));
         }
         Started::Reconcile(record) => (record, Mode::ReconcileOnly),
         Started::Run { record, reconcile } if reconcile || d.taken_over => (record, Mode::ReconcileFirst),
@@ -96,15 +95,15 @@ async fn run(d: Delivery, deps: Arc<Deps>) -> Result<Finished, BoxDynError> {
         if !matches!(outcome, Outcome::Retry { .. }) {
             observe_latency(&deps, &record);
         }
-        Ok(Finished { delivery: d, job: Some(record), outcome: Some(outcome) })
+        Ok(Finished::outcome(d, record, outcome))
     }
     .instrument(span)
     .await
 }
 
-fn observe_latency(deps: &Deps, job: &JobRecord) {
+fn observe_latency(deps: &AttemptDeps, job: &JobRecord) {
     let secs = (OffsetDateTime::now_utc() - job.created_at).as_seconds_f64().max(0.0);
-    deps.metrics.latency.with_label_values(&["session-create"]).observe(secs);
+    deps.metrics.latency.with_label_values(&[job.kind.as_str()]).observe(secs);
 }
 
 /// Starts the attempt, riding out a short Redis outage (the entry is taken over otherwise, much later).
@@ -134,7 +133,7 @@ enum Mode {
     ReconcileOnly,
 }
 
-async fn attempt(deps: &Deps, job: &JobRecord, mode: Mode) -> Outcome {
+async fn attempt(deps: &AttemptDeps, job: &JobRecord, mode: Mode) -> Outcome {
     let relay = deps.relay_url(job);
     if mode != Mode::Create {
         match find_created(&deps.upstream, job, &relay).await {
@@ -188,7 +187,7 @@ async fn attempt(deps: &Deps, job: &JobRecord, mode: Mode) -> Outcome {
     }
 }
 
-fn succeeded(deps: &Deps, job: &JobRecord, data: Value) -> Outcome {
+fn succeeded(deps: &AttemptDeps, job: &JobRecord, data: Value) -> Outcome {
     let unique_id = match data.get("unique_id") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -213,7 +212,7 @@ fn job_error(e: &UpstreamError) -> JobError {
 /// WhatsGate (and could not look for its session) is not buried here: it is scheduled like a retry, and its next
 /// start runs a reconcile-only pass (look for the session, adopt it or end dead; bounded by the start script), so
 /// no session wgate caused is left without an owner.
-fn retry_or_dead(deps: &Deps, job: &JobRecord, e: &UpstreamError, maybe_sent: bool) -> Outcome {
+fn retry_or_dead(deps: &AttemptDeps, job: &JobRecord, e: &UpstreamError, maybe_sent: bool) -> Outcome {
     if job.attempts >= job.max_attempts && !maybe_sent {
         return Outcome::Dead(job_error(e));
     }

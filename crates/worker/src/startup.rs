@@ -7,11 +7,12 @@ use anyhow::Context as _;
 use apalis_core::worker::{builder::WorkerBuilder, context::WorkerContext, ext::parallelize::ParallelizeExt};
 use wgate_queue::{JobStore, QueueConfig, StopHandle, StreamBackend, StreamConfig, consumer_name};
 use wgate_service::{AdminServer, ReadyCheck};
+use wgate_types::JobKind;
 use wgate_upstream::{Upstream, UpstreamConfig, UpstreamMetrics};
 
 use crate::{
     Settings,
-    job::{Deps, RetryPolicy, handle},
+    job::{AttemptDeps, RetryPolicy, handle},
     metrics::WorkerMetrics,
 };
 
@@ -67,8 +68,7 @@ impl Application {
         let backend = StreamBackend::new(store.clone(), stream);
         let stop = backend.stop_handle();
 
-        let deps = Arc::new(Deps {
-            store: store.clone(),
+        let deps = Arc::new(AttemptDeps {
             starter: backend.starter(),
             upstream,
             public_url: settings.public_url.clone(),
@@ -86,11 +86,6 @@ impl Application {
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
-    }
-
-    /// This process's consumer name in the job stream's group.
-    pub fn consumer(&self) -> &str {
-        &self.consumer
     }
 
     /// Runs until `shutdown` resolves, then stops fetching, lets in-flight jobs finish (bounded by
@@ -137,7 +132,7 @@ impl Application {
 }
 
 async fn gauge_loop(store: JobStore, metrics: WorkerMetrics, every: Duration) {
-    let queue = "session-create";
+    let queue = JobKind::SessionCreate.as_str();
     loop {
         match store.queue_counts().await {
             Ok(c) => {

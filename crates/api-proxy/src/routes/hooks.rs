@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wgate_egress::EgressError;
 use wgate_types::ErrorBody;
 
-use super::{concerns_job, session_create::read_body};
+use super::{record_job, session_create::read_body};
 use crate::{error::ApiError, state::AppState};
 
 /// Largest webhook body relayed.
@@ -54,7 +54,7 @@ pub async fn relay_hook(
     let Some(target) = state.store.hook(&token).await? else {
         return Err(ApiError::NotFound("hook"));
     };
-    concerns_job(&req, target.job_id);
+    record_job(&req, target.job_id);
     tracing::Span::current().record("tenant", target.tenant.as_str());
     let body = read_body(&req, payload, MAX_HOOK_BYTES, state.body_read_timeout).await?;
     let event_id =

@@ -6,7 +6,7 @@ use serde_json::json;
 use wgate_queue::Replay;
 use wgate_types::{ErrorBody, JobId, JobRecord, Scope, TenantId};
 
-use super::{accepted, authorize, concerns_job, job_view};
+use super::{accepted, authorize, job_view, record_job};
 use crate::{error::ApiError, limits::Bucket, state::AppState};
 
 const NOT_FOUND: ApiError = ApiError::NotFound("job");
@@ -41,7 +41,7 @@ async fn own_job(state: &AppState, tenant: &TenantId, id: Option<JobId>) -> Resu
 pub async fn get_job(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::SessionsRead, Bucket::Read).await?;
     let job = own_job(&state, &principal.tenant, job_id(&req)).await?;
-    concerns_job(&req, job.id);
+    record_job(&req, job.id);
     Ok(HttpResponse::Ok().json(json!({"result": "OK", "data": job_view(&state, &job)})))
 }
 
@@ -74,7 +74,7 @@ pub async fn get_job(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
 pub async fn replay_job(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::Admin, Bucket::Write).await?;
     let job = own_job(&state, &principal.tenant, job_id(&req)).await?;
-    concerns_job(&req, job.id);
+    record_job(&req, job.id);
     match state.store.replay(job.id, state.max_sessions(&principal.tenant)).await? {
         Replay::Requeued(job) => {
             tracing::info!(job_id = %job.id, "dead job replayed");

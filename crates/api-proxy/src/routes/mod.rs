@@ -3,17 +3,13 @@
 
 pub(crate) mod hooks;
 pub(crate) mod jobs;
+pub(crate) mod qr;
 pub(crate) mod session_create;
 pub(crate) mod sessions;
 
-use std::time::{Duration, Instant};
-
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Value, json};
-use wgate_egress::EgressError;
-use wgate_types::{
-    CallbackUrl, ErrorClass, FieldProblem, JobId, JobRecord, JobStatus, JobView, Scope, ValidationErrors,
-};
+use wgate_types::{CallbackUrl, ErrorClass, JobId, JobRecord, JobStatus, JobView, Scope};
 
 pub use hooks::relay_hook;
 pub use jobs::{get_job, replay_job};
@@ -23,6 +19,7 @@ pub use sessions::{FETCH_CONCURRENCY, session_delete, sessions_get, set_hook, se
 use crate::{
     auth::{self, Principal},
     error::ApiError,
+    fallback::method_not_allowed,
     limits::Bucket,
     middleware::{JobHeader, RateHeaders},
     present::present_session,
@@ -54,44 +51,13 @@ pub async fn authorize(
     Ok(principal)
 }
 
-/// How long the check of a tenant's callback waits for its host name to resolve.
-const CALLBACK_RESOLVE_WITHIN: Duration = Duration::from_secs(2);
-/// How long the verdict on a callback's host and port is remembered (tenants reuse one callback host).
-pub const CALLBACK_CHECK_TTL: Duration = Duration::from_secs(60);
-
-/// Remembered verdicts on callback hosts: `(host, port)` -> when checked, and the problem if refused.
-pub type CallbackChecks = quick_cache::sync::Cache<(String, u16), (Instant, Option<String>)>;
-
-/// A tenant's callback must be one the egress guard will call: an IP literal in a refused range, or a host name
-/// whose every address is refused, is a 400 naming the rule. (The guard checks again at every call, so a name that
-/// changes its addresses later gains nothing.) A host name's verdict is remembered for [`CALLBACK_CHECK_TTL`], so
-/// a tenant's creates do not each wait on DNS.
+/// A tenant's callback must be one the egress guard will call (see [`CallbackChecks::check`]).
 pub async fn check_callback(state: &AppState, callback: &CallbackUrl) -> Result<(), ApiError> {
-    let refuse = |problem: String| ApiError::Validation(ValidationErrors(vec![FieldProblem::new("callback", problem)]));
-    let url =
-        url::Url::parse(callback.as_str()).map_err(|e| refuse(format!("must be an absolute http(s) URL ({e})")))?;
-    let key = (url.host_str().unwrap_or_default().to_owned(), url.port_or_known_default().unwrap_or(0));
-    if let Some((at, verdict)) = state.callback_checks.get(&key)
-        && at.elapsed() < CALLBACK_CHECK_TTL
-    {
-        return verdict.map_or(Ok(()), |p| Err(refuse(p)));
-    }
-    let verdict = match state.hooks.policy().check_url(&url, CALLBACK_RESOLVE_WITHIN).await {
-        Ok(()) => None,
-        Err(EgressError::Refused(r)) if matches!(url.host(), Some(url::Host::Domain(_))) => Some(format!(
-            "must reach a public address: {} resolves only to refused addresses ({} is {})",
-            r.host, r.ip, r.rule
-        )),
-        Err(EgressError::Refused(r)) => Some(format!("must reach a public address: {} is {}", r.host, r.rule)),
-        Err(EgressError::Gateway(host)) => Some(format!("must not point at the gateway itself ({host})")),
-        Err(EgressError::BadUrl) => Some("must be an absolute http(s) URL with a host".to_owned()),
-    };
-    state.callback_checks.insert(key, (Instant::now(), verdict.clone()));
-    verdict.map_or(Ok(()), |p| Err(refuse(p)))
+    state.callback_checks.check(state.hooks.policy(), callback).await
 }
 
 /// Marks the answer as concerning `job` (header `X-Job-Id`, log field `job_id`).
-pub fn concerns_job(req: &HttpRequest, job: JobId) {
+pub fn record_job(req: &HttpRequest, job: JobId) {
     req.extensions_mut().insert(JobHeader(job));
     tracing::Span::current().record("job_id", tracing::field::display(job));
 }
@@ -139,16 +105,7 @@ pub fn finished(state: &AppState, job: &JobRecord) -> Result<HttpResponse, ApiEr
     }
 }
 
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("resource"))
-}
-
-/// The answer of a resource to any method but `allow`: 405 with `Allow` (RFC 9110).
-pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
-    web::to(move || async move { Err::<HttpResponse, ApiError>(ApiError::MethodNotAllowed { allow }) })
-}
-
-/// Routes of the tenant API.
+/// Routes of the tenant API and of the QR window.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/v1/session-create")
@@ -187,4 +144,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(crate::openapi::openapi_json))
             .default_service(method_not_allowed("GET")),
     );
+    qr::configure(cfg);
 }

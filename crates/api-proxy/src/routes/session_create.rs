@@ -15,9 +15,9 @@ use futures::StreamExt;
 use rand::RngCore;
 use time::OffsetDateTime;
 use wgate_queue::Enqueued;
-use wgate_types::{ErrorBody, IdempotencyKey, JobId, JobRecord, Scope, SessionCreate};
+use wgate_types::{ErrorBody, IdempotencyKey, JobId, JobRecord, Scope, SessionCreate, TenantId};
 
-use super::{accepted, authorize, check_callback, concerns_job, finished};
+use super::{accepted, authorize, check_callback, finished, record_job};
 use crate::{error::ApiError, limits::Bucket, middleware::RequestId, prefer, state::AppState};
 
 /// Largest accepted body.
@@ -75,20 +75,12 @@ pub async fn session_create(
     let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
     check_json_content_type(&req)?;
     let body = read_body(&req, payload, MAX_BODY_BYTES, state.body_read_timeout).await?;
-    let key = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            Some(v.to_str().ok().and_then(|s| IdempotencyKey::parse(s).ok()).ok_or_else(|| ApiError::BadHeader {
-                header: "Idempotency-Key",
-                problem: "must be 1 to 255 printable ASCII characters".into(),
-            })?)
-        }
-    };
+    let key = idempotency_key(&req)?;
     let request = SessionCreate::from_json(&body)?;
     if let Some(callback) = request.callback() {
         check_callback(&state, callback).await?;
     }
-    let prefs = prefer::parse(req.headers());
+    let (wait, applied) = wait_of(&prefer::parse(req.headers()), state.sync_wait);
 
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let job = JobRecord::new(
@@ -101,47 +93,8 @@ pub async fn session_create(
         OffsetDateTime::now_utc(),
     )
     .with_qr_token(qr_token());
-    let max_sessions = state.max_sessions(&principal.tenant);
-
-    // How long to wait, and what to tell the client about its preferences.
-    let (wait, applied) = if prefs.respond_async {
-        (Duration::ZERO, Some("respond-async".to_owned()))
-    } else if let Some(secs) = prefs.wait {
-        let asked = Duration::from_secs(secs);
-        if asked <= state.sync_wait { (asked, Some(format!("wait={secs}"))) } else { (state.sync_wait, None) }
-    } else {
-        (state.sync_wait, None)
-    };
-
-    // Register before enqueueing, so a job that finishes at once is not missed.
-    let waiter = (!wait.is_zero()).then(|| state.completions.waiter(job.id));
-    let outcome = match state.store.enqueue(&job, key.as_ref(), max_sessions).await {
-        Ok(outcome) => outcome,
-        // The script may have run and only its reply been lost: the client must be told the job may exist.
-        Err(ApiError::Unavailable { cause, .. }) => {
-            concerns_job(&req, job.id);
-            return Err(ApiError::EnqueueUnconfirmed { job: job.id, cause });
-        }
-        Err(e) => return Err(e),
-    };
-    let (job, waiter) = match outcome {
-        Enqueued::Created => {
-            let label = state.metrics.tenant_label(principal.tenant.as_str());
-            state.metrics.jobs_enqueued.with_label_values(&[label.as_str(), job.kind.as_str()]).inc();
-            tracing::info!(job_id = %job.id, "job accepted");
-            (job, waiter)
-        }
-        Enqueued::Existing(existing) if !wait.is_zero() && !existing.status.is_terminal() => {
-            let waiter = state.completions.waiter(existing.id);
-            // It may have finished between the script's read and this registration: read once more.
-            let fresh = state.store.get(existing.id).await.ok().flatten().unwrap_or(existing);
-            (fresh, Some(waiter))
-        }
-        Enqueued::Existing(existing) => (existing, None),
-        Enqueued::IdempotencyConflict => return Err(ApiError::IdempotencyConflict),
-        Enqueued::QuotaExceeded { limit } => return Err(ApiError::QuotaExceeded { limit }),
-    };
-    concerns_job(&req, job.id);
+    let (job, waiter) = enqueue(&req, &state, &principal.tenant, job, key.as_ref(), wait).await?;
+    record_job(&req, job.id);
 
     let answer = if job.status.is_terminal() {
         finished(&state, &job)
@@ -150,6 +103,76 @@ pub async fn session_create(
     } else {
         Ok(accepted(&state, &job))
     };
+    with_preference_applied(answer, applied)
+}
+
+/// The `Idempotency-Key` header, when sent.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let key = v.to_str().ok().and_then(|s| IdempotencyKey::parse(s).ok()).ok_or_else(|| ApiError::BadHeader {
+        header: "Idempotency-Key",
+        problem: "must be 1 to 255 printable ASCII characters".into(),
+    })?;
+    Ok(Some(key))
+}
+
+/// How long to wait, and what to tell the client about its preferences.
+fn wait_of(prefs: &prefer::Preferences, sync_wait: Duration) -> (Duration, Option<String>) {
+    if prefs.respond_async {
+        (Duration::ZERO, Some("respond-async".to_owned()))
+    } else if let Some(secs) = prefs.wait {
+        let asked = Duration::from_secs(secs);
+        if asked <= sync_wait { (asked, Some(format!("wait={secs}"))) } else { (sync_wait, None) }
+    } else {
+        (sync_wait, None)
+    }
+}
+
+/// Stores and queues the job (or finds the one its idempotency key names), registering the completion waiter
+/// first when the answer is to wait, so a job that finishes at once is not missed.
+async fn enqueue(
+    req: &HttpRequest,
+    state: &AppState,
+    tenant: &TenantId,
+    job: JobRecord,
+    key: Option<&IdempotencyKey>,
+    wait: Duration,
+) -> Result<(JobRecord, Option<wgate_queue::Waiter>), ApiError> {
+    let max_sessions = state.max_sessions(tenant);
+    let waiter = (!wait.is_zero()).then(|| state.completions.waiter(job.id));
+    let outcome = match state.store.enqueue(&job, key, max_sessions).await {
+        Ok(outcome) => outcome,
+        // The script may have run and only its reply been lost: the client must be told the job may exist.
+        Err(ApiError::Unavailable { cause, .. }) => {
+            record_job(req, job.id);
+            return Err(ApiError::EnqueueUnconfirmed { job: job.id, cause });
+        }
+        Err(e) => return Err(e),
+    };
+    match outcome {
+        Enqueued::Created => {
+            let label = state.metrics.tenant_label(tenant.as_str());
+            state.metrics.jobs_enqueued.with_label_values(&[label.as_str(), job.kind.as_str()]).inc();
+            tracing::info!(job_id = %job.id, "job accepted");
+            Ok((job, waiter))
+        }
+        Enqueued::Existing(existing) if !wait.is_zero() && !existing.status.is_terminal() => {
+            let waiter = state.completions.waiter(existing.id);
+            // It may have finished between the script's read and this registration: read once more.
+            let fresh = state.store.get(existing.id).await.ok().flatten().unwrap_or(existing);
+            Ok((fresh, Some(waiter)))
+        }
+        Enqueued::Existing(existing) => Ok((existing, None)),
+        Enqueued::IdempotencyConflict => Err(ApiError::IdempotencyConflict),
+        Enqueued::QuotaExceeded { limit } => Err(ApiError::QuotaExceeded { limit }),
+    }
+}
+
+/// `Preference-Applied` on the answer, for a preference that was honoured.
+fn with_preference_applied(
+    answer: Result<HttpResponse, ApiError>,
+    applied: Option<String>,
+) -> Result<HttpResponse, ApiError> {
     match (answer, applied) {
         // An idempotent repeat of a finished job answers at once: respond-async was not what happened.
         (Ok(res), Some(applied)) if applied == "respond-async" && res.status() != StatusCode::ACCEPTED => Ok(res),

@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
-use wgate_api_proxy::qr::cache::{Lookup, SessionCache};
+use wgate_api_proxy::qr_cache::{Lookup, SessionCache};
 use wgate_queue::Outcome;
 use wgate_upstream::{Upstream, UpstreamConfig};
 

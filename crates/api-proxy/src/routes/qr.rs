@@ -6,9 +6,7 @@
 //! `loading`, `qr`, `success`, `error`, `broken`. The token (made at accept time, stored with the job by the
 //! queue's `enqueue` script) leads to the job and so to the upstream session; neither upstream's address nor the
 //! session id ever reaches the page. No JWT and no tenant rate limit: the token is the capability, and the
-//! upstream cost of any number of windows is bounded by the per-session [`cache::SessionCache`].
-
-pub mod cache;
+//! upstream cost of any number of windows is bounded by the per-session [`crate::qr_cache::SessionCache`].
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -18,17 +16,16 @@ use actix_web::{
 use base64::Engine;
 use rand::RngCore;
 use serde_json::{Value, json};
-use wgate_types::JobStatus;
+use wgate_types::{JobStatus, unique_id_text};
 
-use self::cache::{Lookup, SessionCache, id_text};
-use crate::{error::ApiError, routes::method_not_allowed, state::AppState};
+use crate::{
+    error::ApiError,
+    fallback::method_not_allowed,
+    qr_cache::{Lookup, SessionState},
+    state::AppState,
+};
 
-const PAGE: &str = include_str!("page.html");
-
-/// The QR windows' shared parts.
-pub struct QrWindows {
-    pub cache: SessionCache,
-}
+const PAGE: &str = include_str!("qr_page.html");
 
 /// What the state endpoint answers: the page's whole view of the session.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +33,7 @@ pub enum WindowState {
     /// The job has not created the session yet.
     Loading,
     /// Upstream's session, as the page shows it.
-    Session(std::sync::Arc<cache::SessionState>),
+    Session(std::sync::Arc<SessionState>),
     /// Unknown, expired or revoked token; failed job; session gone.
     Broken,
     /// Redis or upstream could not be asked; the page asks again.
@@ -56,10 +53,10 @@ async fn resolve(state: &AppState, token: &str) -> Result<(WindowState, Option<w
     let unique_id = match job.status {
         JobStatus::Queued | JobStatus::Running | JobStatus::Retrying => return Ok((WindowState::Loading, tenant)),
         JobStatus::Failed | JobStatus::Dead => return Ok((WindowState::Broken, tenant)),
-        JobStatus::Succeeded => job.response.as_ref().and_then(|r| r.get("unique_id")).and_then(id_text),
+        JobStatus::Succeeded => job.response.as_ref().and_then(|r| r.get("unique_id")).and_then(unique_id_text),
     };
     let Some(unique_id) = unique_id else { return Ok((WindowState::Broken, tenant)) };
-    let shown = match state.qr.cache.get(&unique_id).await {
+    let shown = match state.qr_cache.get(&unique_id).await {
         Lookup::Found(s) if s.status == "DESTROYING" => WindowState::Broken,
         Lookup::Found(s) => WindowState::Session(s),
         Lookup::Gone => WindowState::Broken,

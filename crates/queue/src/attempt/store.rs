@@ -1,108 +1,15 @@
-//! The worker's side of the job store: starting and finishing attempts, the scripts the backend runs in the
-//! background (promotion of due retries, takeover, refresh, release).
+//! The attempt scripts as `JobStore` methods: start, finish, takeover, refresh, release, promotion, trimming,
+//! dead-lettering and vacuuming.
 
 use serde_json::Value;
 use time::OffsetDateTime;
-use wgate_types::{ErrorClass, JobError, JobId, JobKind, JobRecord};
+use wgate_types::{ErrorClass, JobError, JobKind, JobRecord};
 
-use crate::{
-    JobStore, QueueError,
-    keys::GROUP,
-    record::{self, ts},
-    scripts,
-    store::{tagged, to_strings},
+use super::{
+    DEAD_LETTER_CAP, Delivery, MAX_RECONCILE_PASSES, Outcome, Poison, Started, Written, consumer_fields, json,
+    parse_entries, parse_started,
 };
-
-/// One stream entry handed to a worker: the apalis task arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    pub job_id: JobId,
-    /// The stream entry id, acked when the attempt finishes.
-    pub entry_id: String,
-    /// The entry was taken over from a consumer that stopped answering: its attempt may have reached upstream.
-    pub taken_over: bool,
-}
-
-/// What [`JobStore::start_attempt`] found.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Started {
-    /// Run attempt `record.attempts`. `reconcile`: an earlier attempt may have created the session upstream.
-    Run { record: Box<JobRecord>, reconcile: bool },
-    /// Every attempt was used, but one may have created the session upstream: look for it and adopt it, or end
-    /// the job `dead`; never create. (A bounded number of these passes run; see `start.lua`.)
-    Reconcile(Box<JobRecord>),
-    /// Every attempt was used and the last one never finished: the job is now `dead` (and published).
-    Dead(Box<JobRecord>),
-    /// The job is already finished or gone, or its record cannot be read (the entry was dead-lettered): the
-    /// entry was dropped.
-    Skip,
-}
-
-/// A stream entry that cannot be run (no `job` field, a malformed job id, a record that cannot be read): it is
-/// acked and kept, with its raw fields, in the dead-letter list ([`JobStore::dead_letter`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Poison {
-    pub entry_id: String,
-    /// The entry's fields as read (lossy UTF-8, each value cut at [`DEAD_LETTER_VALUE_MAX`] bytes).
-    pub fields: Vec<(String, String)>,
-    pub reason: String,
-}
-
-/// Dead letters kept per queue; older ones are dropped.
-pub const DEAD_LETTER_CAP: usize = 1000;
-/// Longest raw field value kept in a dead letter, in bytes; fields kept per entry.
-pub const DEAD_LETTER_VALUE_MAX: usize = 1024;
-const DEAD_LETTER_FIELDS_MAX: usize = 32;
-
-/// Reconcile-only passes a job out of attempts gets before it ends dead without having reached upstream.
-pub const MAX_RECONCILE_PASSES: u32 = 5;
-
-/// How an attempt ended, as the worker decided it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Succeeded {
-        response: Value,
-        unique_id: String,
-    },
-    /// Permanent: never retried.
-    Failed(JobError),
-    /// Retryable: run again at `due`.
-    Retry {
-        error: JobError,
-        due: OffsetDateTime,
-        maybe_sent: bool,
-    },
-    /// Retryable, but every attempt is used.
-    Dead(JobError),
-}
-
-impl Outcome {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Succeeded { .. } => "succeeded",
-            Self::Failed(_) => "failed",
-            Self::Retry { .. } => "retried",
-            Self::Dead(_) => "dead",
-        }
-    }
-}
-
-/// A finished attempt: what the handler returns and the acknowledger writes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finished {
-    pub delivery: Delivery,
-    pub job: Option<Box<JobRecord>>,
-    /// `None` when there is nothing to write (the start script already dropped or buried the job).
-    pub outcome: Option<Outcome>,
-}
-
-/// The result of writing an outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    Ok,
-    /// Another attempt owns the job now (it was taken over): nothing was written.
-    Stale,
-}
+use crate::{JobStore, QueueError, keys::GROUP, record::ts, scripts};
 
 fn ms_of(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
@@ -452,93 +359,4 @@ impl JobStore {
             })
             .await
     }
-}
-
-fn consumer_fields(v: &redis::Value) -> Vec<(String, String)> {
-    match v {
-        redis::Value::Array(items) => items
-            .chunks(2)
-            .filter_map(|kv| match kv {
-                [k, v] => Some((crate::store::text(k)?, crate::store::text(v)?)),
-                _ => None,
-            })
-            .collect(),
-        redis::Value::Map(items) => {
-            items.iter().filter_map(|(k, v)| Some((crate::store::text(k)?, crate::store::text(v)?))).collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn parse_started(item: redis::Value) -> Result<Started, QueueError> {
-    let (tag, rest) = tagged(item)?;
-    let flat = rest.first().map(to_strings).transpose()?.unwrap_or_default();
-    match tag.as_str() {
-        "skip" => Ok(Started::Skip),
-        "dead" => {
-            let rec = record::from_flat(flat)?.ok_or_else(|| QueueError::Corrupt("dead job vanished".into()))?;
-            Ok(Started::Dead(Box::new(rec)))
-        }
-        "reconcile" => {
-            let rec = record::from_flat(flat)?.ok_or_else(|| QueueError::Corrupt("started job vanished".into()))?;
-            Ok(Started::Reconcile(Box::new(rec)))
-        }
-        "run" => {
-            let reconcile = flat.chunks(2).any(|kv| kv.len() == 2 && kv[0] == "maybe_sent" && kv[1] == "1");
-            let rec = record::from_flat(flat)?.ok_or_else(|| QueueError::Corrupt("started job vanished".into()))?;
-            Ok(Started::Run { record: Box::new(rec), reconcile })
-        }
-        other => Err(QueueError::Corrupt(format!("start script answered {other:?}"))),
-    }
-}
-
-/// Parses `[[id, [field, value, ...]], ...]` into deliveries, and the entries without a valid `job` field into
-/// poison to dead-letter.
-pub(crate) fn parse_entries(v: &redis::Value, taken_over: bool) -> (Vec<Delivery>, Vec<Poison>) {
-    let (mut good, mut bad) = (Vec::new(), Vec::new());
-    let redis::Value::Array(entries) = v else { return (good, bad) };
-    for e in entries {
-        let redis::Value::Array(parts) = e else { continue };
-        let Some(entry_id) = parts.first().and_then(crate::store::text) else { continue };
-        let fields: Vec<(String, String)> = match parts.get(1) {
-            Some(redis::Value::Array(fields)) => fields
-                .chunks(2)
-                .take(DEAD_LETTER_FIELDS_MAX)
-                .map(|kv| (raw_text(&kv[0]), kv.get(1).map(raw_text).unwrap_or_default()))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let job = fields.iter().find(|(k, _)| k == "job").map(|(_, v)| v.as_str());
-        let reason = match job.map(str::parse::<JobId>) {
-            Some(Ok(job_id)) => {
-                good.push(Delivery { job_id, entry_id, taken_over });
-                continue;
-            }
-            Some(Err(_)) => "the entry's job field is not a job id",
-            None => "the entry has no job field",
-        };
-        bad.push(Poison { entry_id, fields, reason: reason.to_owned() });
-    }
-    (good, bad)
-}
-
-/// A raw reply value as text for a dead letter: lossy UTF-8, cut at [`DEAD_LETTER_VALUE_MAX`] bytes.
-fn raw_text(v: &redis::Value) -> String {
-    let s = match v {
-        redis::Value::BulkString(b) => String::from_utf8_lossy(&b[..b.len().min(DEAD_LETTER_VALUE_MAX)]).into_owned(),
-        other => crate::store::text(other).unwrap_or_default(),
-    };
-    if s.len() > DEAD_LETTER_VALUE_MAX {
-        let mut end = DEAD_LETTER_VALUE_MAX;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s[..end].to_owned()
-    } else {
-        s
-    }
-}
-
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
 }

@@ -20,6 +20,7 @@ use std::{
 };
 
 use serde_json::Value;
+use wgate_types::unique_id_text;
 use wgate_upstream::{SessionsQuery, Upstream};
 
 /// What a window shows of one upstream session.
@@ -75,13 +76,10 @@ impl SessionCache {
         }
     }
 
-    /// Sessions currently held (for tests).
-    pub fn len(&self) -> usize {
+    /// Sessions currently held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock_slots().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Upstream calls made so far (for tests: the bound is what this cache is for).
@@ -138,7 +136,7 @@ impl SessionCache {
             Ok(page) => page
                 .data
                 .iter()
-                .find(|s| s.get("unique_id").and_then(id_text).as_deref() == Some(unique_id))
+                .find(|s| s.get("unique_id").and_then(unique_id_text).as_deref() == Some(unique_id))
                 .map_or(Lookup::Gone, |s| Lookup::Found(Arc::new(session_state(s)))),
             // Upstream refused this id for good (WhatsGate answers an unknown session with an error).
             Err(e) if e.class() == wgate_types::ErrorClass::Rejected => Lookup::Gone,
@@ -147,15 +145,6 @@ impl SessionCache {
                 Lookup::Unavailable
             }
         }
-    }
-}
-
-/// A session id as text, whether upstream sent it as a string or a number.
-pub fn id_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 

@@ -1,0 +1,117 @@
+//! The acknowledger: each attempt's outcome handed to a writer that batches whatever is queued into one run of
+//! the fenced finish script, then the slot freed.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use apalis_core::{error::BoxDynError, task::ExecutionContext, worker::ext::ack::Acknowledge};
+use futures::{FutureExt, future::BoxFuture};
+use tokio::sync::{mpsc, oneshot};
+use wgate_types::JobRecord;
+
+use super::{Shared, batch::run_batches};
+use crate::{
+    Outcome, QueueError,
+    attempt::{Delivery, Finished, Written},
+};
+
+/// One attempt's outcome for the writer; `done` fires once it is written (or given up on).
+pub(super) struct AckRequest {
+    pub(super) delivery: Delivery,
+    pub(super) job: Box<JobRecord>,
+    pub(super) outcome: Outcome,
+    pub(super) done: oneshot::Sender<()>,
+}
+
+/// Writes each attempt's outcome (ack + outcome + retry + publish in one script) and frees its slot.
+#[derive(Clone)]
+pub struct StreamAck {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Acknowledge<Finished> for StreamAck {
+    type Error = QueueError;
+    type Future = BoxFuture<'static, Result<(), QueueError>>;
+
+    fn ack(&mut self, res: &Result<Finished, BoxDynError>, ctx: &ExecutionContext) -> Self::Future {
+        let shared = self.shared.clone();
+        let delivery = ctx.data().get::<Delivery>().cloned();
+        let finished = match res {
+            Ok(f) => Ok(f.clone()),
+            Err(e) => Err(e.to_string()),
+        };
+        async move {
+            match finished {
+                Ok(f) => {
+                    let entry_id = f.delivery.entry_id.clone();
+                    if let Some((job, outcome)) = f.write {
+                        let (done, written) = oneshot::channel();
+                        let request = AckRequest { delivery: f.delivery, job, outcome, done };
+                        match shared.acks.send(request) {
+                            Ok(()) => {
+                                let _ = written.await;
+                            }
+                            Err(mpsc::error::SendError(r)) => write_batch(&shared, vec![r]).await,
+                        }
+                    }
+                    shared.release_slot(&entry_id);
+                }
+                Err(e) => {
+                    // Left un-acked and no longer kept alive: taken over after the visibility timeout, and the
+                    // next start counts the attempt.
+                    tracing::error!(error = %e, job.id = ?delivery.as_ref().map(|d| d.job_id.to_string()), "job handler failed");
+                    if let Some(d) = delivery {
+                        shared.release_slot(&d.entry_id);
+                    }
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// Batches outcomes (see [`run_batches`]).
+pub(super) async fn write_loop(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<AckRequest>) {
+    run_batches(rx, move |batch| {
+        let shared = shared.clone();
+        async move { write_batch(&shared, batch).await }
+    })
+    .await;
+}
+
+/// Writes a batch of outcomes, retrying while Redis is unreachable (bounded by the visibility timeout: after
+/// that the entries may be someone else's, and the fence would refuse the writes anyway).
+async fn write_batch(shared: &Shared, batch: Vec<AckRequest>) {
+    let deadline = Instant::now() + shared.config.visibility_timeout;
+    let mut backoff = Duration::from_millis(50);
+    let items: Vec<(&Delivery, &JobRecord, &Outcome)> =
+        batch.iter().map(|r| (&r.delivery, r.job.as_ref(), &r.outcome)).collect();
+    loop {
+        match shared.store.finish_attempts(&items).await {
+            Ok(written) => {
+                for (r, w) in batch.iter().zip(written) {
+                    if w == Written::Stale {
+                        tracing::info!(job.id = %r.job.id, attempt = r.job.attempts, "attempt outcome not written: the job was taken over");
+                    }
+                }
+                break;
+            }
+            Err(e) if Instant::now() + backoff < deadline => {
+                tracing::warn!(error = %e, count = batch.len(), "writing attempt outcomes; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, count = batch.len(), "could not write attempt outcomes; the jobs will be taken over and reconciled");
+                break;
+            }
+        }
+    }
+    drop(items);
+    for r in batch {
+        let _ = r.done.send(());
+    }
+}

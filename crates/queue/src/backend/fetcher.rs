@@ -1,0 +1,229 @@
+//! The fetcher: reads only as many entries as there are free slots, on a dedicated connection, and takes over
+//! entries idle past the visibility timeout.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{Semaphore, mpsc};
+use wgate_types::JobKind;
+
+use super::Shared;
+use crate::{
+    JobStore, QueueError,
+    attempt::{Delivery, parse_entries},
+    keys::GROUP,
+};
+
+async fn reader(store: &JobStore, block: Duration) -> Result<MultiplexedConnection, QueueError> {
+    let timeout = store.config().command_timeout;
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(block + timeout));
+    // In Sentinel mode every (re)connection asks for the primary anew, so the reader follows a failover.
+    let client = store.redis().client().await?;
+    let conn = tokio::time::timeout(timeout, client.get_multiplexed_async_connection_with_config(&config))
+        .await
+        .map_err(|_| QueueError::Unavailable("connecting the stream reader timed out".into()))??;
+    Ok(conn)
+}
+
+/// What the fetch loop keeps between rounds.
+struct Fetcher {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Delivery>,
+    stream: String,
+    /// The dedicated reader connection; `None` until made, and after a failure.
+    conn: Option<MultiplexedConnection>,
+    next_takeover: Instant,
+    /// Where the next `XAUTOCLAIM` goes on.
+    cursor: String,
+    group_ready: bool,
+}
+
+pub(super) async fn fetch_loop(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Delivery>) {
+    let stream = shared.store.keys().stream(JobKind::SessionCreate);
+    let mut f = Fetcher {
+        shared,
+        tx,
+        stream,
+        conn: None,
+        next_takeover: Instant::now(),
+        cursor: "0-0".to_owned(),
+        group_ready: false,
+    };
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(n) = f.claim_slots().await else { break };
+        match f.fetch(n).await {
+            Ok(got) => {
+                backoff = Duration::from_millis(50);
+                f.hand_out(n, got);
+            }
+            Err(e) => {
+                f.shared.slots.add_permits(n);
+                f.failed(&e);
+                if !f.shared.pause(backoff).await {
+                    break;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    tracing::debug!("job stream fetcher stopped");
+}
+
+impl Fetcher {
+    /// Waits for at least one free slot, then takes every free slot; `None` when the backend stops.
+    async fn claim_slots(&self) -> Option<usize> {
+        let slots = &self.shared.slots;
+        let first = tokio::select! {
+            p = slots.acquire() => p,
+            _ = self.shared.stop.notified() => return None,
+        };
+        let Ok(first) = first else { return None };
+        if self.shared.is_stopping() {
+            return None;
+        }
+        first.forget();
+        let mut n = 1 + take_free(slots);
+        // Under load slots free up one by one: gather a batch for a moment rather than paying one XREADGROUP
+        // round trip per job. An idle worker has every slot free and reads at once.
+        let batch = (self.shared.config.concurrency / 4).clamp(1, 64);
+        if n < batch {
+            let _ = tokio::time::timeout(Duration::from_millis(1), async {
+                while n < batch {
+                    match slots.acquire().await {
+                        Ok(p) => {
+                            p.forget();
+                            n += 1 + take_free(slots);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+            .await;
+        }
+        Some(n)
+    }
+
+    /// Up to `n` entries: those due for takeover first, then new ones.
+    async fn fetch(&mut self, n: usize) -> Result<Vec<Delivery>, QueueError> {
+        if !self.group_ready {
+            self.shared.store.ensure_group().await?;
+            self.group_ready = true;
+        }
+        let mut got = self.take_over_idle(n).await?;
+        if got.len() < n {
+            self.read_new(n - got.len(), &mut got).await?;
+        }
+        Ok(got)
+    }
+
+    /// Entries idle past the visibility timeout (their consumer died), at most every `takeover_every`.
+    async fn take_over_idle(&mut self, n: usize) -> Result<Vec<Delivery>, QueueError> {
+        let config = &self.shared.config;
+        if Instant::now() < self.next_takeover {
+            return Ok(Vec::new());
+        }
+        self.next_takeover = Instant::now() + config.takeover_every;
+        let (claimed, next) =
+            self.shared.store.take_over(&config.consumer, config.visibility_timeout, &self.cursor, n).await?;
+        if !claimed.is_empty() {
+            tracing::warn!(count = claimed.len(), "took over jobs of a consumer that stopped answering");
+        }
+        self.cursor = next;
+        Ok(claimed)
+    }
+
+    /// Up to `count` new entries (`XREADGROUP ... BLOCK`) added to `got`; entries that cannot be parsed are
+    /// dead-lettered.
+    async fn read_new(&mut self, count: usize, got: &mut Vec<Delivery>) -> Result<(), QueueError> {
+        let (store, config) = (&self.shared.store, &self.shared.config);
+        if self.conn.is_none() {
+            self.conn = Some(reader(store, config.block).await?);
+        }
+        let c = self.conn.as_mut().ok_or_else(|| QueueError::Unavailable("no reader".into()))?;
+        let read: Result<redis::Value, QueueError> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&config.consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(u64::try_from(config.block.as_millis()).unwrap_or(500))
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(">")
+            .query_async(c)
+            .await
+            .map_err(QueueError::from);
+        let reply = match read {
+            Ok(reply) => reply,
+            // Entries just taken over are ours now: run them rather than leave them to idle again.
+            Err(e) if !got.is_empty() => {
+                tracing::warn!(error = %e, "reading the job stream");
+                self.conn = None;
+                redis::Value::Nil
+            }
+            Err(e) => return Err(e),
+        };
+        let mut poison = Vec::new();
+        if let redis::Value::Array(streams) = reply {
+            for s in streams {
+                if let redis::Value::Array(parts) = s
+                    && let Some(entries) = parts.get(1)
+                {
+                    let (good, bad) = parse_entries(entries, false);
+                    got.extend(good);
+                    poison.extend(bad);
+                }
+            }
+        }
+        // Left pending, they would be taken over (and set aside) after the visibility timeout.
+        if let Err(e) = store.dead_letter(&poison).await {
+            tracing::warn!(error = %e, count = poison.len(), "could not dead-letter entries; retried at takeover");
+        }
+        Ok(())
+    }
+
+    /// Hands the fetched entries to the worker, giving back the slots it did not fill.
+    fn hand_out(&self, n: usize, got: Vec<Delivery>) {
+        let shared = &self.shared;
+        shared.slots.add_permits(n.saturating_sub(got.len()));
+        {
+            let mut in_flight = shared.in_flight();
+            for d in &got {
+                in_flight.insert(d.entry_id.clone());
+            }
+        }
+        for d in got {
+            if self.tx.send(d.clone()).is_err() {
+                shared.release_slot(&d.entry_id);
+            }
+        }
+    }
+
+    fn failed(&mut self, e: &QueueError) {
+        let msg = e.to_string();
+        if msg.contains("NOGROUP") {
+            // Redis lost the group (restarted without persistence): create it again.
+            self.group_ready = false;
+        } else {
+            tracing::warn!(error = %msg, "reading the job stream; retrying");
+            self.conn = None;
+        }
+    }
+}
+
+/// Takes every free slot at once; answers how many.
+fn take_free(slots: &Semaphore) -> usize {
+    let mut n = 0;
+    while let Ok(p) = slots.try_acquire() {
+        p.forget();
+        n += 1;
+    }
+    n
+}

@@ -1,0 +1,271 @@
+//! The apalis backend over a Redis Streams consumer group, in the push/ack style of apalis-amqp.
+//!
+//! - A fetcher task owns a dedicated connection for `XREADGROUP ... BLOCK` (a blocking call on the shared
+//!   multiplexed connection would stall every other command) and reads only as many entries as there are free
+//!   slots: the backend is the concurrency gate, like an AMQP prefetch window.
+//! - The same loop takes over entries idle past the visibility timeout (`XAUTOCLAIM`): their consumer died.
+//! - A janitor task promotes due retries from the scheduled set in batches, trims acked entries off the stream
+//!   (cheaper than an `XDEL` per ack), refreshes the idle time of this consumer's in-flight entries (so a slow but
+//!   live worker keeps them), and removes idle empty consumers.
+//! - The acknowledger (the backend's layer) hands each attempt's outcome to a writer that batches whatever is
+//!   queued into one run of the fenced finish script ([`JobStore::finish_attempts`]: outcome, ack, retry, publish),
+//!   then frees the slot. A handler error leaves the entry un-acked: it is taken over after the visibility timeout
+//!   and its next start counts an attempt.
+//! - Closing stops the fetcher and gives fetched-but-unstarted entries back to the stream.
+//!
+//! A Redis outage never fails the worker: every background loop logs and retries with a capped backoff.
+
+mod ack;
+mod batch;
+mod config;
+mod fetcher;
+mod janitor;
+mod start;
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use apalis_core::{
+    backend::finalize::Ephemeral,
+    backend::{Backend, BackendConfig},
+    task::{Task, builder::TaskBuilder, task_id::RandomId, task_id::TaskId},
+    worker::{context::WorkerContext, ext::ack::AcknowledgeLayer},
+};
+use futures::{FutureExt, future::BoxFuture};
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+pub use self::{
+    ack::StreamAck,
+    config::{StreamConfig, consumer_name},
+    start::Starter,
+};
+use self::{
+    ack::{AckRequest, write_loop},
+    fetcher::fetch_loop,
+    janitor::janitor_loop,
+    start::{StartRequest, start_loop},
+};
+use crate::{JobStore, QueueError, attempt::Delivery};
+
+struct Shared {
+    store: JobStore,
+    config: StreamConfig,
+    slots: Semaphore,
+    /// Entry ids handed out and not yet acknowledged: the ones the janitor keeps alive.
+    in_flight: Mutex<HashSet<String>>,
+    stopping: AtomicBool,
+    stop: Notify,
+    /// Outcomes on their way to the batching writer.
+    acks: mpsc::UnboundedSender<AckRequest>,
+    /// Attempts waiting to be started by the batching starter.
+    starts: mpsc::UnboundedSender<StartRequest>,
+}
+
+impl Shared {
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn release_slot(&self, entry_id: &str) {
+        if self.in_flight().remove(entry_id) {
+            self.slots.add_permits(1);
+        }
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn request_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.notify_waiters();
+    }
+
+    /// Sleeps `d`, or less when a stop is requested; answers whether to go on.
+    async fn pause(&self, d: Duration) -> bool {
+        if self.is_stopping() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => !self.is_stopping(),
+            _ = self.stop.notified() => false,
+        }
+    }
+}
+
+/// Stops the backend's fetching from outside the worker (at SIGTERM, before the worker drains).
+#[derive(Clone)]
+pub struct StopHandle(Arc<Shared>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.request_stop();
+    }
+}
+
+/// The apalis backend. `Task<Delivery>` in, [`Finished`] acknowledged.
+pub struct StreamBackend {
+    shared: Arc<Shared>,
+    tx: Option<mpsc::UnboundedSender<Delivery>>,
+    rx: mpsc::UnboundedReceiver<Delivery>,
+    fetcher: Option<tokio::task::JoinHandle<()>>,
+    janitor: Option<tokio::task::JoinHandle<()>>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    starter: Option<tokio::task::JoinHandle<()>>,
+    ack_rx: Option<mpsc::UnboundedReceiver<AckRequest>>,
+    start_rx: Option<mpsc::UnboundedReceiver<StartRequest>>,
+    closing: Option<BoxFuture<'static, ()>>,
+}
+
+impl std::fmt::Debug for StreamBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamBackend").field("consumer", &self.shared.config.consumer).finish_non_exhaustive()
+    }
+}
+
+impl StreamBackend {
+    /// Nothing runs until the worker polls it.
+    pub fn new(store: JobStore, config: StreamConfig) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (acks, ack_rx) = mpsc::unbounded_channel();
+        let (starts, start_rx) = mpsc::unbounded_channel();
+        let slots = Semaphore::new(config.concurrency);
+        let shared = Arc::new(Shared {
+            store,
+            config,
+            slots,
+            in_flight: Mutex::new(HashSet::new()),
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+            acks,
+            starts,
+        });
+        Self {
+            shared,
+            tx: Some(tx),
+            rx,
+            fetcher: None,
+            janitor: None,
+            writer: None,
+            starter: None,
+            ack_rx: Some(ack_rx),
+            start_rx: Some(start_rx),
+            closing: None,
+        }
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.shared.clone())
+    }
+
+    /// The handle the job handler starts its attempts through.
+    pub fn starter(&self) -> Starter {
+        Starter { tx: self.shared.starts.clone(), store: self.shared.store.clone() }
+    }
+
+    fn start(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            self.fetcher = Some(tokio::spawn(fetch_loop(self.shared.clone(), tx)));
+            self.janitor = Some(tokio::spawn(janitor_loop(self.shared.clone())));
+        }
+        if let Some(rx) = self.ack_rx.take() {
+            self.writer = Some(tokio::spawn(write_loop(self.shared.clone(), rx)));
+        }
+        if let Some(rx) = self.start_rx.take() {
+            self.starter = Some(tokio::spawn(start_loop(self.shared.clone(), rx)));
+        }
+    }
+}
+
+impl Backend for StreamBackend {
+    type Task = Task<Delivery>;
+    type Error = QueueError;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>, _worker: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+        self.start();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        _worker: &WorkerContext,
+    ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
+        self.start();
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(d)) => {
+                let task =
+                    TaskBuilder::new(d.clone()).task_id(TaskId::from_string(d.job_id.to_string())).data(d).build();
+                Poll::Ready(Some(Ok(task)))
+            }
+            // The fetcher stopped: no more tasks.
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>, _worker: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+        if self.closing.is_none() {
+            self.shared.request_stop();
+            let fetcher = self.fetcher.take();
+            let janitor = self.janitor.take();
+            let writer = self.writer.take();
+            let starter = self.starter.take();
+            let shared = self.shared.clone();
+            // Entries already fetched but never started go back to the stream.
+            let mut rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
+            self.closing = Some(
+                async move {
+                    if let Some(f) = fetcher {
+                        let _ = f.await;
+                    }
+                    let mut unstarted = Vec::new();
+                    while let Ok(d) = rx.try_recv() {
+                        unstarted.push(d);
+                    }
+                    if !unstarted.is_empty() {
+                        match shared.store.release(&unstarted).await {
+                            Ok(()) => tracing::info!(count = unstarted.len(), "gave unstarted jobs back to the queue"),
+                            Err(e) => tracing::warn!(error = %e, "could not give unstarted jobs back; they will be taken over"),
+                        }
+                        for d in &unstarted {
+                            shared.release_slot(&d.entry_id);
+                        }
+                    }
+                    // Every acknowledgement has been awaited before the worker closes its backend.
+                    for task in [janitor, writer, starter].into_iter().flatten() {
+                        task.abort();
+                    }
+                }
+                .boxed(),
+            );
+        }
+        match self.closing.as_mut().map(|f| f.poll_unpin(cx)) {
+            Some(Poll::Pending) => Poll::Pending,
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl BackendConfig for StreamBackend {
+    type Args = Delivery;
+    type Id = RandomId;
+    type Kind = Ephemeral;
+    type Config = StreamConfig;
+    type Layer = AcknowledgeLayer<StreamAck>;
+
+    fn config(&self) -> &Self::Config {
+        &self.shared.config
+    }
+
+    fn middleware(&mut self, _worker: &mut WorkerContext) -> Self::Layer {
+        AcknowledgeLayer::new(StreamAck { shared: self.shared.clone() })
+    }
+}
