@@ -161,9 +161,9 @@ async fn alg_none_and_hs256_signed_with_the_rsa_public_key_are_refused() {
 
 /// A JWKS endpoint that counts its fetches and serves whatever `keys` holds.
 pub(crate) async fn jwks_server(keys: Arc<Mutex<Value>>, hits: Arc<AtomicUsize>) -> String {
-    let server = actix_web::HttpServer::new(move || {
+    let addr = serve(move |cfg| {
         let (keys, hits) = (keys.clone(), hits.clone());
-        actix_web::App::new().route(
+        cfg.route(
             "/jwks",
             web::get().to(move || {
                 let (keys, hits) = (keys.clone(), hits.clone());
@@ -173,14 +173,8 @@ pub(crate) async fn jwks_server(keys: Arc<Mutex<Value>>, hits: Arc<AtomicUsize>)
                     HttpResponse::Ok().json(body)
                 }
             }),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    tokio::spawn(server.run());
+        );
+    });
     format!("http://{addr}/jwks")
 }
 

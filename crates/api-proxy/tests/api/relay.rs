@@ -5,9 +5,9 @@ use super::*;
 
 /// A tenant callback that records what it receives and answers `status`.
 pub(crate) async fn callback_server(status: Arc<Mutex<u16>>, seen: Arc<Mutex<Vec<Value>>>) -> String {
-    let server = actix_web::HttpServer::new(move || {
+    let addr = serve(move |cfg| {
         let (status, seen) = (status.clone(), seen.clone());
-        actix_web::App::new().route(
+        cfg.route(
             "/hook",
             web::post().to(move |body: web::Json<Value>| {
                 let (status, seen) = (status.clone(), seen.clone());
@@ -17,14 +17,8 @@ pub(crate) async fn callback_server(status: Arc<Mutex<u16>>, seen: Arc<Mutex<Vec
                     HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap()).finish()
                 }
             }),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    tokio::spawn(server.run());
+        );
+    });
     format!("http://{addr}/hook")
 }
 

@@ -507,9 +507,9 @@ async fn a_gateway_key_upstream_rejects_is_502_and_a_slow_upstream_is_504() {
 /// the same way. Everything the simulator can answer is tested against the simulator.
 async fn stub_upstream(status: u16, body: Value, calls: Arc<[AtomicUsize; 4]>) -> String {
     const COMMANDS: [&str; 4] = ["sessions-get", "session-delete", "set-hook", "set-name"];
-    let server = actix_web::HttpServer::new(move || {
+    let addr = serve(move |cfg| {
         let (body, calls) = (body.clone(), calls.clone());
-        actix_web::App::new().route(
+        cfg.route(
             "/api/v1/{command}",
             web::post().to(move |command: web::Path<String>| {
                 let (body, calls) = (body.clone(), calls.clone());
@@ -520,14 +520,8 @@ async fn stub_upstream(status: u16, body: Value, calls: Arc<[AtomicUsize; 4]>) -
                     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(body)
                 }
             }),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let addr = server.addrs()[0];
-    tokio::spawn(server.run());
+        );
+    });
     format!("http://{addr}")
 }
 
