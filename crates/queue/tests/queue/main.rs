@@ -238,7 +238,8 @@ async fn a_waiter_is_woken_by_the_publish_of_its_job_id_only() {
     // The first subscription wakes any early waiter; wait until it is established.
     within("subscription", Duration::from_secs(5), async {
         loop {
-            completions.waiter(JobId::new()).await;
+            // A waiter registered just after the subscription's wake-up waits for the next one: keep each wait short.
+            let _ = tokio::time::timeout(Duration::from_millis(200), completions.waiter(JobId::new())).await;
             let mut c = q.conn().await;
             let subs: Vec<(String, i64)> =
                 redis::cmd("PUBSUB").arg("NUMSUB").arg(q.key("done")).query_async(&mut c).await.unwrap();

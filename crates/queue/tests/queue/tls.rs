@@ -41,12 +41,14 @@ async fn over_mutual_tls_jobs_are_stored_read_and_their_completion_wakes_a_waite
     assert_eq!(store.enqueue(&j, None, None).await.unwrap(), Enqueued::Created);
     assert_eq!(store.get(j.id).await.unwrap(), Some(j.clone()));
 
-    let completions = Completions::start(&config);
     let done = format!("{{{}}}:done", config.namespace);
     let mut c = server.connection().await;
+    let completions = Completions::start(&config);
     within("the completion subscription over TLS", Duration::from_secs(5), async {
         loop {
-            completions.waiter(JobId::new()).await;
+            // A (re)subscription wakes every waiter; one that registers just after it waits for the next wake,
+            // so each wait is short and the subscriber count says whether the subscription is there.
+            let _ = tokio::time::timeout(Duration::from_millis(200), completions.waiter(JobId::new())).await;
             let subs: Vec<(String, i64)> =
                 redis::cmd("PUBSUB").arg("NUMSUB").arg(&done).query_async(&mut c).await.unwrap();
             if subs[0].1 == 1 {
