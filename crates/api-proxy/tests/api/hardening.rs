@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wgate_api_proxy::{ApiSettings, Application};
 
 use crate::{
-    assert_invalid_token, create_with_token, ec_jwk,
+    app_over_jwks, assert_invalid_token, create_with_token, ec_jwk,
     helpers::*,
     hook_token_of, jwks_server, run_binary,
     sessions::{Rig, SIM_KEY, app_over_stub, ids_of, upstream_list_calls},
@@ -307,15 +307,7 @@ async fn the_jwks_is_not_fetched_through_a_redirect_nor_read_past_64_kib() {
 
 #[tokio::test]
 async fn a_key_removed_from_the_jwks_stops_its_remembered_tokens_at_the_next_refresh() {
-    let keys = Arc::new(Mutex::new(json!({"keys": [ec_jwk("k1")]})));
-    let hits = Arc::new(AtomicUsize::new(0));
-    let url = jwks_server(keys.clone(), hits.clone()).await;
-    let app = TestApp::spawn_with(|s| {
-        s.jwt_secret = None;
-        s.jwt_jwks_url = Some(url);
-        s.jwt_jwks_cooldown_ms = 1;
-    })
-    .await;
+    let (app, keys, hits) = app_over_jwks(1).await;
     let token = signed(Algorithm::ES256, Some("k1"), &claims("acme", json!({})));
     assert_eq!(create_with_token(&app, &token).await.status(), 202, "verified and remembered");
     assert_eq!(create_with_token(&app, &token).await.status(), 202);
