@@ -41,7 +41,7 @@ fn token(alg: Algorithm) -> String {
 }
 
 fn jwt_verify(c: &mut Criterion) {
-    let mut settings = ApiSettings::for_tests("redis://127.0.0.1:1", "bench", SECRET);
+    let mut settings = ApiSettings::on_loopback("redis://127.0.0.1:1", "bench", SECRET);
     let dir = keys();
     let pems: Vec<String> = ["rsa.pem", "ec.pem", "ed.pem"].iter().map(|f| dir.join(f).display().to_string()).collect();
     settings.jwt_public_keys = Some(pems.join(","));

@@ -69,27 +69,32 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("starting the API on {} (--api-listen)", args.api_listen))?;
     let api_addr = listener.local_addr().context("the API's address")?;
     let public_url = format!("http://{api_addr}");
-    let mut api_settings = wgate_api_proxy::ApiSettings::for_tests(&redis_url, &args.namespace, &secret);
-    api_settings.api_listen = api_addr;
-    api_settings.api_admin_listen = args.api_admin_listen;
-    api_settings.public_url = public_url.clone();
-    // Callbacks on this machine (a local receiver) are reachable in development; production opens nothing.
-    api_settings.egress_allow_nets = wgate_api_proxy::settings::LOOPBACK_NETS.to_owned();
-    // The session commands (sessions-get, set-name, ...) call WhatsGate from the API itself.
-    api_settings.upstream_url = sim_url.clone();
-    api_settings.upstream_api_key = Some(SecretString::from(SIM_KEY));
+    // The session commands (sessions-get, set-name, ...) call WhatsGate from the API itself, as the worker does.
+    let upstream = wgate_upstream::UpstreamSettings {
+        url: sim_url.clone(),
+        api_key: Some(SecretString::from(SIM_KEY)),
+        ..Default::default()
+    };
+    // Callbacks on this machine (a local receiver) are reachable in development (loopback is opened); production
+    // opens nothing.
+    let api_settings = wgate_api_proxy::ApiSettings {
+        api_listen: api_addr,
+        api_admin_listen: args.api_admin_listen,
+        public_url: public_url.clone(),
+        upstream: upstream.clone(),
+        ..wgate_api_proxy::ApiSettings::on_loopback(&redis_url, &args.namespace, &secret)
+    };
+    let api_settings_redis = api_settings.redis.clone();
     let api = wgate_api_proxy::Application::build_on(api_settings, listener)
         .await
         .with_context(|| format!("starting the API on {api_addr} (--api-listen)"))?;
 
     let worker = wgate_worker::Application::build(wgate_worker::Settings {
-        redis_url: redis_url.clone(),
-        namespace: args.namespace.clone(),
+        redis: api_settings_redis,
+        upstream,
+        logging: wgate_service::LogSettings { log: "info".into(), log_format: wgate_service::LogFormat::Pretty },
         worker_admin_listen: args.worker_admin_listen,
         public_url: public_url.clone(),
-        upstream_url: sim_url.clone(),
-        upstream_api_key: Some(SecretString::from(SIM_KEY)),
-        log_format: wgate_service::LogFormat::Pretty,
         ..Default::default()
     })
     .await

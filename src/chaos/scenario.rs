@@ -98,13 +98,13 @@ impl Stack {
             let _ = sim.run_until_stopped().await;
         }));
 
-        let mut api_settings = wgate_api_proxy::ApiSettings::for_tests(&redis.url(), &namespace, SECRET);
+        let mut api_settings = wgate_api_proxy::ApiSettings::on_loopback(&redis.url(), &namespace, SECRET);
         api_settings.max_attempts = args.max_attempts;
         // The limiter is not under test here.
         api_settings.rate_per_second = 1_000_000.0;
         api_settings.rate_burst = 1_000_000;
-        api_settings.upstream_url = sim_url.clone();
-        api_settings.upstream_api_key = Some(SIM_KEY.to_owned().into());
+        api_settings.upstream.url = sim_url.clone();
+        api_settings.upstream.api_key = Some(SIM_KEY.to_owned().into());
         let api = wgate_api_proxy::Application::build(api_settings).await.context("starting the API")?;
         let api_url = format!("http://{}", api.address());
         let api_task = AbortOnDrop(tokio::spawn(async move {

@@ -117,7 +117,7 @@ impl Stack {
         let r = http.post(format!("{sim_url}/sim/faults")).json(&options.faults).send().await.expect("sim faults");
         assert!(r.status().is_success(), "faults refused: {}", r.text().await.unwrap_or_default());
 
-        let mut api_settings = ApiSettings::for_tests(&redis_url, &namespace, SECRET);
+        let mut api_settings = ApiSettings::on_loopback(&redis_url, &namespace, SECRET);
         // The API and the worker must agree on WGATE_PUBLIC_URL (relay and QR links), so the API's listener is bound
         // first and handed over.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the API's listener");
@@ -129,14 +129,15 @@ impl Stack {
         api_settings.rate_per_second = 10_000.0;
         api_settings.rate_burst = 10_000;
         api_settings.max_sessions = options.max_sessions;
-        api_settings.redis_ca_file = redis_tls.ca_file.clone();
-        api_settings.redis_client_cert = redis_tls.client_cert.clone();
-        api_settings.redis_client_key = redis_tls.client_key.clone();
-        api_settings.redis_mode = mode.into();
-        api_settings.redis_sentinel_service = sentinel_service.clone();
+        api_settings.redis.ca_file = redis_tls.ca_file.clone();
+        api_settings.redis.client_cert = redis_tls.client_cert.clone();
+        api_settings.redis.client_key = redis_tls.client_key.clone();
+        api_settings.redis.mode = mode.into();
+        api_settings.redis.sentinel_service = sentinel_service.clone();
         // The API asks WhatsGate itself for the session commands and the QR windows.
-        api_settings.upstream_url = sim_url.clone();
-        api_settings.upstream_api_key = Some(SIM_KEY.to_owned().into());
+        api_settings.upstream.url = sim_url.clone();
+        api_settings.upstream.api_key = Some(SIM_KEY.to_owned().into());
+        let worker_redis = api_settings.redis.clone();
         let api = wgate_api_proxy::Application::build_on(api_settings, listener).await.expect("API starts");
         assert_eq!(api.address(), api_address);
         let api_url = format!("http://{}", api.address());
@@ -147,19 +148,14 @@ impl Stack {
         let mut stop_workers = Vec::new();
         for _ in 0..options.workers {
             let worker = wgate_worker::Application::build(wgate_worker::Settings {
-                redis_url: redis_url.clone(),
-                redis_mode: mode.into(),
-                redis_sentinel_service: sentinel_service.clone(),
-                redis_ca_file: redis_tls.ca_file.clone(),
-                redis_client_cert: redis_tls.client_cert.clone(),
-                redis_client_key: redis_tls.client_key.clone(),
-                namespace: namespace.clone(),
+                redis: worker_redis.clone(),
+                upstream: wgate_upstream::UpstreamSettings {
+                    url: sim_url.clone(),
+                    api_key: Some(options.worker_upstream_key.clone().into()),
+                    timeout_ms: options.upstream_timeout_ms,
+                },
                 worker_admin_listen: "127.0.0.1:0".parse().expect("addr"),
                 public_url: api_url.clone(),
-                upstream_url: sim_url.clone(),
-                upstream_api_key: Some(options.worker_upstream_key.clone().into()),
-                upstream_timeout_ms: options.upstream_timeout_ms,
-                max_attempts: options.max_attempts,
                 retry_base_ms: 10,
                 retry_max_ms: 200,
                 ..Default::default()

@@ -20,7 +20,7 @@ use wgate_types::SessionCreate;
 
 fn request_path(c: &mut Criterion) {
     let secret = "bench-secret-0123456789abcdef";
-    let settings = ApiSettings::for_tests("redis://127.0.0.1:1", "bench", secret);
+    let settings = ApiSettings::on_loopback("redis://127.0.0.1:1", "bench", secret);
     let verifier = Verifier::new(&AuthConfig::from_settings(&settings)).unwrap();
     // Enough for a burst of every iteration criterion runs, so every check is the "allowed" path.
     let limits = Limits::new(Rate { per_second: 1e9, burst: u32::MAX / 16 });

@@ -25,7 +25,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    if let Err(e) = wgate_service::init_tracing(&settings.log, settings.log_format) {
+    if let Err(e) = settings.logging.init() {
         eprintln!("wgate-api: {e}");
         return std::process::ExitCode::from(2);
     }

@@ -5,232 +5,155 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use wgate_service::{ConfigError, LogFormat};
+use wgate_queue::RedisSettings;
+use wgate_service::{ConfigError, LogFormat, LogSettings};
+use wgate_upstream::UpstreamSettings;
 
-/// Everything `wgate-api` reads at start. Secrets are `secrecy` values whose `Debug` prints a placeholder, and
-/// `Debug` hides the password a Redis URL may carry.
-#[derive(Clone, Deserialize)]
+/// Everything `wgate-api` reads at start. The Redis, upstream and log settings are the parts every process shares
+/// (their own types, loaded from the same file and environment); the rest are the API's own. Secrets are `secrecy`
+/// values whose `Debug` prints a placeholder, and `Debug` hides the password a Redis URL may carry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
 pub struct ApiSettings {
-    #[serde(default = "default_redis_url")]
-    pub redis_url: String,
-    /// PEM CA certificate(s) a `rediss://` server's certificate is checked against (unset: the system's store).
-    #[serde(default)]
-    pub redis_ca_file: Option<PathBuf>,
-    /// PEM client certificate and key, for a Redis that requires mutual TLS; set both or neither.
-    #[serde(default)]
-    pub redis_client_cert: Option<PathBuf>,
-    #[serde(default)]
-    pub redis_client_key: Option<PathBuf>,
-    /// `standalone` or `sentinel` (then `redis_url` lists the sentinels, comma separated).
-    #[serde(default = "default_redis_mode", deserialize_with = "wgate_service::config::de::string_like")]
-    pub redis_mode: String,
-    /// The name the sentinels monitor the primary under (Sentinel mode).
-    #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
-    pub redis_sentinel_service: Option<String>,
+    /// `WGATE_REDIS_*` and `WGATE_NAMESPACE`.
+    #[serde(skip)]
+    pub redis: RedisSettings,
+    /// `WGATE_UPSTREAM_*`, for the session commands. Without a key the session commands answer 503.
+    #[serde(skip)]
+    pub upstream: UpstreamSettings,
+    /// `WGATE_LOG`, `WGATE_LOG_FORMAT`.
+    #[serde(skip)]
+    pub logging: LogSettings,
     /// A session-create (with its idempotency record) or a replay is acknowledged only once this many replicas
     /// have it (`WAIT`); 0: at once.
-    #[serde(default)]
     pub redis_wait_replicas: u32,
     /// How long that wait may take before the client gets 503.
-    #[serde(default = "default_redis_wait_timeout_ms")]
     pub redis_wait_timeout_ms: u64,
-    #[serde(default = "default_namespace", deserialize_with = "wgate_service::config::de::string_like")]
-    pub namespace: String,
-    #[serde(default = "default_api_listen")]
     pub api_listen: SocketAddr,
-    #[serde(default = "default_admin_listen")]
     pub api_admin_listen: SocketAddr,
     /// Base of the links the gateway hands out (`Location`).
-    #[serde(default = "default_public_url")]
+    #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub public_url: String,
     /// HS256 secrets, comma separated; the first signs nothing (wgate only verifies), all verify (rotation).
-    #[serde(default, deserialize_with = "wgate_service::config::de::secret_like")]
+    #[serde(deserialize_with = "wgate_service::config::de::secret_like")]
     pub jwt_secret: Option<SecretString>,
     /// PEM public key files (RSA, EC P-256, Ed25519), comma separated. A key's `kid` is its file name without
     /// the extension.
-    #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
+    #[serde(deserialize_with = "wgate_service::config::de::opt_string_like")]
     pub jwt_public_keys: Option<String>,
-    #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
+    #[serde(deserialize_with = "wgate_service::config::de::opt_string_like")]
     pub jwt_jwks_url: Option<String>,
     /// Least time between two JWKS fetches triggered by an unknown `kid`.
-    #[serde(default = "default_jwks_cooldown_ms")]
     pub jwt_jwks_cooldown_ms: u64,
-    #[serde(default = "default_audience", deserialize_with = "wgate_service::config::de::string_like")]
+    #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub jwt_audience: String,
-    #[serde(default, deserialize_with = "wgate_service::config::de::opt_string_like")]
+    #[serde(deserialize_with = "wgate_service::config::de::opt_string_like")]
     pub jwt_issuer: Option<String>,
     /// Longest token lifetime accepted: a token whose `exp` lies further ahead is refused. Unset: no bound.
-    #[serde(default)]
     pub jwt_max_ttl_secs: Option<u64>,
     /// Default write rate per tenant (reads get ten times this).
-    #[serde(default = "default_rate")]
     pub rate_per_second: f64,
-    #[serde(default = "default_burst")]
     pub rate_burst: u32,
     /// Where the tenant buckets live: `redis` (shared by every replica) or `local` (this process only).
-    #[serde(default = "default_rate_limit_store", deserialize_with = "wgate_service::config::de::string_like")]
+    #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub rate_limit_store: String,
     /// TOML with `[tenants.<id>] rate_per_second, burst, max_sessions, frame_ancestors`; reloaded on SIGHUP and
     /// when the file changes.
-    #[serde(default)]
     pub tenants_file: Option<PathBuf>,
     /// How often the tenants file's modification time is checked (SIGHUP reloads at once).
-    #[serde(default = "default_tenants_poll_ms")]
     pub tenants_poll_ms: u64,
     /// Default session quota per tenant; unset means no limit.
-    #[serde(default)]
     pub max_sessions: Option<u32>,
-    #[serde(default = "default_sync_wait_ms")]
     pub sync_wait_ms: u64,
-    #[serde(default = "default_max_attempts")]
+    /// Attempts per session-create job, the first included; each job keeps the value it was accepted with.
     pub max_attempts: u32,
-    /// Bound on every Redis call: a dead Redis is a 503 within this time.
-    #[serde(default = "default_redis_timeout_ms")]
-    pub redis_timeout_ms: u64,
     /// Bound on relaying one webhook to a tenant's callback.
-    #[serde(default = "default_hook_timeout_ms")]
     pub hook_timeout_ms: u64,
     /// Bound on reading one request body: a client that stops sending gets 408.
-    #[serde(default = "default_body_read_timeout_ms")]
     pub body_read_timeout_ms: u64,
     /// CIDR ranges a tenant's URL may reach although they are not public (comma separated; empty: none).
-    #[serde(default, deserialize_with = "wgate_service::config::de::string_like")]
+    #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub egress_allow_nets: String,
-    /// WhatsGate's base URL, for the session commands (sessions-get, session-delete, set-hook, set-name).
-    #[serde(default = "default_upstream_url", deserialize_with = "wgate_service::config::de::string_like")]
-    pub upstream_url: String,
-    /// WhatsGate's `X-Api-Key`. Optional for the API: without it the session commands answer 503.
-    #[serde(default, deserialize_with = "wgate_service::config::de::secret_like")]
-    pub upstream_api_key: Option<SecretString>,
-    /// Bound on each upstream call of a session command.
-    #[serde(default = "default_upstream_timeout_ms")]
-    pub upstream_timeout_ms: u64,
-    #[serde(default = "default_log")]
-    pub log: String,
-    #[serde(default)]
-    pub log_format: LogFormat,
 }
 
 /// Loopback, IPv4 and IPv6: what tests and the local stack open to tenants' callbacks.
 pub const LOOPBACK_NETS: &str = "127.0.0.0/8, ::1/128";
 
-fn default_redis_url() -> String {
-    "redis://127.0.0.1:6379".into()
-}
-fn default_redis_mode() -> String {
-    "standalone".into()
-}
-fn default_redis_wait_timeout_ms() -> u64 {
-    500
-}
-fn default_namespace() -> String {
-    "wgate".into()
-}
-fn default_api_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 8080))
-}
-fn default_admin_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 9464))
-}
-fn default_public_url() -> String {
-    "http://127.0.0.1:8080".into()
-}
-fn default_jwks_cooldown_ms() -> u64 {
-    10_000
-}
-fn default_audience() -> String {
-    "wgate".into()
-}
-fn default_rate() -> f64 {
-    10.0
-}
-fn default_burst() -> u32 {
-    20
-}
-fn default_rate_limit_store() -> String {
-    "redis".into()
-}
-fn default_tenants_poll_ms() -> u64 {
-    1_000
-}
-fn default_sync_wait_ms() -> u64 {
-    25_000
-}
-fn default_max_attempts() -> u32 {
-    6
-}
-fn default_redis_timeout_ms() -> u64 {
-    1_000
-}
-fn default_hook_timeout_ms() -> u64 {
-    10_000
-}
-fn default_body_read_timeout_ms() -> u64 {
-    10_000
-}
-fn default_upstream_url() -> String {
-    "https://whatsgate.ru".into()
-}
-fn default_upstream_timeout_ms() -> u64 {
-    15_000
-}
-fn default_log() -> String {
-    "info".into()
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            redis: RedisSettings::default(),
+            upstream: UpstreamSettings::default(),
+            logging: LogSettings::default(),
+            redis_wait_replicas: 0,
+            redis_wait_timeout_ms: 500,
+            api_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            api_admin_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
+            public_url: "http://127.0.0.1:8080".into(),
+            jwt_secret: None,
+            jwt_public_keys: None,
+            jwt_jwks_url: None,
+            jwt_jwks_cooldown_ms: 10_000,
+            jwt_audience: "wgate".into(),
+            jwt_issuer: None,
+            jwt_max_ttl_secs: None,
+            rate_per_second: 10.0,
+            rate_burst: 20,
+            rate_limit_store: "redis".into(),
+            tenants_file: None,
+            tenants_poll_ms: 1_000,
+            max_sessions: None,
+            sync_wait_ms: 25_000,
+            max_attempts: 6,
+            hook_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            egress_allow_nets: String::new(),
+        }
+    }
 }
 
 impl ApiSettings {
     /// Reads the settings (file, then environment) and checks what can be checked without IO.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
-        let s: Self = wgate_service::load_config(file)?;
+        let mut s: Self = wgate_service::load_config(file)?;
+        s.redis = wgate_service::load_config(file)?;
+        s.upstream = wgate_service::load_config(file)?;
+        s.logging = wgate_service::load_config(file)?;
         s.check()?;
         Ok(s)
     }
 
-    /// Settings for a test: listeners on 127.0.0.1 port 0, the given Redis and namespace, one HS256 secret, and
-    /// loopback opened to tenants' callbacks ([`LOOPBACK_NETS`]), where a test's or a local stack's receivers listen.
-    pub fn for_tests(redis_url: &str, namespace: &str, secret: &str) -> Self {
+    /// Every setting name `wgate-api` reads (`redis_url` is `WGATE_REDIS_URL`), its shared parts included.
+    pub fn setting_names() -> Vec<&'static str> {
+        use wgate_service::config::setting_names;
+        [
+            setting_names::<Self>(),
+            setting_names::<RedisSettings>(),
+            setting_names::<UpstreamSettings>(),
+            setting_names::<LogSettings>(),
+        ]
+        .concat()
+    }
+
+    /// Settings for a process on this machine: listeners on 127.0.0.1 port 0, the given Redis and namespace, one
+    /// HS256 secret, pretty logs, and loopback opened to tenants' callbacks ([`LOOPBACK_NETS`]), where a test's or
+    /// a local stack's receivers listen. Every other setting has its default.
+    pub fn on_loopback(redis_url: &str, namespace: &str, secret: &str) -> Self {
         Self {
-            redis_url: redis_url.into(),
-            redis_ca_file: None,
-            redis_client_cert: None,
-            redis_client_key: None,
-            redis_mode: default_redis_mode(),
-            redis_sentinel_service: None,
-            redis_wait_replicas: 0,
-            redis_wait_timeout_ms: default_redis_wait_timeout_ms(),
-            namespace: namespace.into(),
+            redis: RedisSettings::new(redis_url, namespace),
+            logging: LogSettings { log: "info".into(), log_format: LogFormat::Pretty },
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             api_admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            public_url: default_public_url(),
             jwt_secret: Some(SecretString::from(secret.to_owned())),
-            jwt_public_keys: None,
-            jwt_jwks_url: None,
-            jwt_jwks_cooldown_ms: default_jwks_cooldown_ms(),
-            jwt_audience: default_audience(),
-            jwt_issuer: None,
-            jwt_max_ttl_secs: None,
-            rate_per_second: default_rate(),
-            rate_burst: default_burst(),
-            rate_limit_store: default_rate_limit_store(),
-            tenants_file: None,
-            tenants_poll_ms: default_tenants_poll_ms(),
-            max_sessions: None,
-            sync_wait_ms: default_sync_wait_ms(),
-            max_attempts: default_max_attempts(),
-            redis_timeout_ms: default_redis_timeout_ms(),
-            hook_timeout_ms: default_hook_timeout_ms(),
-            body_read_timeout_ms: default_body_read_timeout_ms(),
             egress_allow_nets: LOOPBACK_NETS.to_owned(),
-            upstream_url: default_upstream_url(),
-            upstream_api_key: None,
-            upstream_timeout_ms: default_upstream_timeout_ms(),
-            log: default_log(),
-            log_format: LogFormat::Pretty,
+            ..Self::default()
         }
     }
 
     /// Checks of single values; keys and files are checked when the application is built.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.redis.check()?;
+        self.upstream.check()?;
         if self.jwt_secret.is_none() && self.jwt_public_keys.is_none() && self.jwt_jwks_url.is_none() {
             return Err(ConfigError::setting(
                 "jwt_secret",
@@ -266,19 +189,8 @@ impl ApiSettings {
         if self.max_attempts == 0 {
             return Err(ConfigError::setting("max_attempts", "must be at least 1"));
         }
-        if self.redis_timeout_ms == 0 {
-            return Err(ConfigError::setting("redis_timeout_ms", "must be at least 1"));
-        }
-        self.redis_mode()?;
         if self.redis_wait_timeout_ms == 0 {
             return Err(ConfigError::setting("redis_wait_timeout_ms", "must be at least 1"));
-        }
-        check_http_url(&self.upstream_url).map_err(|p| ConfigError::setting("upstream_url", p))?;
-        if self.upstream_timeout_ms == 0 {
-            return Err(ConfigError::setting("upstream_timeout_ms", "must be at least 1"));
-        }
-        if self.namespace.is_empty() || self.namespace.contains(['{', '}', ' ']) {
-            return Err(ConfigError::setting("namespace", "must be non-empty, without braces or spaces"));
         }
         Ok(())
     }
@@ -292,23 +204,16 @@ impl ApiSettings {
         }
     }
 
-    /// Standalone or Sentinel, checked by [`ApiSettings::check`].
-    pub fn redis_mode(&self) -> Result<wgate_queue::RedisMode, ConfigError> {
-        wgate_queue::RedisMode::parse(&self.redis_mode, self.redis_sentinel_service.as_deref())
-            .map_err(|e| ConfigError(format!("configuration error: {e}")))
-    }
-
-    /// The certificates of a `rediss://` connection.
-    pub fn redis_tls(&self) -> wgate_queue::RedisTls {
-        wgate_queue::RedisTls::new(&self.redis_ca_file, &self.redis_client_cert, &self.redis_client_key)
+    /// The queue's configuration: the shared Redis settings plus the API's `WAIT` for acknowledged writes.
+    pub fn queue_config(&self) -> Result<wgate_queue::QueueConfig, ConfigError> {
+        let mut queue = self.redis.queue_config()?;
+        queue.wait_replicas = self.redis_wait_replicas;
+        queue.wait_timeout = Duration::from_millis(self.redis_wait_timeout_ms);
+        Ok(queue)
     }
 
     pub fn sync_wait(&self) -> Duration {
         Duration::from_millis(self.sync_wait_ms)
-    }
-
-    pub fn redis_timeout(&self) -> Duration {
-        Duration::from_millis(self.redis_timeout_ms)
     }
 
     pub fn body_read_timeout(&self) -> Duration {
@@ -321,48 +226,9 @@ impl ApiSettings {
             .map_err(|p| ConfigError::setting("egress_allow_nets", p))
     }
 
-    pub fn upstream_timeout(&self) -> Duration {
-        Duration::from_millis(self.upstream_timeout_ms)
-    }
-
     /// The public URL without a trailing slash.
     pub fn public_base(&self) -> &str {
         self.public_url.trim_end_matches('/')
-    }
-}
-
-impl std::fmt::Debug for ApiSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiSettings")
-            .field("redis_url", &wgate_queue::redact_url(&self.redis_url))
-            .field("namespace", &self.namespace)
-            .field("api_listen", &self.api_listen)
-            .field("api_admin_listen", &self.api_admin_listen)
-            .field("public_url", &self.public_url)
-            .field("jwt_secret", &self.jwt_secret)
-            .field("jwt_public_keys", &self.jwt_public_keys)
-            .field("jwt_jwks_url", &self.jwt_jwks_url)
-            .field("jwt_jwks_cooldown_ms", &self.jwt_jwks_cooldown_ms)
-            .field("jwt_audience", &self.jwt_audience)
-            .field("jwt_issuer", &self.jwt_issuer)
-            .field("jwt_max_ttl_secs", &self.jwt_max_ttl_secs)
-            .field("rate_per_second", &self.rate_per_second)
-            .field("rate_burst", &self.rate_burst)
-            .field("tenants_file", &self.tenants_file)
-            .field("tenants_poll_ms", &self.tenants_poll_ms)
-            .field("max_sessions", &self.max_sessions)
-            .field("sync_wait_ms", &self.sync_wait_ms)
-            .field("max_attempts", &self.max_attempts)
-            .field("redis_timeout_ms", &self.redis_timeout_ms)
-            .field("hook_timeout_ms", &self.hook_timeout_ms)
-            .field("body_read_timeout_ms", &self.body_read_timeout_ms)
-            .field("egress_allow_nets", &self.egress_allow_nets)
-            .field("upstream_url", &self.upstream_url)
-            .field("upstream_api_key", &self.upstream_api_key)
-            .field("upstream_timeout_ms", &self.upstream_timeout_ms)
-            .field("log", &self.log)
-            .field("log_format", &self.log_format)
-            .finish()
     }
 }
 
@@ -404,16 +270,34 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_a_secret() {
-        let mut s = ApiSettings::for_tests("redis://:redis-pass@h:6379/0", "ns", "super-secret-value");
-        s.upstream_api_key = Some(SecretString::from("upstream-key-value"));
+        let mut s = ApiSettings::on_loopback("redis://:redis-pass@h:6379/0", "ns", "super-secret-value");
+        s.upstream.api_key = Some(SecretString::from("upstream-key-value"));
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("super-secret-value") && !dbg.contains("upstream-key-value"), "{dbg}");
         assert!(!dbg.contains("redis-pass") && dbg.contains("redis://:***@h:6379/0"), "{dbg}");
     }
 
     #[test]
+    fn one_file_sets_the_shared_parts_and_the_own_settings_and_a_bad_shared_value_names_its_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.toml");
+        std::fs::write(
+            &path,
+            "jwt_secret = \"k\"\nredis_url = \"redis://r:1\"\nnamespace = 7\nupstream_url = \"http://u:2\"\n\
+             log_format = \"pretty\"\nrate_burst = 3\n",
+        )
+        .unwrap();
+        let s = ApiSettings::load(Some(&path)).unwrap();
+        assert_eq!((s.redis.url.as_str(), s.redis.namespace.as_str()), ("redis://r:1", "7"));
+        assert_eq!((s.upstream.url.as_str(), s.logging.log_format, s.rate_burst), ("http://u:2", LogFormat::Pretty, 3));
+        std::fs::write(&path, "jwt_secret = \"k\"\nredis_timeout_ms = \"soon\"\n").unwrap();
+        let err = ApiSettings::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("WGATE_REDIS_TIMEOUT_MS") && !err.contains('\n'), "{err}");
+    }
+
+    #[test]
     fn no_key_at_all_is_an_error_naming_the_variable() {
-        let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
+        let mut s = ApiSettings::on_loopback("redis://x", "ns", "k");
         s.jwt_secret = None;
         let err = s.check().unwrap_err().to_string();
         assert!(err.contains("WGATE_JWT_SECRET") && !err.contains('\n'), "{err}");
@@ -421,17 +305,17 @@ mod tests {
 
     #[test]
     fn a_bad_rate_or_url_names_its_variable() {
-        let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
+        let mut s = ApiSettings::on_loopback("redis://x", "ns", "k");
         s.rate_per_second = 0.0;
         assert!(s.check().unwrap_err().to_string().contains("WGATE_RATE_PER_SECOND"));
-        let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
+        let mut s = ApiSettings::on_loopback("redis://x", "ns", "k");
         s.public_url = "not a url".into();
         assert!(s.check().unwrap_err().to_string().contains("WGATE_PUBLIC_URL"));
-        let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
-        s.upstream_url = "ftp://whatsgate.ru".into();
+        let mut s = ApiSettings::on_loopback("redis://x", "ns", "k");
+        s.upstream.url = "ftp://whatsgate.ru".into();
         assert!(s.check().unwrap_err().to_string().contains("WGATE_UPSTREAM_URL"));
-        let mut s = ApiSettings::for_tests("redis://x", "ns", "k");
-        s.upstream_timeout_ms = 0;
+        let mut s = ApiSettings::on_loopback("redis://x", "ns", "k");
+        s.upstream.timeout_ms = 0;
         assert!(s.check().unwrap_err().to_string().contains("WGATE_UPSTREAM_TIMEOUT_MS"));
     }
 }

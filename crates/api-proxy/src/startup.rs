@@ -5,9 +5,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
-use wgate_queue::{Completions, JobStore, QueueConfig};
+use wgate_queue::{Completions, JobStore};
 use wgate_service::{AdminServer, ReadyCheck};
-use wgate_upstream::{Upstream, UpstreamConfig, UpstreamMetrics};
+use wgate_upstream::{Upstream, UpstreamMetrics};
 
 use crate::{
     auth::Verifier,
@@ -35,16 +35,15 @@ fn session_upstream(
     registry: &prometheus::Registry,
 ) -> anyhow::Result<Option<SessionUpstream>> {
     let metrics = UpstreamMetrics::register(registry).context("registering the upstream metrics")?;
-    let Some(key) = settings.upstream_api_key.clone() else {
+    let Some(config) = settings.upstream.config() else {
         tracing::warn!(
             "WGATE_UPSTREAM_API_KEY is not set: sessions-get, session-delete, set-hook and set-name answer 503, \
              and QR windows cannot show sessions"
         );
         return Ok(None);
     };
-    let config = UpstreamConfig::new(settings.upstream_url.clone(), key, settings.upstream_timeout());
     let client = Upstream::new(config).map_err(|e| anyhow::anyhow!(e))?.with_metrics(metrics);
-    Ok(Some(SessionUpstream::new(client, settings.upstream_timeout())))
+    Ok(Some(SessionUpstream::new(client, settings.upstream.timeout())))
 }
 
 /// Pruning idle limiter keys, and following the tenants file when there is one.
@@ -199,16 +198,11 @@ impl Application {
         let registry = wgate_service::metrics::new_registry();
         let metrics = Arc::new(ApiMetrics::register(&registry).context("registering the API metrics")?);
 
-        let mut queue = QueueConfig::new(settings.redis_url.clone(), settings.namespace.clone());
-        queue.command_timeout = settings.redis_timeout();
-        queue.tls = settings.redis_tls();
-        queue.mode = settings.redis_mode()?;
-        queue.wait_replicas = settings.redis_wait_replicas;
-        queue.wait_timeout = Duration::from_millis(settings.redis_wait_timeout_ms);
+        let queue = settings.queue_config()?;
         let job_store = JobStore::new(queue.clone()).map_err(redis_config_error)?;
         let limits = Limits::new(Rate { per_second: settings.rate_per_second, burst: settings.rate_burst });
         let limits = Arc::new(if settings.shared_rate_limits()? { limits.shared(job_store.clone()) } else { limits });
-        let store = Store::new(job_store, settings.redis_timeout(), metrics.clone());
+        let store = Store::new(job_store, settings.redis.timeout(), metrics.clone());
         let completions = Completions::start(&queue);
 
         limits.apply(&tenants);

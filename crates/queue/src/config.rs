@@ -73,11 +73,6 @@ pub struct RedisTls {
 }
 
 impl RedisTls {
-    /// From `WGATE_REDIS_CA_FILE`, `WGATE_REDIS_CLIENT_CERT` and `WGATE_REDIS_CLIENT_KEY`.
-    pub fn new(ca_file: &Option<PathBuf>, client_cert: &Option<PathBuf>, client_key: &Option<PathBuf>) -> Self {
-        Self { ca_file: ca_file.clone(), client_cert: client_cert.clone(), client_key: client_key.clone() }
-    }
-
     /// True when any file is set (then the URL must be `rediss://`).
     pub fn is_set(&self) -> bool {
         self.ca_file.is_some() || self.client_cert.is_some() || self.client_key.is_some()

@@ -16,6 +16,7 @@ mod record;
 mod redis_conn;
 mod scripts;
 mod sessions;
+mod settings;
 mod store;
 
 pub use attempt::{
@@ -28,4 +29,5 @@ pub use error::QueueError;
 pub use keys::{GROUP, Keys};
 pub use qr::QrTarget;
 pub use redis_conn::redact_url;
+pub use settings::RedisSettings;
 pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, RateAnswer, Replay, SessionOwner};

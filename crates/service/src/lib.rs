@@ -10,7 +10,7 @@ pub mod telemetry;
 
 pub use admin::{AdminServer, ReadyCheck};
 pub use config::{ConfigError, load_config};
-pub use telemetry::{LogFormat, init_test_tracing, init_tracing};
+pub use telemetry::{LogFormat, LogSettings, init_test_tracing, init_tracing};
 
 /// Installs the process-wide TLS crypto provider (ring) that reqwest needs. Call it first in every `main`, and
 /// before building any HTTP client in tests; calling it again does nothing.

@@ -12,6 +12,28 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// What every process logs and how (`WGATE_LOG`, `WGATE_LOG_FORMAT`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive such as `info` or `wgate=debug,info`.
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { log: "info".into(), log_format: LogFormat::Json }
+    }
+}
+
+impl LogSettings {
+    /// Installs the global subscriber these settings describe.
+    pub fn init(&self) -> anyhow::Result<()> {
+        init_tracing(&self.log, self.log_format)
+    }
+}
+
 /// Installs the global subscriber. `filter` is an `EnvFilter` directive such as `info` or `wgate=debug,info`.
 pub fn init_tracing(filter: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(filter).map_err(|e| anyhow::anyhow!("WGATE_LOG: invalid filter: {e}"))?;

@@ -10,8 +10,10 @@
 mod client;
 mod error;
 mod metrics;
+mod settings;
 
 pub use client::{SessionsPage, SessionsQuery, Upstream, UpstreamConfig};
 pub use error::UpstreamError;
 pub use metrics::UpstreamMetrics;
+pub use settings::UpstreamSettings;
 pub use wgate_types::ErrorClass;

@@ -23,9 +23,12 @@ use redis::AsyncCommands;
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use wgate_queue::{Delivery, Finished, JobStore, Outcome, QueueConfig, Started, StreamBackend, StreamConfig};
+use wgate_queue::{
+    Delivery, Finished, JobStore, Outcome, QueueConfig, RedisSettings, Started, StreamBackend, StreamConfig,
+};
 use wgate_testkit::{RedisServer, unique_namespace};
 use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
+use wgate_upstream::UpstreamSettings;
 use wgate_upstream_sim::SimConfig;
 use wgate_worker::{Application, Settings};
 
@@ -120,13 +123,14 @@ async fn end_to_end(n: usize, concurrency: usize) -> (f64, f64, f64) {
     let before = used_memory(&redis).await;
     let enq = enqueue_all(&store, n).await;
     let settings = Settings {
-        redis_url: redis.url(),
-        namespace: ns.clone(),
+        redis: RedisSettings::new(redis.url(), ns.clone()),
+        upstream: UpstreamSettings {
+            url: format!("http://{sim_addr}"),
+            api_key: Some("sim-key".to_owned().into()),
+            ..UpstreamSettings::default()
+        },
         worker_admin_listen: "127.0.0.1:0".parse().unwrap(),
-        upstream_url: format!("http://{sim_addr}"),
-        upstream_api_key: Some("sim-key".to_owned().into()),
         worker_concurrency: concurrency,
-        log: "error".into(),
         ..Settings::default()
     };
     let app = Application::build(settings).await.unwrap();

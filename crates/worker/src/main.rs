@@ -22,7 +22,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    if let Err(e) = wgate_service::init_tracing(&settings.log, settings.log_format) {
+    if let Err(e) = settings.logging.init() {
         eprintln!("{e}");
         return std::process::ExitCode::FAILURE;
     }

@@ -1,52 +1,35 @@
 //! The worker's settings: `WGATE_*` environment variables over an optional TOML file.
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
-use secrecy::SecretString;
 use serde::Deserialize;
-use wgate_service::{ConfigError, LogFormat};
+use wgate_queue::RedisSettings;
+use wgate_service::{ConfigError, LogSettings};
+use wgate_upstream::UpstreamSettings;
 
-/// Every setting, with the documented defaults.
-#[derive(Clone, Deserialize)]
+/// Every setting, with the documented defaults. The Redis, upstream and log settings are the parts every process
+/// shares (their own types, loaded from the same file and environment); the rest are the worker's own.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    pub redis_url: String,
-    /// PEM CA certificate(s) a `rediss://` server's certificate is checked against (unset: the system's store).
-    pub redis_ca_file: Option<PathBuf>,
-    /// PEM client certificate and key, for a Redis that requires mutual TLS; set both or neither.
-    pub redis_client_cert: Option<PathBuf>,
-    pub redis_client_key: Option<PathBuf>,
-    /// `standalone` or `sentinel` (then `redis_url` lists the sentinels, comma separated).
-    #[serde(deserialize_with = "wgate_service::config::de::string_like")]
-    pub redis_mode: String,
-    /// The name the sentinels monitor the primary under (Sentinel mode).
-    #[serde(deserialize_with = "wgate_service::config::de::opt_string_like")]
-    pub redis_sentinel_service: Option<String>,
-    #[serde(deserialize_with = "wgate_service::config::de::string_like")]
-    pub namespace: String,
+    /// `WGATE_REDIS_*` and `WGATE_NAMESPACE`.
+    #[serde(skip)]
+    pub redis: RedisSettings,
+    /// `WGATE_UPSTREAM_*`; the key is required.
+    #[serde(skip)]
+    pub upstream: UpstreamSettings,
+    /// `WGATE_LOG`, `WGATE_LOG_FORMAT`.
+    #[serde(skip)]
+    pub logging: LogSettings,
     pub worker_admin_listen: SocketAddr,
     /// Base of the relay URL given to WhatsGate as the session callback: `{public_url}/hooks/{hook_token}`.
+    #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub public_url: String,
-    pub upstream_url: String,
-    #[serde(deserialize_with = "wgate_service::config::de::secret_like")]
-    pub upstream_api_key: Option<SecretString>,
-    pub upstream_timeout_ms: u64,
     pub worker_concurrency: usize,
-    /// Attempts per job, the first included. Jobs carry the value they were accepted with; this one applies to
-    /// records that carry none (0).
-    pub max_attempts: u32,
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
-    pub log: String,
-    pub log_format: LogFormat,
     /// How long terminal job records (and dead-set entries) are kept.
     pub job_ttl_secs: u64,
-    /// Bound on every Redis call.
-    pub redis_timeout_ms: u64,
     /// A job whose worker stopped answering for this long is taken over by another worker.
     pub visibility_timeout_ms: u64,
     /// How long SIGTERM waits for in-flight jobs.
@@ -58,26 +41,15 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            redis_url: "redis://127.0.0.1:6379".into(),
-            redis_ca_file: None,
-            redis_client_cert: None,
-            redis_client_key: None,
-            redis_mode: "standalone".into(),
-            redis_sentinel_service: None,
-            namespace: "wgate".into(),
+            redis: RedisSettings::default(),
+            upstream: UpstreamSettings::default(),
+            logging: LogSettings::default(),
             worker_admin_listen: SocketAddr::from(([0, 0, 0, 0], 9465)),
             public_url: "http://127.0.0.1:8080".into(),
-            upstream_url: "https://whatsgate.ru".into(),
-            upstream_api_key: None,
-            upstream_timeout_ms: 15_000,
             worker_concurrency: 32,
-            max_attempts: 6,
             retry_base_ms: 1000,
             retry_max_ms: 60_000,
-            log: "info".into(),
-            log_format: LogFormat::Json,
             job_ttl_secs: 7 * 24 * 3600,
-            redis_timeout_ms: 1000,
             visibility_timeout_ms: 15_000,
             shutdown_timeout_ms: 20_000,
             queue_gauge_interval_ms: 2000,
@@ -85,62 +57,62 @@ impl Default for Settings {
     }
 }
 
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("namespace", &self.namespace)
-            .field("upstream_url", &self.upstream_url)
-            .field("upstream_api_key", &self.upstream_api_key.as_ref().map(|_| "[redacted]"))
-            .field("worker_concurrency", &self.worker_concurrency)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Settings {
     /// Loads and checks the settings; a missing required one is a one-line error naming its variable.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let s: Self = wgate_service::load_config(file)?;
+        let mut s: Self = wgate_service::load_config(file)?;
+        s.redis = wgate_service::load_config(file)?;
+        s.upstream = wgate_service::load_config(file)?;
+        s.logging = wgate_service::load_config(file)?;
         s.validate()?;
         Ok(s)
     }
 
+    /// Every setting name `wgate-worker` reads (`redis_url` is `WGATE_REDIS_URL`), its shared parts included.
+    pub fn setting_names() -> Vec<&'static str> {
+        use wgate_service::config::setting_names;
+        [
+            setting_names::<Self>(),
+            setting_names::<RedisSettings>(),
+            setting_names::<UpstreamSettings>(),
+            setting_names::<LogSettings>(),
+        ]
+        .concat()
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.upstream_api_key.is_none() {
+        self.redis.check()?;
+        self.upstream.check()?;
+        if self.upstream.api_key.is_none() {
             return Err(ConfigError::setting("upstream_api_key", "is required (the WhatsGate X-Api-Key)"));
         }
-        self.redis_mode()?;
         if self.worker_concurrency == 0 {
             return Err(ConfigError::setting("worker_concurrency", "must be at least 1"));
         }
-        if self.max_attempts == 0 {
-            return Err(ConfigError::setting("max_attempts", "must be at least 1"));
-        }
-        if self.upstream_timeout_ms == 0 || self.redis_timeout_ms == 0 {
-            return Err(ConfigError::setting("upstream_timeout_ms", "timeouts must be positive"));
-        }
-        let url = url_ok(&self.public_url);
-        if !url {
+        if wgate_types::CallbackUrl::parse(&wgate_types::relay_url(&self.public_url, "x")).is_err() {
             return Err(ConfigError::setting("public_url", "must be an absolute http(s) URL"));
         }
         Ok(())
     }
 
-    /// Standalone or Sentinel, checked by [`Settings::validate`].
-    pub fn redis_mode(&self) -> Result<wgate_queue::RedisMode, ConfigError> {
-        wgate_queue::RedisMode::parse(&self.redis_mode, self.redis_sentinel_service.as_deref())
-            .map_err(|e| ConfigError(format!("configuration error: {e}")))
-    }
-
-    /// The certificates of a `rediss://` connection.
-    pub fn redis_tls(&self) -> wgate_queue::RedisTls {
-        wgate_queue::RedisTls::new(&self.redis_ca_file, &self.redis_client_cert, &self.redis_client_key)
-    }
-
-    pub fn upstream_timeout(&self) -> Duration {
-        Duration::from_millis(self.upstream_timeout_ms)
+    /// The queue's configuration: the shared Redis settings and how long finished jobs are kept.
+    pub fn queue_config(&self) -> Result<wgate_queue::QueueConfig, ConfigError> {
+        let mut queue = self.redis.queue_config()?;
+        queue.job_ttl = Duration::from_secs(self.job_ttl_secs.max(1));
+        Ok(queue)
     }
 }
 
-fn url_ok(s: &str) -> bool {
-    wgate_types::CallbackUrl::parse(&wgate_types::relay_url(s, "x")).is_ok()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_redis_timeout_is_reported_under_its_own_name() {
+        let mut s = Settings::default();
+        s.upstream.api_key = Some("k".to_owned().into());
+        assert!(s.validate().is_ok());
+        s.redis.timeout_ms = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("WGATE_REDIS_TIMEOUT_MS"));
+    }
 }

@@ -5,10 +5,10 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use apalis_core::worker::{builder::WorkerBuilder, context::WorkerContext, ext::parallelize::ParallelizeExt};
-use wgate_queue::{JobStore, QueueConfig, StopHandle, StreamBackend, StreamConfig, consumer_name};
+use wgate_queue::{JobStore, StopHandle, StreamBackend, StreamConfig, consumer_name};
 use wgate_service::{AdminServer, ReadyCheck};
 use wgate_types::JobKind;
-use wgate_upstream::{Upstream, UpstreamConfig, UpstreamMetrics};
+use wgate_upstream::{Upstream, UpstreamMetrics};
 
 use crate::{
     Settings,
@@ -35,19 +35,12 @@ impl Application {
     /// Redis need not be up.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
-        let api_key = settings.upstream_api_key.clone().context("WGATE_UPSTREAM_API_KEY is required")?;
-        let mut queue = QueueConfig::new(settings.redis_url.clone(), settings.namespace.clone());
-        queue.command_timeout = Duration::from_millis(settings.redis_timeout_ms);
-        queue.job_ttl = Duration::from_secs(settings.job_ttl_secs.max(1));
-        queue.tls = settings.redis_tls();
-        queue.mode = settings.redis_mode()?;
-        let store = JobStore::new(queue).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut upstream_config = settings.upstream.config().context("WGATE_UPSTREAM_API_KEY is required")?;
+        let store = JobStore::new(settings.queue_config()?).map_err(|e| anyhow::anyhow!("{e}"))?;
 
         let registry = wgate_service::metrics::new_registry();
         let metrics = WorkerMetrics::register(&registry).context("registering worker metrics")?;
         let upstream_metrics = UpstreamMetrics::register(&registry).context("registering upstream metrics")?;
-        let mut upstream_config =
-            UpstreamConfig::new(settings.upstream_url.clone(), api_key, settings.upstream_timeout());
         upstream_config.max_idle_connections = settings.worker_concurrency.max(8);
         let upstream = Upstream::new(upstream_config).map_err(|e| anyhow::anyhow!(e))?.with_metrics(upstream_metrics);
 

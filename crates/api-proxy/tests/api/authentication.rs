@@ -120,7 +120,7 @@ async fn rsa_ec_and_ed25519_tokens_verify_against_their_pem_keys() {
 #[tokio::test]
 async fn a_public_key_token_is_verified_once_and_its_claims_checked_on_every_use() {
     use wgate_api_proxy::auth::{AuthConfig, AuthError, Verifier};
-    let mut settings = wgate_api_proxy::ApiSettings::for_tests("redis://127.0.0.1:1", "unused", SECRET);
+    let mut settings = wgate_api_proxy::ApiSettings::on_loopback("redis://127.0.0.1:1", "unused", SECRET);
     settings.jwt_public_keys = Some(pem_keys());
     let verifier = Verifier::new(&AuthConfig::from_settings(&settings)).unwrap();
 

@@ -157,9 +157,9 @@ async fn upstream_transport_errors_never_show_whatsgates_address_to_the_tenant()
     // Nothing listens on this port: every call is a connect error.
     let port = wgate_testkit::free_port();
     let app = TestApp::spawn_with(move |s| {
-        s.upstream_url = format!("http://127.0.0.1:{port}/secret-base");
-        s.upstream_api_key = Some(crate::sessions::SIM_KEY.to_owned().into());
-        s.upstream_timeout_ms = 1_000;
+        s.upstream.url = format!("http://127.0.0.1:{port}/secret-base");
+        s.upstream.api_key = Some(crate::sessions::SIM_KEY.to_owned().into());
+        s.upstream.timeout_ms = 1_000;
     })
     .await;
     let r = app.create_async("acme", &json!({"name": "Shop"})).await;

@@ -88,7 +88,7 @@ async fn a_body_that_stops_arriving_is_408_once_the_read_deadline_passes() {
     let app = TestApp::spawn_with(|s| {
         s.body_read_timeout_ms = 300;
         // The session commands need an upstream to be served at all (none is called here).
-        s.upstream_api_key = Some("k".to_owned().into());
+        s.upstream.api_key = Some("k".to_owned().into());
     })
     .await;
     // A known hook: the token checks out, then the body never comes.
@@ -113,10 +113,10 @@ async fn a_body_that_stops_arriving_is_408_once_the_read_deadline_passes() {
 /// A second API process on the rig's Redis and namespace, whose upstream is `upstream_url`.
 async fn second_api(rig: &Rig, upstream_url: String) -> String {
     let namespace = rig.app.keys.prefix().trim_start_matches('{').trim_end_matches("}:").to_owned();
-    let mut settings = ApiSettings::for_tests(&rig.app.redis.url(), &namespace, SECRET);
-    settings.upstream_url = upstream_url;
-    settings.upstream_api_key = Some(SIM_KEY.to_owned().into());
-    settings.upstream_timeout_ms = 1_000;
+    let mut settings = ApiSettings::on_loopback(&rig.app.redis.url(), &namespace, SECRET);
+    settings.upstream.url = upstream_url;
+    settings.upstream.api_key = Some(SIM_KEY.to_owned().into());
+    settings.upstream.timeout_ms = 1_000;
     let app = Application::build(settings).await.expect("the second API starts");
     let base = format!("http://{}", app.address());
     tokio::spawn(app.run_until_stopped());
@@ -231,7 +231,7 @@ async fn sessions_get_costs_upstream_calls_by_the_callers_own_sessions_not_by_th
 async fn sessions_get_runs_under_one_overall_deadline() {
     let rig = Rig::start_with(|s| {
         s.rate_burst = 200;
-        s.upstream_timeout_ms = 400;
+        s.upstream.timeout_ms = 400;
     })
     .await;
     for i in 0..20 {

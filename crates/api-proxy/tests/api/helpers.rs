@@ -75,7 +75,7 @@ impl TestApp {
         wgate_service::init_test_tracing();
         let redis = RedisServer::start().await;
         let namespace = wgate_testkit::unique_namespace("api");
-        let mut settings = ApiSettings::for_tests(&redis.url(), &namespace, SECRET);
+        let mut settings = ApiSettings::on_loopback(&redis.url(), &namespace, SECRET);
         configure(&mut settings);
         let app = Application::build(settings).await.expect("building the application");
         let base = format!("http://{}", app.address());

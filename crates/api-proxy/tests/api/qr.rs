@@ -119,8 +119,8 @@ async fn a_window_shows_loading_until_the_job_made_the_session_and_breaks_when_i
 async fn a_window_follows_upstreams_qr_as_svg_or_code_and_never_names_upstream() {
     let sim = simulator().await;
     let app = TestApp::spawn_with(|s| {
-        s.upstream_url = sim.clone();
-        s.upstream_api_key = Some(SIM_KEY.to_owned().into());
+        s.upstream.url = sim.clone();
+        s.upstream.api_key = Some(SIM_KEY.to_owned().into());
     })
     .await;
     let data = sim_session(&app, &sim, json!({"name": "QR"})).await;
@@ -146,8 +146,8 @@ async fn a_window_follows_upstreams_qr_as_svg_or_code_and_never_names_upstream()
 async fn fifty_open_windows_on_one_session_cost_one_sessions_get() {
     let sim = simulator().await;
     let app = TestApp::spawn_with(|s| {
-        s.upstream_url = sim.clone();
-        s.upstream_api_key = Some(SIM_KEY.to_owned().into());
+        s.upstream.url = sim.clone();
+        s.upstream.api_key = Some(SIM_KEY.to_owned().into());
     })
     .await;
     let data = sim_session(&app, &sim, json!({"name": "Popular"})).await;
@@ -167,8 +167,8 @@ async fn fifty_open_windows_on_one_session_cost_one_sessions_get() {
 async fn deleting_the_session_or_losing_it_upstream_breaks_its_window() {
     let sim = simulator().await;
     let app = TestApp::spawn_with(|s| {
-        s.upstream_url = sim.clone();
-        s.upstream_api_key = Some(SIM_KEY.to_owned().into());
+        s.upstream.url = sim.clone();
+        s.upstream.api_key = Some(SIM_KEY.to_owned().into());
     })
     .await;
     // Forgotten by the gateway (session-delete through it): the token is revoked at once.

@@ -62,9 +62,9 @@ impl Rig {
         });
         let upstream = sim_url.clone();
         let app = TestApp::spawn_with(move |s| {
-            s.upstream_url = upstream;
-            s.upstream_api_key = Some(SIM_KEY.to_owned().into());
-            s.upstream_timeout_ms = 2_000;
+            s.upstream.url = upstream;
+            s.upstream.api_key = Some(SIM_KEY.to_owned().into());
+            s.upstream.timeout_ms = 2_000;
             configure(s);
         })
         .await;
@@ -477,14 +477,14 @@ async fn without_an_upstream_key_the_session_commands_answer_503_naming_the_vari
 
 #[tokio::test]
 async fn a_gateway_key_upstream_rejects_is_502_and_a_slow_upstream_is_504() {
-    let rig = Rig::start_with(|s| s.upstream_api_key = Some("not-the-key".to_owned().into())).await;
+    let rig = Rig::start_with(|s| s.upstream.api_key = Some("not-the-key".to_owned().into())).await;
     let owned = rig.own("acme", "Keyed", None).await;
     let r = rig.command("acme", "set-name", &json!({"WhatsappID": owned.unique_id, "name": "n"})).await;
     assert_eq!(r.status(), 502);
     let body = json_of(r).await;
     assert_eq!(body["details"][0], json!({"field": "upstream.name", "problem": "Unauthorized"}), "{body}");
 
-    let rig = Rig::start_with(|s| s.upstream_timeout_ms = 300).await;
+    let rig = Rig::start_with(|s| s.upstream.timeout_ms = 300).await;
     let owned = rig.own("acme", "Slow", None).await;
     let r = rig.http.post(format!("{}/sim/faults", rig.sim)).json(&json!({"latency_ms": 2_000})).send().await.unwrap();
     assert!(r.status().is_success());
@@ -529,8 +529,8 @@ pub(crate) async fn app_over_stub(status: u16, body: Value) -> (TestApp, Arc<[At
     let calls = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
     let url = stub_upstream(status, body, calls.clone()).await;
     let app = TestApp::spawn_with(|s| {
-        s.upstream_url = url;
-        s.upstream_api_key = Some("k".to_owned().into());
+        s.upstream.url = url;
+        s.upstream.api_key = Some("k".to_owned().into());
     })
     .await;
     assert_eq!(app.create_async("acme", &json!({"name": "Stubbed"})).await.status(), 202);
@@ -580,8 +580,8 @@ async fn an_unreachable_upstream_is_502_and_changes_nothing() {
     // A port that refuses connections for the whole test (bound, never listening), so nothing else can answer.
     let closed = wgate_testkit::ClosedPort::new();
     let app = TestApp::spawn_with(|s| {
-        s.upstream_url = closed.http_url();
-        s.upstream_api_key = Some("k".to_owned().into());
+        s.upstream.url = closed.http_url();
+        s.upstream.api_key = Some("k".to_owned().into());
     })
     .await;
     assert_eq!(app.create_async("acme", &json!({"name": "Nowhere"})).await.status(), 202);

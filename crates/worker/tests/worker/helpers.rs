@@ -9,9 +9,10 @@ use std::{
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::{sync::oneshot, task::JoinHandle};
-use wgate_queue::{Completions, Enqueued, JobStore, QueueConfig};
+use wgate_queue::{Completions, Enqueued, JobStore, QueueConfig, RedisSettings};
 use wgate_testkit::{RedisServer, RedisServerOptions, unique_namespace};
 use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
+use wgate_upstream::UpstreamSettings;
 use wgate_upstream_sim::SimConfig;
 use wgate_worker::{Application, Settings};
 
@@ -98,13 +99,14 @@ impl World {
     /// Settings for a worker in this world: small backoff so tests are quick.
     pub fn settings(&self) -> Settings {
         Settings {
-            redis_url: self.redis.url(),
-            namespace: self.queue.namespace.clone(),
+            redis: RedisSettings::new(self.redis.url(), self.queue.namespace.clone()),
+            upstream: UpstreamSettings {
+                url: self.sim.base.clone(),
+                api_key: Some("sim-key".to_owned().into()),
+                timeout_ms: 2000,
+            },
             worker_admin_listen: "127.0.0.1:0".parse().unwrap(),
             public_url: PUBLIC_URL.into(),
-            upstream_url: self.sim.base.clone(),
-            upstream_api_key: Some("sim-key".to_owned().into()),
-            upstream_timeout_ms: 2000,
             worker_concurrency: 8,
             retry_base_ms: 5,
             retry_max_ms: 50,
@@ -209,12 +211,12 @@ impl World {
     /// Environment for the real `wgate-worker` binary in this world.
     pub fn env(&self, settings: &Settings) -> Vec<(String, String)> {
         vec![
-            ("WGATE_REDIS_URL".into(), settings.redis_url.clone()),
-            ("WGATE_NAMESPACE".into(), settings.namespace.clone()),
+            ("WGATE_REDIS_URL".into(), settings.redis.url.clone()),
+            ("WGATE_NAMESPACE".into(), settings.redis.namespace.clone()),
             ("WGATE_PUBLIC_URL".into(), settings.public_url.clone()),
-            ("WGATE_UPSTREAM_URL".into(), settings.upstream_url.clone()),
+            ("WGATE_UPSTREAM_URL".into(), settings.upstream.url.clone()),
             ("WGATE_UPSTREAM_API_KEY".into(), "sim-key".into()),
-            ("WGATE_UPSTREAM_TIMEOUT_MS".into(), settings.upstream_timeout_ms.to_string()),
+            ("WGATE_UPSTREAM_TIMEOUT_MS".into(), settings.upstream.timeout_ms.to_string()),
             ("WGATE_WORKER_CONCURRENCY".into(), settings.worker_concurrency.to_string()),
             ("WGATE_RETRY_BASE_MS".into(), settings.retry_base_ms.to_string()),
             ("WGATE_RETRY_MAX_MS".into(), settings.retry_max_ms.to_string()),

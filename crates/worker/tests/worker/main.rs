@@ -77,7 +77,7 @@ async fn transient_upstream_errors_are_retried_with_backoff_and_the_job_then_suc
 async fn a_rejected_api_key_fails_the_job_after_one_attempt_without_retrying() {
     let world = World::start(json!({})).await;
     let mut settings = world.settings();
-    settings.upstream_api_key = Some("wrong-key".to_owned().into());
+    settings.upstream.api_key = Some("wrong-key".to_owned().into());
     let worker = helpers::TestWorker::start(settings).await;
     let job = world.enqueue("bad key", 6).await;
     let done = world.finished(job.id, SECS(10)).await;
@@ -135,7 +135,7 @@ async fn lost_answers_and_timeouts_never_create_two_sessions_for_one_job() {
         World::start(json!({"ambiguous_rate": 0.3, "timeout_rate": 0.15, "error_rate": 0.1, "throttle_rate": 0.05}))
             .await;
     let mut settings = world.settings();
-    settings.upstream_timeout_ms = 300;
+    settings.upstream.timeout_ms = 300;
     settings.worker_concurrency = 16;
     let worker = helpers::TestWorker::start(settings).await;
     let mut jobs = Vec::new();
@@ -167,7 +167,7 @@ async fn the_jobs_of_a_killed_worker_are_finished_by_another_within_30_seconds_w
     let world = World::start(json!({"latency_ms": 1500})).await;
     let mut settings = world.settings();
     settings.visibility_timeout_ms = 5000;
-    settings.upstream_timeout_ms = 5000;
+    settings.upstream.timeout_ms = 5000;
     let first = WorkerProcess::start(world.env(&settings)).await;
     let mut jobs = Vec::new();
     for i in 0..6 {
@@ -197,7 +197,7 @@ async fn a_job_that_crashes_its_worker_every_time_ends_dead() {
     let world = World::start(json!({"timeout_rate": 1.0})).await;
     let mut settings = world.settings();
     settings.visibility_timeout_ms = 700;
-    settings.upstream_timeout_ms = 60_000;
+    settings.upstream.timeout_ms = 60_000;
     let job = world.enqueue("crasher", 2).await;
     for attempt in 1..=2 {
         let w = WorkerProcess::start(world.env(&settings)).await;
@@ -237,7 +237,7 @@ async fn a_job_still_running_at_the_shutdown_timeout_is_left_for_another_worker_
     let world = World::start(json!({"latency_ms": 60_000})).await;
     let mut settings = world.settings();
     settings.shutdown_timeout_ms = 700;
-    settings.upstream_timeout_ms = 120_000;
+    settings.upstream.timeout_ms = 120_000;
     let w = WorkerProcess::start(world.env(&settings)).await;
     let job = world.enqueue("outlives shutdown", 6).await;
     world.until(job.id, SECS(10), |r| r.status == JobStatus::Running).await;
@@ -379,7 +379,7 @@ async fn a_slow_but_live_worker_keeps_its_job_past_the_visibility_timeout() {
     let world = World::start(json!({"latency_ms": 2000})).await;
     let mut settings = world.settings();
     settings.visibility_timeout_ms = 500;
-    settings.upstream_timeout_ms = 5000;
+    settings.upstream.timeout_ms = 5000;
     let one = helpers::TestWorker::start(settings.clone()).await;
     let two = helpers::TestWorker::start(settings).await;
     let job = world.enqueue("slow but alive", 6).await;

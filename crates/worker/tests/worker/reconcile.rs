@@ -90,7 +90,7 @@ async fn a_job_that_could_not_be_reconciled_ends_dead_and_its_replay_adopts_the_
     // 1. The only attempt creates the session and loses the answer, and WhatsGate cannot be reached to look for
     //    it: after its bounded look-ups the job ends dead, saying so.
     let mut cut_off = world.settings();
-    cut_off.upstream_url = lookups_fail(&world.sim.base).await;
+    cut_off.upstream.url = lookups_fail(&world.sim.base).await;
     let first = TestWorker::start(cut_off).await;
     let job = world.enqueue(name, 1).await;
     let dead = world.finished(job.id, SECS(20)).await;
