@@ -43,7 +43,7 @@ impl JobStore {
         hook_token: &str,
         callback: Option<&CallbackUrl>,
     ) -> Result<bool, QueueError> {
-        if !safe_token(hook_token) {
+        if !wgate_types::is_capability_token(hook_token) {
             return Ok(false);
         }
         let mut inv = SET_HOOK_CALLBACK.prepare_invoke();
@@ -52,9 +52,4 @@ impl JobStore {
             self.redis().call("set hook callback", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         Ok(set == 1)
     }
-}
-
-/// Tokens are short and URL-safe, or they match nothing (as for every client-supplied key part).
-fn safe_token(s: &str) -> bool {
-    (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }

@@ -234,15 +234,23 @@ impl JobStore {
     }
 
     pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {
-        let key = self.keys.job(id);
-        let map: HashMap<String, String> = self
+        match self.read_record("job", self.keys.job(id)).await? {
+            Some(record) => record::from_map(&record.fields),
+            None => Ok(None),
+        }
+    }
+
+    /// One record hash (`HGETALL`), retried once on a dropped connection; `None` when the key does not exist.
+    /// `what` names the record in the error a malformed one gives.
+    pub(crate) async fn read_record(&self, what: &'static str, key: String) -> Result<Option<RecordHash>, QueueError> {
+        let fields: HashMap<String, String> = self
             .redis
-            .call_again("HGETALL job", |mut c| {
+            .call_again(what, |mut c| {
                 let key = key.clone();
                 async move { c.hgetall(key).await }
             })
             .await?;
-        record::from_map(&map)
+        Ok((!fields.is_empty()).then_some(RecordHash { what, fields }))
     }
 
     /// A dead job goes back to `queued` with its attempts reset to 0 and a new stream entry, unless the tenant's
@@ -305,28 +313,15 @@ impl JobStore {
 
     /// The relay target of a hook token; `None` for an unknown (or malformed) token.
     pub async fn hook(&self, token: &str) -> Result<Option<HookTarget>, QueueError> {
-        if !safe_key_part(token) {
+        if !wgate_types::is_capability_token(token) {
             return Ok(None);
         }
-        let key = self.keys.hook(token);
-        let map: HashMap<String, String> = self
-            .redis
-            .call_again("HGETALL hook", |mut c| {
-                let key = key.clone();
-                async move { c.hgetall(key).await }
-            })
-            .await?;
-        if map.is_empty() {
-            return Ok(None);
-        }
-        let bad = |what: &str| QueueError::Corrupt(format!("hook {token}: bad {what}"));
-        let tenant = map.get("tenant").and_then(|t| TenantId::parse(t).ok()).ok_or_else(|| bad("tenant"))?;
-        let job_id = map.get("job").and_then(|j| j.parse().ok()).ok_or_else(|| bad("job"))?;
-        let callback = match map.get("callback").filter(|c| !c.is_empty()) {
-            Some(c) => Some(CallbackUrl::parse(c).map_err(|_| bad("callback"))?),
+        let Some(record) = self.read_record("hook", self.keys.hook(token)).await? else { return Ok(None) };
+        let callback = match record.optional("callback") {
+            Some(c) => Some(CallbackUrl::parse(c).map_err(|_| record.bad("callback"))?),
             None => None,
         };
-        Ok(Some(HookTarget { tenant, job_id, callback }))
+        Ok(Some(HookTarget { tenant: record.tenant()?, job_id: record.job()?, callback }))
     }
 
     /// The owner of an upstream session created through the gateway; `None` for any other id.
@@ -334,22 +329,9 @@ impl JobStore {
         if !safe_key_part(unique_id) {
             return Ok(None);
         }
-        let key = self.keys.session(unique_id);
-        let map: HashMap<String, String> = self
-            .redis
-            .call_again("HGETALL session", |mut c| {
-                let key = key.clone();
-                async move { c.hgetall(key).await }
-            })
-            .await?;
-        if map.is_empty() {
-            return Ok(None);
-        }
-        let bad = |what: &str| QueueError::Corrupt(format!("session {unique_id}: bad {what}"));
-        let tenant = map.get("tenant").and_then(|t| TenantId::parse(t).ok()).ok_or_else(|| bad("tenant"))?;
-        let job_id = map.get("job").and_then(|j| j.parse().ok()).ok_or_else(|| bad("job"))?;
-        let hook_token = map.get("hook_token").cloned().ok_or_else(|| bad("hook_token"))?;
-        Ok(Some(SessionOwner { tenant, job_id, hook_token }))
+        let Some(record) = self.read_record("session", self.keys.session(unique_id)).await? else { return Ok(None) };
+        let hook_token = record.optional("hook_token").ok_or_else(|| record.bad("hook_token"))?.to_owned();
+        Ok(Some(SessionOwner { tenant: record.tenant()?, job_id: record.job()?, hook_token }))
     }
 }
 
@@ -375,7 +357,34 @@ impl JobStore {
     }
 }
 
-/// Client-supplied key parts (tokens, session ids) are short and URL-safe, or they match nothing.
+/// One record hash as `HGETALL` returned it, with the readers of the fields several records share.
+pub(crate) struct RecordHash {
+    what: &'static str,
+    fields: HashMap<String, String>,
+}
+
+impl RecordHash {
+    pub(crate) fn bad(&self, field: &str) -> QueueError {
+        QueueError::Corrupt(format!("{} record: bad {field}", self.what))
+    }
+
+    /// A field's value; `None` when absent or empty.
+    pub(crate) fn optional(&self, field: &str) -> Option<&str> {
+        self.fields.get(field).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The owner (`tenant`).
+    pub(crate) fn tenant(&self) -> Result<TenantId, QueueError> {
+        self.optional("tenant").and_then(|t| TenantId::parse(t).ok()).ok_or_else(|| self.bad("tenant"))
+    }
+
+    /// The create job (`job`).
+    pub(crate) fn job(&self) -> Result<JobId, QueueError> {
+        self.optional("job").and_then(|j| j.parse().ok()).ok_or_else(|| self.bad("job"))
+    }
+}
+
+/// Upstream session ids (client-supplied) are short and URL-safe, or they match nothing.
 fn safe_key_part(s: &str) -> bool {
     (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }

@@ -5,6 +5,7 @@
 //! a client is parsed once, through one constructor, into a type whose fields are private, so code holding a
 //! `SessionName` never needs to check it again.
 
+pub mod capability;
 pub mod claims;
 pub mod error;
 pub mod idempotency;
@@ -14,6 +15,7 @@ pub mod session_commands;
 pub mod session_view;
 pub mod tenant;
 
+pub use capability::{CAPABILITY_TOKEN_LEN, is_capability_token};
 pub use claims::{Audience, Claims, Scope, Scopes};
 pub use error::{ErrorBody, FieldProblem};
 pub use idempotency::IdempotencyKey;

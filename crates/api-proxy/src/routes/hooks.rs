@@ -13,10 +13,6 @@ use crate::{error::ApiError, state::AppState};
 /// Largest webhook body relayed.
 pub const MAX_HOOK_BYTES: usize = 1024 * 1024;
 
-fn plausible_token(t: &str) -> bool {
-    (16..=128).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// WhatsGate's webhook, relayed to the session's callback.
 ///
 /// WhatsGate calls the callback the gateway gave it; the body is forwarded unchanged to the tenant's callback
@@ -48,7 +44,7 @@ pub async fn relay_hook(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let token = req.match_info().get("token").unwrap_or_default().to_owned();
-    if !plausible_token(&token) {
+    if !wgate_types::is_capability_token(&token) {
         return Err(ApiError::NotFound("hook"));
     }
     let Some(target) = state.store.hook(&token).await? else {

@@ -51,7 +51,8 @@ pub fn job(tenant_id: &str, body: serde_json::Value) -> JobRecord {
         request(body),
         6,
         Some(format!("req-{id}")),
-        format!("hook{id}"),
+        // Shaped as the API mints them (43 URL-safe characters), or a lookup refuses them unread.
+        format!("{:_<43}", format!("hook{id}")),
         OffsetDateTime::now_utc(),
     )
 }
