@@ -12,12 +12,12 @@ use anyhow::Context;
 use serde_json::Value;
 use tokio::{sync::Semaphore, task::JoinSet};
 use wgate_queue::{JobStore, QueueConfig};
-use wgate_testkit::{RedisServer, RedisServerOptions};
+use wgate_testkit::{RedisServer, RedisServerOptions, WorkerProcess};
 
 use super::{
     ChaosArgs, RETRY_BASE_MS, RETRY_MAX_MS, Report, SECRET, SIM_KEY, TENANT,
     client::{Submitted, is_terminal, job_status, submit, upstream_sessions},
-    worker::{WorkerProcess, worker_bin},
+    worker::worker_bin,
 };
 use crate::token::{self, TokenRequest};
 
@@ -41,7 +41,7 @@ pub async fn run(args: &ChaosArgs) -> anyhow::Result<Report> {
     let token = token::mint(SECRET.as_bytes(), &TokenRequest::day_pass(TENANT), token::now_secs())?;
     let window = Window::new(args);
     let submitter = spawn_submitter(&http, &stack.api_url, &token, args, &window);
-    let redis_restart_at = inject_faults(args, &window, &mut stack, &bin, &mut workers, &http, &mut report).await?;
+    let redis_restart_at = inject_faults(args, &window, &mut stack, &bin, &mut workers, &mut report).await?;
     let submitted = submitter.await.context("the submitter task")?;
     let (accepted, refused_names) = sort_submissions(submitted, args.verbose, &mut report);
 
@@ -199,7 +199,6 @@ async fn inject_faults(
     stack: &mut Stack,
     bin: &std::path::Path,
     workers: &mut [WorkerProcess],
-    http: &reqwest::Client,
     report: &mut Report,
 ) -> anyhow::Result<Option<Instant>> {
     let mut events: Vec<(f64, Option<usize>)> =
@@ -213,9 +212,9 @@ async fn inject_faults(
         tokio::time::sleep_until(window.at(at)).await;
         match what {
             Some(k) => {
-                let (i, busy) = busiest_worker(workers, k % workers.len(), http).await;
+                let (i, busy) = busiest_worker(workers, k % workers.len()).await;
                 report.in_flight_at_kills += busy;
-                workers[i].sigkill();
+                workers[i].kill();
                 report.worker_kills += 1;
                 workers[i] = WorkerProcess::start(bin, &stack.env, args.verbose).await?;
                 report.worker_processes += 1;
@@ -234,12 +233,12 @@ async fn inject_faults(
 
 /// The busiest worker and its jobs in flight, waiting up to a second for one with jobs in flight (a kill of an
 /// idle worker proves little); `fallback` when none has any.
-async fn busiest_worker(workers: &[WorkerProcess], fallback: usize, http: &reqwest::Client) -> (usize, u64) {
+async fn busiest_worker(workers: &[WorkerProcess], fallback: usize) -> (usize, u64) {
     let (mut i, mut busy) = (fallback, 0);
     let until = Instant::now() + Duration::from_secs(1);
     while busy == 0 && Instant::now() < until {
         for (j, w) in workers.iter().enumerate() {
-            let b = w.busy(http).await;
+            let b = w.busy().await.unwrap_or(0);
             if b > busy {
                 (i, busy) = (j, b);
             }

@@ -331,7 +331,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_call_is_described_without_its_url_and_a_refusal_is_recognised() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        wgate_service::init_crypto();
         let open = policy("127.0.0.0/8", &[]).client(reqwest::Client::builder()).unwrap();
         // Port 9 (discard) is closed on a test machine: a connect error on a URL holding a secret.
         let e = open.post("http://127.0.0.1:9/hook/s3cret?token=abc").unwrap().send().await.unwrap_err();

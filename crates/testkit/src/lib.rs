@@ -7,12 +7,14 @@ mod ports;
 mod process;
 mod redis_server;
 mod sentinel;
+mod worker_process;
 
 pub use certs::TestCertificates;
 pub use ports::{ClosedPort, free_port};
-pub use process::{ChildLog, address_in, announced};
+pub use process::{ChildLog, address_in, announced, announced_with};
 pub use redis_server::{Frozen, RedisServer, RedisServerOptions, RedisTlsOptions};
 pub use sentinel::{DOWN_AFTER_MS, SentinelGroup};
+pub use worker_process::WorkerProcess;
 
 /// A namespace unique to this call, so tests that share one Redis never see each other's keys.
 pub fn unique_namespace(prefix: &str) -> String {
@@ -23,6 +25,6 @@ pub fn unique_namespace(prefix: &str) -> String {
 
 /// An HTTP client for tests (installs the TLS provider first, which reqwest needs here).
 pub fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    wgate_service::init_crypto();
     reqwest::Client::builder().build().expect("building an HTTP client")
 }

@@ -37,11 +37,20 @@ impl ChildLog {
 /// pipe until the child closes it (so the child never blocks on a full pipe) and echoes every line when
 /// `TEST_LOG` is set.
 pub async fn announced(stdout: ChildStdout, message: &str, within: Duration) -> anyhow::Result<(Value, ChildLog)> {
+    announced_with(stdout, message, within, std::env::var_os("TEST_LOG").is_some()).await
+}
+
+/// [`announced`], echoing every line when `echo` is set.
+pub async fn announced_with(
+    stdout: ChildStdout,
+    message: &str,
+    within: Duration,
+    echo: bool,
+) -> anyhow::Result<(Value, ChildLog)> {
     let (tx, rx) = tokio::sync::oneshot::channel::<Value>();
     let log = ChildLog::default();
     let kept = log.clone();
     let wanted = message.to_owned();
-    let echo = std::env::var_os("TEST_LOG").is_some();
     std::thread::Builder::new()
         .name("child-stdout".into())
         .spawn(move || {

@@ -98,8 +98,8 @@ impl std::fmt::Debug for Upstream {
 impl Upstream {
     /// Checks the base URL and the key and builds the pool.
     pub fn new(config: UpstreamConfig) -> Result<Self, String> {
-        // reqwest is built without a default TLS provider and panics without one: install ring (idempotent).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // reqwest is built without a default TLS provider and panics without one.
+        wgate_service::init_crypto();
         let url = url::Url::parse(&config.base_url).map_err(|e| format!("WGATE_UPSTREAM_URL: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err("WGATE_UPSTREAM_URL: must be an http(s) URL".into());

@@ -1,16 +1,12 @@
 //! A private redis-server, an in-process simulator, and the worker (in-process or as the real binary).
 
-use std::{
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::{sync::oneshot, task::JoinHandle};
 use wgate_queue::{Completions, Enqueued, JobStore, QueueConfig, RedisSettings};
-use wgate_testkit::{RedisServer, RedisServerOptions, unique_namespace};
+use wgate_testkit::{RedisServer, RedisServerOptions, WorkerProcess, unique_namespace};
 use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
 use wgate_upstream::UpstreamSettings;
 use wgate_upstream_sim::SimConfig;
@@ -208,6 +204,12 @@ impl World {
         format!("{{{}}}:{rest}", self.queue.namespace)
     }
 
+    /// The real `wgate-worker` binary, started with these settings in this world.
+    pub async fn process(&self, settings: &Settings) -> WorkerProcess {
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wgate-worker"));
+        WorkerProcess::start(bin, &self.env(settings), false).await.unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
     /// Environment for the real `wgate-worker` binary in this world.
     pub fn env(&self, settings: &Settings) -> Vec<(String, String)> {
         vec![
@@ -281,99 +283,5 @@ impl Drop for TestWorker {
         if let Some(task) = self.task.take() {
             task.abort();
         }
-    }
-}
-
-/// The real `wgate-worker` binary.
-pub struct WorkerProcess {
-    pub child: Child,
-    /// Its admin listener, as the process itself logged it.
-    pub admin: SocketAddr,
-}
-
-impl WorkerProcess {
-    /// Starts the binary with its admin listener on port 0 and learns the bound address from the process's own
-    /// start line ("wgate-worker started", on its JSON log), so the answers awaited next come from this process
-    /// and no other; then waits for its `/healthz`.
-    pub async fn start(env: Vec<(String, String)>) -> Self {
-        let log = std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wgate-worker"))
-            .env_remove("WGATE_CONFIG")
-            .envs(env)
-            .env("WGATE_WORKER_ADMIN_LISTEN", "127.0.0.1:0")
-            .env("WGATE_LOG_FORMAT", "json")
-            .env("WGATE_LOG", format!("{log},wgate_worker::startup=info"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().expect("the worker's stdout");
-        let mut p = Self { child, admin: SocketAddr::from(([127, 0, 0, 1], 0)) };
-        let (started, _) = wgate_testkit::announced(stdout, "wgate-worker started", Duration::from_secs(20))
-            .await
-            .unwrap_or_else(|e| panic!("the worker binary did not start: {e:#}"));
-        p.admin = wgate_testkit::address_in(&started, "admin").unwrap_or_else(|e| panic!("{e:#}"));
-        let http = wgate_testkit::http_client();
-        let healthy = async {
-            loop {
-                if let Ok(r) = http.get(format!("http://{}/healthz", p.admin)).send().await
-                    && r.status() == 200
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(20), healthy)
-            .await
-            .unwrap_or_else(|_| panic!("the worker's /healthz on {} did not answer 200 within 20 s", p.admin));
-        p
-    }
-
-    /// `wgate_worker_busy`: jobs in flight in this process right now.
-    pub async fn busy(&self) -> u64 {
-        let text = wgate_testkit::http_client()
-            .get(format!("http://{}/metrics", self.admin))
-            .send()
-            .await
-            .expect("the worker's /metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        text.lines()
-            .find_map(|l| l.strip_prefix("wgate_worker_busy "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or_else(|| panic!("no wgate_worker_busy in {text}"), |v| v as u64)
-    }
-
-    fn signal(&self, sig: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
-        nix::sys::signal::kill(pid, sig).unwrap();
-    }
-
-    pub fn kill(mut self) {
-        self.signal(nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then the exit status.
-    pub async fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
-        self.signal(nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(std::time::Instant::now() < deadline, "the worker did not exit within {within:?} of SIGTERM");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -9,7 +9,7 @@ mod reconcile;
 use std::time::Duration;
 
 use futures::future::join_all;
-use helpers::{PUBLIC_URL, WorkerProcess, World};
+use helpers::{PUBLIC_URL, World};
 use redis::AsyncCommands;
 use serde_json::json;
 use wgate_queue::Replay;
@@ -168,7 +168,7 @@ async fn the_jobs_of_a_killed_worker_are_finished_by_another_within_30_seconds_w
     let mut settings = world.settings();
     settings.visibility_timeout_ms = 5000;
     settings.upstream.timeout_ms = 5000;
-    let first = WorkerProcess::start(world.env(&settings)).await;
+    let mut first = world.process(&settings).await;
     let mut jobs = Vec::new();
     for i in 0..6 {
         jobs.push(world.enqueue(&format!("survivor {i}"), 6).await);
@@ -177,10 +177,10 @@ async fn the_jobs_of_a_killed_worker_are_finished_by_another_within_30_seconds_w
         world.until(j.id, SECS(10), |r| r.status == JobStatus::Running && r.attempts == 1).await;
     }
     // Every job is in the first worker's hands (waiting on the slow upstream) when it dies.
-    assert_eq!(first.busy().await, 6, "the worker to be killed holds all six jobs");
+    assert_eq!(first.busy().await.unwrap(), 6, "the worker to be killed holds all six jobs");
     let killed_at = std::time::Instant::now();
     first.kill();
-    let second = WorkerProcess::start(world.env(&settings)).await;
+    let mut second = world.process(&settings).await;
     let done = join_all(jobs.iter().map(|j| world.finished(j.id, SECS(30)))).await;
     assert!(killed_at.elapsed() < SECS(30));
     for (j, rec) in jobs.iter().zip(&done) {
@@ -188,7 +188,7 @@ async fn the_jobs_of_a_killed_worker_are_finished_by_another_within_30_seconds_w
         assert_eq!(rec.attempts, 2, "the killed worker's attempt counts, the second worker's finishes: {rec:?}");
         assert_eq!(world.sim.created(j.request.name().as_str()).await, 1, "{}", j.request.name().as_str());
     }
-    assert_eq!(second.terminate(SECS(20)).await.code(), Some(0));
+    assert_eq!(second.terminate(SECS(20)).await.unwrap().code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,23 +200,23 @@ async fn a_job_that_crashes_its_worker_every_time_ends_dead() {
     settings.upstream.timeout_ms = 60_000;
     let job = world.enqueue("crasher", 2).await;
     for attempt in 1..=2 {
-        let w = WorkerProcess::start(world.env(&settings)).await;
+        let mut w = world.process(&settings).await;
         world.until(job.id, SECS(15), |r| r.status == JobStatus::Running && r.attempts == attempt).await;
         w.kill();
     }
-    let last = WorkerProcess::start(world.env(&settings)).await;
+    let mut last = world.process(&settings).await;
     let done = world.finished(job.id, SECS(15)).await;
     assert_eq!((done.status, done.attempts), (JobStatus::Dead, 2));
     assert_eq!(done.error.map(|e| e.name), Some("WorkerLost".to_owned()));
     assert_eq!(world.store.queue_counts().await.unwrap().dead, 1);
-    assert_eq!(last.terminate(SECS(20)).await.code(), Some(0));
+    assert_eq!(last.terminate(SECS(20)).await.unwrap().code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_jobs_finish_and_the_worker_exits_zero() {
     let world = World::start(json!({"latency_ms": 1000})).await;
     let settings = world.settings();
-    let w = WorkerProcess::start(world.env(&settings)).await;
+    let mut w = world.process(&settings).await;
     let mut jobs = Vec::new();
     for i in 0..4 {
         jobs.push(world.enqueue(&format!("graceful {i}"), 6).await);
@@ -224,7 +224,7 @@ async fn sigterm_lets_in_flight_jobs_finish_and_the_worker_exits_zero() {
     for j in &jobs {
         world.until(j.id, SECS(10), |r| r.status == JobStatus::Running).await;
     }
-    let status = w.terminate(SECS(20)).await;
+    let status = w.terminate(SECS(20)).await.unwrap();
     assert_eq!(status.code(), Some(0));
     for j in &jobs {
         let r = world.store.get(j.id).await.unwrap().unwrap();
@@ -238,11 +238,11 @@ async fn a_job_still_running_at_the_shutdown_timeout_is_left_for_another_worker_
     let mut settings = world.settings();
     settings.shutdown_timeout_ms = 700;
     settings.upstream.timeout_ms = 120_000;
-    let w = WorkerProcess::start(world.env(&settings)).await;
+    let mut w = world.process(&settings).await;
     let job = world.enqueue("outlives shutdown", 6).await;
     world.until(job.id, SECS(10), |r| r.status == JobStatus::Running).await;
     let asked = std::time::Instant::now();
-    let status = w.terminate(SECS(10)).await;
+    let status = w.terminate(SECS(10)).await.unwrap();
     let took = asked.elapsed();
     assert_eq!(status.code(), Some(0));
     // It waited for the job its bound, and not (much) longer: the upstream call would take a minute.
