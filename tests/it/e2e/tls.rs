@@ -6,7 +6,7 @@ use serde_json::json;
 use wgate_testkit::{RedisTlsOptions, TestCertificates};
 use wgate_types::{JobId, JobStatus};
 
-use crate::helpers::{Stack, StackOptions, header, json_of};
+use super::helpers::{Stack, StackOptions, header, json_of};
 
 #[tokio::test]
 async fn sessions_are_created_synchronously_and_asynchronously_over_mutual_tls() {

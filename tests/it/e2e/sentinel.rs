@@ -9,7 +9,7 @@ use wgate_queue::RedisTls;
 use wgate_testkit::SentinelGroup;
 use wgate_types::{JobId, JobStatus};
 
-use crate::helpers::{RedisTarget, Stack, StackOptions, header};
+use super::helpers::{RedisTarget, Stack, StackOptions, header};
 
 #[tokio::test]
 async fn after_the_primary_dies_the_api_answers_503_then_creates_sessions_on_the_promoted_replica() {

@@ -3,7 +3,7 @@
 //! test, in order; every request the browser makes goes through a logging proxy of this test, so the test sees
 //! that the windows asked nothing of anyone but the gateway.
 //!
-//! `WGATE_QR_SCREENSHOT=docs/qr-window.png cargo test --test e2e qr_window` also writes the screenshot that
+//! `WGATE_QR_SCREENSHOT=docs/qr-window.png cargo test --test it e2e::qr_window` also writes the screenshot that
 //! `docs/QR-WINDOW.md` shows (a window in QR mode against the simulator).
 
 use std::{
@@ -23,7 +23,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use crate::helpers::{Stack, StackOptions, json_of};
+use super::helpers::{Stack, StackOptions, json_of};
 
 /// One `{module:"qr", message}` the parent page received, with the iframe it came from.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -21,11 +21,11 @@ async fn lost_answers_on_the_last_attempt_leave_no_session_without_an_owning_job
         worker_concurrency: 8,
         upstream_timeout_ms: 500,
         visibility_timeout_ms: 1500,
-        worker_bin: Some(crate::worker_bin()),
+        worker_bin: Some(super::worker_bin()),
         verbose: std::env::var_os("TEST_LOG").is_some(),
         ..ChaosArgs::default()
     };
-    let (report, table) = crate::run_chaos(&args).await;
+    let (report, table) = super::run_chaos(&args).await;
     assert_eq!(report.orphaned_sessions, 0, "{table}");
     assert_eq!(report.violations(), Vec::<String>::new(), "{table}");
     // The run did hit the case: sessions created with their answer lost.

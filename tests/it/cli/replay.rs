@@ -4,7 +4,7 @@
 use wgate_queue::{Delivery, GROUP, JobStore, Outcome, QueueConfig, Started};
 use wgate_types::{ErrorClass, JobError, JobId, JobRecord, SessionCreate, TenantId};
 
-use crate::wgate;
+use super::wgate;
 
 fn job(name: &str) -> JobRecord {
     let request = SessionCreate::from_json(format!(r#"{{"name":"{name}"}}"#).as_bytes()).unwrap();

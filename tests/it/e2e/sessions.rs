@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use wgate_types::{JobId, JobStatus};
 
-use crate::helpers::{SIM_KEY, Stack, StackOptions, json_of};
+use super::helpers::{SIM_KEY, Stack, StackOptions, json_of};
 
 async fn command(stack: &Stack, tenant: &str, command: &str, body: &Value) -> Response {
     stack

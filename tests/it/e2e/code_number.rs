@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{Stack, header, json_of};
+use super::helpers::{Stack, header, json_of};
 
 #[tokio::test]
 async fn a_code_create_whose_number_has_a_leading_plus_reaches_upstream_as_digits_and_succeeds() {
