@@ -1,4 +1,5 @@
 //! The `wgate` command line as a library, so tests can call each command in process.
+#![warn(unreachable_pub)]
 
 pub mod chaos;
 pub mod cli;

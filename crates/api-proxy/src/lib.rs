@@ -6,6 +6,7 @@
 //!
 //! `Application::build(settings)` binds both listeners (port 0 allowed) and `run_until_stopped` serves them; the
 //! binary's `main` is a few lines over it.
+#![warn(unreachable_pub)]
 
 pub mod auth;
 pub mod callback_check;

@@ -10,6 +10,7 @@
 //!   proxy is used and redirects are never followed.
 //! - [`EgressPolicy::check_url`] is the early check at the moment a tenant hands a URL over (a clear 400 beats a
 //!   webhook that silently never arrives).
+#![warn(unreachable_pub)]
 
 mod ranges;
 

@@ -4,6 +4,7 @@
 //!
 //! Every key starts with `{<namespace>}:` (a Redis Cluster hash tag), so each script's keys share one slot.
 //! `docs/ARCHITECTURE.md` holds the key table; keep it true when a key changes here.
+#![warn(unreachable_pub)]
 
 mod attempt;
 mod backend;

@@ -1,6 +1,7 @@
 //! What every wgate process shares: configuration loading (environment + TOML file), tracing, the Prometheus
 //! registry with build and process metrics, the admin listener (`/metrics`, `/healthz`, `/readyz`) and the
 //! shutdown signal.
+#![warn(unreachable_pub)]
 
 pub mod admin;
 pub mod config;

@@ -4,6 +4,7 @@
 //! Invariant: this crate does no IO and knows nothing of actix, apalis, reqwest or Redis. Each value that comes from
 //! a client is parsed once, through one constructor, into a type whose fields are private, so code holding a
 //! `SessionName` never needs to check it again.
+#![warn(unreachable_pub)]
 
 pub mod capability;
 pub mod claims;

@@ -30,6 +30,7 @@
 //! (created, then answered 500 or the connection dropped, chosen by a second draw). The same seed and the
 //! same sequence of calls give the same outcomes. `/sim/stats`, `/sim/faults` and `/sim/reset` let tests
 //! observe and steer it; see [`Application`] to start one in-process on port 0.
+#![warn(unreachable_pub)]
 
 pub mod api;
 pub mod clock;

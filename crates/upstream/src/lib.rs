@@ -6,6 +6,7 @@
 //! permanent), anything else — other 500s, 502/503/504, 429, connect errors — [`ErrorClass::Unavailable`] and
 //! timeouts [`ErrorClass::Timeout`] (both retried). [`UpstreamError::maybe_sent`] says whether the request may have
 //! reached WhatsGate and created something, which decides whether the next attempt reconciles first.
+#![warn(unreachable_pub)]
 
 mod client;
 mod error;

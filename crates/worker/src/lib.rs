@@ -18,6 +18,7 @@
 //! - `WGATE_VISIBILITY_TIMEOUT_MS` (15000): a job whose worker stopped answering this long is taken over;
 //! - `WGATE_SHUTDOWN_TIMEOUT_MS` (20000): how long SIGTERM waits for in-flight jobs;
 //! - `WGATE_QUEUE_GAUGE_INTERVAL_MS` (2000): how often `wgate_queue_jobs` is read from Redis.
+#![warn(unreachable_pub)]
 
 pub mod job;
 pub mod metrics;

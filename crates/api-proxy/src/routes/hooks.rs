@@ -11,7 +11,7 @@ use super::{record_job, session_create::read_body};
 use crate::{error::ApiError, state::AppState};
 
 /// Largest webhook body relayed.
-pub const MAX_HOOK_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_HOOK_BYTES: usize = 1024 * 1024;
 
 /// WhatsGate's webhook, relayed to the session's callback.
 ///

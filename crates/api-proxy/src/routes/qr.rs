@@ -29,7 +29,7 @@ const PAGE: &str = include_str!("qr_page.html");
 
 /// What the state endpoint answers: the page's whole view of the session.
 #[derive(Debug, Clone, PartialEq)]
-pub enum WindowState {
+pub(crate) enum WindowState {
     /// The job has not created the session yet.
     Loading,
     /// Upstream's session, as the page shows it.
@@ -94,7 +94,7 @@ fn no_store(res: &mut actix_web::HttpResponseBuilder) {
             headers(("Retry-After" = String, description = "Seconds to wait"))),
     ),
 )]
-pub async fn window_state(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn window_state(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let shown = match resolve(&state, token_of(&req)).await {
         Ok((shown, _)) => shown,
         Err(e) => {
@@ -151,7 +151,7 @@ pub async fn window_state(req: HttpRequest, state: web::Data<AppState>) -> HttpR
             `broken`", content_type = "text/html", body = String),
     ),
 )]
-pub async fn window_page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn window_page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tenant = match state.store.qr_target(token_of(&req)).await? {
         Some(target) => Some(target.tenant),
         None => None,
@@ -177,7 +177,7 @@ pub async fn window_page(req: HttpRequest, state: web::Data<AppState>) -> Result
 /// A tenant's `frame_ancestors` setting as a CSP source list: whitespace-separated sources, each of
 /// visible ASCII without `;` or `,` (which would end the directive or the policy). A setting that is not that
 /// allows no framing at all, rather than any.
-pub fn frame_ancestors(setting: &str) -> String {
+pub(crate) fn frame_ancestors(setting: &str) -> String {
     let sources: Vec<&str> = setting.split_whitespace().collect();
     let sane = !sources.is_empty()
         && sources.iter().all(|s| s.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'"')));
@@ -197,7 +197,7 @@ fn nonce() -> String {
 }
 
 /// Routes of the QR window (no authentication: the token is the capability).
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/qr/{token}").route(web::get().to(window_page)).default_service(method_not_allowed("GET")),
     )

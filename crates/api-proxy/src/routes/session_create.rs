@@ -21,7 +21,7 @@ use super::{accepted, authorize, check_callback, finished, record_job};
 use crate::{error::ApiError, limits::Bucket, middleware::RequestId, prefer, state::AppState};
 
 /// Largest accepted body.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Create a WhatsApp session.
 ///
@@ -225,7 +225,7 @@ pub(super) fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError>
 
 /// Reads the body under the size bound `limit` (refused as soon as `Content-Length` or the bytes read pass it) and
 /// the read deadline `deadline` (a client that stops sending gets 408 instead of holding the connection).
-pub async fn read_body(
+pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -254,7 +254,7 @@ pub async fn read_body(
 }
 
 /// 256 random bits, URL-safe base64 without padding: the relay capability for this job's webhooks.
-pub fn hook_token() -> String {
+pub(crate) fn hook_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -262,7 +262,7 @@ pub fn hook_token() -> String {
 
 /// The capability of the job's QR window, `/qr/{qr_token}`: as unguessable as the hook token and drawn
 /// independently of it (knowing one tells nothing of the other).
-pub fn qr_token() -> String {
+pub(crate) fn qr_token() -> String {
     hook_token()
 }
 
