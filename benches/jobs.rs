@@ -11,7 +11,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use time::OffsetDateTime;
-use wgate_types::{JobId, JobRecord, JobStatus, SessionCreate, TenantId};
+use wgate_types::{JobId, JobRecord, JobStatus, NewJob, SessionCreate, TenantId};
 
 fn finished_record() -> JobRecord {
     let request = SessionCreate::from_json(
@@ -20,16 +20,15 @@ fn finished_record() -> JobRecord {
     .unwrap();
     let id = JobId::new();
     let now = OffsetDateTime::now_utc();
-    let mut job = JobRecord::new(
-        id,
-        TenantId::parse("acme").unwrap(),
+    let new = NewJob {
+        tenant: TenantId::parse("acme").unwrap(),
         request,
-        6,
-        Some("req-0123456789abcdef".into()),
-        "hook-token-0123456789abcdefghijklmnop".into(),
-        now,
-    )
-    .with_qr_token("qr-token-0123456789abcdefghijklmnop".into());
+        max_attempts: 6,
+        request_id: Some("req-0123456789abcdef".into()),
+        hook_token: "hook-token-0123456789abcdefghijklmnop".into(),
+        qr_token: "qr-token-0123456789abcdefghijklmnop".into(),
+    };
+    let mut job = JobRecord::accepted(id, new, now);
     job.status = JobStatus::Succeeded;
     job.attempts = 2;
     job.response = Some(json!({"id": 151, "name": "My WhatsApp", "unique_id": "6345454545454",

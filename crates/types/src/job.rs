@@ -189,17 +189,25 @@ pub struct JobRecord {
     pub qr_token: String,
 }
 
+/// What the API knows of a session-create job when it accepts it; [`JobRecord::accepted`] makes the record.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub tenant: TenantId,
+    pub request: SessionCreate,
+    /// Attempts the job may use, the first included.
+    pub max_attempts: u32,
+    /// The `X-Request-Id` of the accepting request.
+    pub request_id: Option<String>,
+    /// The relay's capability token (see [`JobRecord::hook_token`]).
+    pub hook_token: String,
+    /// The QR window's capability token (see [`JobRecord::qr_token`]).
+    pub qr_token: String,
+}
+
 impl JobRecord {
-    /// A fresh job, as the API stores it on accept.
-    pub fn new(
-        id: JobId,
-        tenant: TenantId,
-        request: SessionCreate,
-        max_attempts: u32,
-        request_id: Option<String>,
-        hook_token: String,
-        now: OffsetDateTime,
-    ) -> Self {
+    /// A fresh job, queued, as the API stores it on accept.
+    pub fn accepted(id: JobId, new: NewJob, now: OffsetDateTime) -> Self {
+        let NewJob { tenant, request, max_attempts, request_id, hook_token, qr_token } = new;
         Self {
             id,
             kind: JobKind::SessionCreate,
@@ -215,14 +223,8 @@ impl JobRecord {
             request,
             request_id,
             hook_token,
-            qr_token: String::new(),
+            qr_token,
         }
-    }
-
-    /// The same record with the QR window's capability token.
-    pub fn with_qr_token(mut self, qr_token: String) -> Self {
-        self.qr_token = qr_token;
-        self
     }
 
     /// The public shape served by `GET /api/v1/jobs/{id}`.
@@ -290,7 +292,16 @@ mod tests {
     fn record() -> JobRecord {
         let req = SessionCreate::from_json(br#"{"name":"Shop"}"#).expect("valid");
         let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
-        JobRecord::new(JobId::new(), TenantId::parse("acme").expect("tenant"), req, 6, None, "tok".into(), now)
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let new = NewJob {
+            tenant,
+            request: req,
+            max_attempts: 6,
+            request_id: None,
+            hook_token: "tok".into(),
+            qr_token: String::new(),
+        };
+        JobRecord::accepted(JobId::new(), new, now)
     }
 
     #[test]

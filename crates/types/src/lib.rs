@@ -20,7 +20,7 @@ pub use capability::{CAPABILITY_TOKEN_LEN, is_capability_token};
 pub use claims::{Audience, Claims, Scope, Scopes};
 pub use error::{ErrorBody, FieldProblem};
 pub use idempotency::IdempotencyKey;
-pub use job::{ErrorClass, JobError, JobErrorView, JobId, JobKind, JobRecord, JobStatus, JobView, relay_url};
+pub use job::{ErrorClass, JobError, JobErrorView, JobId, JobKind, JobRecord, JobStatus, JobView, NewJob, relay_url};
 pub use session::{
     AuthType, CallbackUrl, PhoneNumber, SessionCreate, SessionCreateBody, SessionName, ValidationErrors,
 };

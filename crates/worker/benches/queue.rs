@@ -27,7 +27,7 @@ use wgate_queue::{
     Delivery, Finished, JobStore, Outcome, QueueConfig, RedisSettings, Started, StreamBackend, StreamConfig,
 };
 use wgate_testkit::{RedisServer, unique_namespace};
-use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
+use wgate_types::{JobId, JobRecord, NewJob, SessionCreate, TenantId};
 use wgate_upstream::UpstreamSettings;
 use wgate_upstream_sim::SimConfig;
 use wgate_worker::{Application, Settings};
@@ -39,7 +39,15 @@ fn env_usize(name: &str, default: usize) -> usize {
 fn job(i: usize) -> JobRecord {
     let request = SessionCreate::from_json(json!({"name": format!("bench {i}")}).to_string().as_bytes()).unwrap();
     let id = JobId::new();
-    JobRecord::new(id, TenantId::parse("bench").unwrap(), request, 6, None, format!("h{id}"), OffsetDateTime::now_utc())
+    let new = NewJob {
+        tenant: TenantId::parse("bench").unwrap(),
+        request,
+        max_attempts: 6,
+        request_id: None,
+        hook_token: format!("h{id}"),
+        qr_token: String::new(),
+    };
+    JobRecord::accepted(id, new, OffsetDateTime::now_utc())
 }
 
 async fn enqueue_all(store: &JobStore, n: usize) -> Duration {

@@ -65,13 +65,21 @@ fn token_refuses_a_tenant_id_the_gateway_would_reject() {
 #[tokio::test]
 async fn jobs_show_prints_a_record_and_replay_refuses_a_job_that_is_not_dead() {
     use wgate_queue::{JobStore, QueueConfig};
-    use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
+    use wgate_types::{JobId, JobRecord, NewJob, SessionCreate, TenantId};
 
     let redis = wgate_testkit::RedisServer::start().await;
     let store = JobStore::new(QueueConfig::new(redis.url(), "cli")).unwrap();
     let request = SessionCreate::from_json(br#"{"name":"Shop"}"#).unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let job = JobRecord::new(JobId::new(), TenantId::parse("acme").unwrap(), request, 6, None, "hook".into(), now);
+    let new = NewJob {
+        tenant: TenantId::parse("acme").unwrap(),
+        request,
+        max_attempts: 6,
+        request_id: None,
+        hook_token: "hook".into(),
+        qr_token: String::new(),
+    };
+    let job = JobRecord::accepted(JobId::new(), new, now);
     store.enqueue(&job, None, None).await.unwrap();
     let id = job.id.to_string();
     let args = |cmd: &str| ["jobs", "--redis-url", &redis.url(), "--namespace", "cli", cmd, &id].map(str::to_owned);

@@ -2,14 +2,22 @@
 #![allow(clippy::unwrap_used)] // a panic is the failure report of a test
 
 use wgate_queue::{Delivery, GROUP, JobStore, Outcome, QueueConfig, Started};
-use wgate_types::{ErrorClass, JobError, JobId, JobRecord, SessionCreate, TenantId};
+use wgate_types::{ErrorClass, JobError, JobId, JobRecord, NewJob, SessionCreate, TenantId};
 
 use super::wgate;
 
 fn job(name: &str) -> JobRecord {
     let request = SessionCreate::from_json(format!(r#"{{"name":"{name}"}}"#).as_bytes()).unwrap();
     let now = time::OffsetDateTime::now_utc();
-    JobRecord::new(JobId::new(), TenantId::parse("acme").unwrap(), request, 1, None, format!("hook-{name}"), now)
+    let new = NewJob {
+        tenant: TenantId::parse("acme").unwrap(),
+        request,
+        max_attempts: 1,
+        request_id: None,
+        hook_token: format!("hook-{name}"),
+        qr_token: String::new(),
+    };
+    JobRecord::accepted(JobId::new(), new, now)
 }
 
 /// Runs the one queued job's only attempt to `dead`, as a worker would.

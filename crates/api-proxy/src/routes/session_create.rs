@@ -15,7 +15,7 @@ use futures::StreamExt;
 use rand::RngCore;
 use time::OffsetDateTime;
 use wgate_queue::Enqueued;
-use wgate_types::{ErrorBody, IdempotencyKey, JobId, JobRecord, Scope, SessionCreate, TenantId};
+use wgate_types::{ErrorBody, IdempotencyKey, JobId, JobRecord, NewJob, Scope, SessionCreate, TenantId};
 
 use super::{accepted, authorize, check_callback, finished, record_job};
 use crate::{error::ApiError, limits::Bucket, middleware::RequestId, prefer, state::AppState};
@@ -83,16 +83,15 @@ pub async fn session_create(
     let (wait, applied) = wait_of(&prefer::parse(req.headers()), state.sync_wait);
 
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let job = JobRecord::new(
-        JobId::new(),
-        principal.tenant.clone(),
+    let new = NewJob {
+        tenant: principal.tenant.clone(),
         request,
-        state.max_attempts,
+        max_attempts: state.max_attempts,
         request_id,
-        hook_token(),
-        OffsetDateTime::now_utc(),
-    )
-    .with_qr_token(qr_token());
+        hook_token: hook_token(),
+        qr_token: qr_token(),
+    };
+    let job = JobRecord::accepted(JobId::new(), new, OffsetDateTime::now_utc());
     let (job, waiter) = enqueue(&req, &state, &principal.tenant, job, key.as_ref(), wait).await?;
     record_job(&req, job.id);
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use wgate_queue::{JobStore, QueueConfig};
 use wgate_testkit::{RedisServer, unique_namespace};
-use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
+use wgate_types::{JobId, JobRecord, NewJob, SessionCreate, TenantId};
 
 pub struct TestQueue {
     pub redis: RedisServer,
@@ -45,16 +45,16 @@ pub fn request(body: serde_json::Value) -> SessionCreate {
 /// A fresh job as the API makes it, with a unique hook token.
 pub fn job(tenant_id: &str, body: serde_json::Value) -> JobRecord {
     let id = JobId::new();
-    JobRecord::new(
-        id,
-        tenant(tenant_id),
-        request(body),
-        6,
-        Some(format!("req-{id}")),
+    let new = NewJob {
+        tenant: tenant(tenant_id),
+        request: request(body),
+        max_attempts: 6,
+        request_id: Some(format!("req-{id}")),
         // Shaped as the API mints them (43 URL-safe characters), or a lookup refuses them unread.
-        format!("{:_<43}", format!("hook{id}")),
-        OffsetDateTime::now_utc(),
-    )
+        hook_token: format!("{:_<43}", format!("hook{id}")),
+        qr_token: String::new(),
+    };
+    JobRecord::accepted(id, new, OffsetDateTime::now_utc())
 }
 
 /// Reads up to `count` undelivered entries of the stream as a worker would.

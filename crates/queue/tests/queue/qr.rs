@@ -3,6 +3,7 @@
 use redis::AsyncCommands;
 use serde_json::json;
 use wgate_queue::{Enqueued, QrTarget};
+use wgate_types::JobRecord;
 
 use crate::helpers::{TestQueue, job, tenant};
 
@@ -11,7 +12,7 @@ const TOKEN: &str = "qrTokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 #[tokio::test]
 async fn a_jobs_qr_token_is_stored_with_it_and_expires_with_the_job_ttl() {
     let q = TestQueue::start().await;
-    let j = job("acme", json!({"name":"Shop"})).with_qr_token(TOKEN.into());
+    let j = JobRecord { qr_token: TOKEN.into(), ..job("acme", json!({"name":"Shop"})) };
     assert_eq!(q.store.enqueue(&j, None, None).await.unwrap(), Enqueued::Created);
     let target = q.store.qr_target(TOKEN).await.unwrap();
     assert_eq!(target, Some(QrTarget { tenant: tenant("acme"), job_id: j.id }));
@@ -38,7 +39,7 @@ async fn an_unknown_or_malformed_qr_token_opens_nothing_and_a_job_without_one_wr
 #[tokio::test]
 async fn deleting_the_session_closes_its_qr_window() {
     let q = TestQueue::start().await;
-    let j = job("acme", json!({"name":"Shop"})).with_qr_token(TOKEN.into());
+    let j = JobRecord { qr_token: TOKEN.into(), ..job("acme", json!({"name":"Shop"})) };
     q.store.enqueue(&j, None, None).await.unwrap();
     let mut c = q.conn().await;
     let _: () = c

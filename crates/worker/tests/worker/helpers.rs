@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use tokio::{sync::oneshot, task::JoinHandle};
 use wgate_queue::{Completions, Enqueued, JobStore, QueueConfig, RedisSettings};
 use wgate_testkit::{RedisServer, RedisServerOptions, WorkerProcess, unique_namespace};
-use wgate_types::{JobId, JobRecord, SessionCreate, TenantId};
+use wgate_types::{JobId, JobRecord, NewJob, SessionCreate, TenantId};
 use wgate_upstream::UpstreamSettings;
 use wgate_upstream_sim::SimConfig;
 use wgate_worker::{Application, Settings};
@@ -127,15 +127,15 @@ impl World {
         )
         .unwrap();
         let id = JobId::new();
-        let job = JobRecord::new(
-            id,
-            TenantId::parse("acme").unwrap(),
+        let new = NewJob {
+            tenant: TenantId::parse("acme").unwrap(),
             request,
             max_attempts,
-            Some(format!("req-{id}")),
-            format!("hook{id}"),
-            OffsetDateTime::now_utc(),
-        );
+            request_id: Some(format!("req-{id}")),
+            hook_token: format!("hook{id}"),
+            qr_token: String::new(),
+        };
+        let job = JobRecord::accepted(id, new, OffsetDateTime::now_utc());
         assert_eq!(self.store.enqueue(&job, None, None).await?, Enqueued::Created);
         Ok(job)
     }
