@@ -33,7 +33,7 @@ step "chaos: faults, worker SIGKILLs, redis-server restart" chaos
 target/release/wgate chaos --jobs "$chaos_jobs" >"$logs/chaos.log" 2>&1 || true
 if [ "$quick" = 0 ]; then
   step "criterion: JWT, limiter (100k tenants), validation, job records" criterion
-  cargo bench -p wgate --bench auth --bench limits --bench validation --bench jobs >"$logs/criterion.log" 2>&1
+  { cargo bench -p wgate-api-proxy --bench auth --bench limits && cargo bench -p wgate-types --bench validation --bench jobs; } >"$logs/criterion.log" 2>&1
 fi
 
 # Extraction: the first match of a pattern in a log, or "?" when a part did not print it.
@@ -74,11 +74,11 @@ echo "| no-op drain vs BullMQ 6.7.0, same redis-server | >= 1.5x | $peers | \`be
 echo "| no-op drain vs arq 0.28.0, same redis-server | | $arq | (same) |"
 echo "| chaos ($chaos_jobs jobs, 3 worker SIGKILLs, 1 Redis restart) | 0 lost, <= 1 session per job | lost $lost, max sessions $sessions: $verdict | \`target/release/wgate chaos --jobs $chaos_jobs\` |"
 if [ "$quick" = 0 ]; then
-  echo "| JWT verify HS256 / RS256 / ES256 / EdDSA | | $(crit_next jwt_verify/hs256) / $(crit_next jwt_verify/rs256) / $(crit_next jwt_verify/es256) / $(crit_next jwt_verify/eddsa) | \`cargo bench -p wgate --bench auth\` |"
-  echo "| limiter check, 100k tenants | | $(crit_next rate_limit/check_100000_tenants_round_robin) | \`cargo bench -p wgate --bench limits\` |"
+  echo "| JWT verify HS256 / RS256 / ES256 / EdDSA | | $(crit_next jwt_verify/hs256) / $(crit_next jwt_verify/rs256) / $(crit_next jwt_verify/es256) / $(crit_next jwt_verify/eddsa) | \`cargo bench -p wgate-api-proxy --bench auth\` |"
+  echo "| limiter check, 100k tenants | | $(crit_next rate_limit/check_100000_tenants_round_robin) | \`cargo bench -p wgate-api-proxy --bench limits\` |"
   echo "| limiter memory, 100k tenants | 100k tenants | $(pick criterion '^limiter memory' 's/limiter memory: //') | (same) |"
-  echo "| validation (CODE body with callback) | | $(crit_next validation/session_create_code_with_callback) | \`cargo bench -p wgate --bench validation\` |"
-  echo "| JobRecord JSON round trip | | $(crit_next job_record/json_round_trip) | \`cargo bench -p wgate --bench jobs\` |"
+  echo "| validation (CODE body with callback) | | $(crit_next validation/session_create_code_with_callback) | \`cargo bench -p wgate-types --bench validation\` |"
+  echo "| JobRecord JSON round trip | | $(crit_next job_record/json_round_trip) | \`cargo bench -p wgate-types --bench jobs\` |"
 fi
 echo
 echo "End to end with the real binaries (\`benches/load/workers.sh\`):"

@@ -2,7 +2,7 @@
 //! tenants in it: the cost of one check when every check is for another tenant (the keyed map at its full size,
 //! cache-cold), beside one hot tenant, and the memory the 100k tenants' buckets take.
 //!
-//! `cargo bench -p wgate --bench limits` (env `BENCH_TENANTS`, default 100000). The memory line is printed before
+//! `cargo bench -p wgate-api-proxy --bench limits` (env `BENCH_TENANTS`, default 100000). The memory line is printed before
 //! criterion's output: resident set size (`VmRSS`) before and after one write and one read check per tenant.
 
 #![allow(clippy::unwrap_used)]

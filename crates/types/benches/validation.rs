@@ -1,7 +1,7 @@
 //! Body validation of session-create (`SessionCreate::from_json`: parse, then each field through its domain
 //! type), for a minimal QR body, a CODE body with a callback, and a body refused on two fields.
 //!
-//! `cargo bench -p wgate --bench validation`
+//! `cargo bench -p wgate-types --bench validation`
 
 #![allow(clippy::unwrap_used)]
 

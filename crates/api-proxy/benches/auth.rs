@@ -3,7 +3,7 @@
 //! (Ed25519). The keys are the API tests' own (`crates/api-proxy/tests/api/keys/`). Public-key tokens are measured
 //! on first use (signature checked) and on repeated use (signature remembered, claims checked).
 //!
-//! `cargo bench -p wgate --bench auth`
+//! `cargo bench -p wgate-api-proxy --bench auth`
 
 // In a benchmark a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -21,7 +21,7 @@ use wgate_api_proxy::{
 const SECRET: &str = "bench-secret-0123456789abcdef";
 
 fn keys() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/api-proxy/tests/api/keys")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/keys")
 }
 
 fn token(alg: Algorithm) -> String {

@@ -2,7 +2,7 @@
 //! object as the response), and the public `JobView` the API serves for `GET /api/v1/jobs/{id}`.
 //! (The Redis hash codec of `wgate-queue` is crate-private; its cost is inside the queue benchmark's scripts.)
 //!
-//! `cargo bench -p wgate --bench jobs`
+//! `cargo bench -p wgate-types --bench jobs`
 
 #![allow(clippy::unwrap_used)]
 
