@@ -115,24 +115,19 @@ impl Default for ApiSettings {
 impl ApiSettings {
     /// Reads the settings (file, then environment) and checks what can be checked without IO.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
-        let mut s: Self = wgate_service::load_config(file)?;
-        s.redis = wgate_service::load_config(file)?;
-        s.upstream = wgate_service::load_config(file)?;
-        s.logging = wgate_service::load_config(file)?;
+        let s = wgate_service::config::load_with_parts(file, |s: Self, redis, upstream, logging| Self {
+            redis,
+            upstream,
+            logging,
+            ..s
+        })?;
         s.check()?;
         Ok(s)
     }
 
     /// Every setting name `wgate-api` reads (`redis_url` is `WGATE_REDIS_URL`), its shared parts included.
     pub fn setting_names() -> Vec<&'static str> {
-        use wgate_service::config::setting_names;
-        [
-            setting_names::<Self>(),
-            setting_names::<RedisSettings>(),
-            setting_names::<UpstreamSettings>(),
-            setting_names::<LogSettings>(),
-        ]
-        .concat()
+        wgate_service::config::setting_names_with_parts::<Self, RedisSettings, UpstreamSettings, LogSettings>()
     }
 
     /// Settings for a process on this machine: listeners on 127.0.0.1 port 0, the given Redis and namespace, one

@@ -53,6 +53,30 @@ pub fn load_config<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, Config
     })
 }
 
+/// A process's settings made of its own part `T` and the parts every process shares (Redis, upstream, logs), each a
+/// type of its own read from the same file and environment; `attach` puts the parts into the own part. Every
+/// error names its variable, as [`load_config`]'s do.
+pub fn load_with_parts<T, A, B, C>(file: Option<&Path>, attach: impl FnOnce(T, A, B, C) -> T) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned,
+    A: DeserializeOwned,
+    B: DeserializeOwned,
+    C: DeserializeOwned,
+{
+    Ok(attach(load_config(file)?, load_config(file)?, load_config(file)?, load_config(file)?))
+}
+
+/// [`setting_names`] of an own part and its three shared parts, together.
+pub fn setting_names_with_parts<T, A, B, C>() -> Vec<&'static str>
+where
+    T: DeserializeOwned,
+    A: DeserializeOwned,
+    B: DeserializeOwned,
+    C: DeserializeOwned,
+{
+    [setting_names::<T>(), setting_names::<A>(), setting_names::<B>(), setting_names::<C>()].concat()
+}
+
 /// The setting names (field names) of a settings type `T`, as its `Deserialize` implementation declares them: what a
 /// configuration reference must list. Works for a struct deriving `Deserialize`; a type that flattens others
 /// (`#[serde(flatten)]`) declares no names, so list those of each flattened part instead.

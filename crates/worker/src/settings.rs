@@ -60,24 +60,19 @@ impl Default for Settings {
 impl Settings {
     /// Loads and checks the settings; a missing required one is a one-line error naming its variable.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut s: Self = wgate_service::load_config(file)?;
-        s.redis = wgate_service::load_config(file)?;
-        s.upstream = wgate_service::load_config(file)?;
-        s.logging = wgate_service::load_config(file)?;
+        let s = wgate_service::config::load_with_parts(file, |s: Self, redis, upstream, logging| Self {
+            redis,
+            upstream,
+            logging,
+            ..s
+        })?;
         s.validate()?;
         Ok(s)
     }
 
     /// Every setting name `wgate-worker` reads (`redis_url` is `WGATE_REDIS_URL`), its shared parts included.
     pub fn setting_names() -> Vec<&'static str> {
-        use wgate_service::config::setting_names;
-        [
-            setting_names::<Self>(),
-            setting_names::<RedisSettings>(),
-            setting_names::<UpstreamSettings>(),
-            setting_names::<LogSettings>(),
-        ]
-        .concat()
+        wgate_service::config::setting_names_with_parts::<Self, RedisSettings, UpstreamSettings, LogSettings>()
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
