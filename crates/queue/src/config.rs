@@ -34,6 +34,9 @@ pub enum RedisMode {
     /// `redis_url` lists the sentinels, comma separated; `service` is the name they monitor the primary under.
     /// Their user, password and TLS apply to the primary as well; the database number applies to the primary.
     Sentinel { service: String },
+    /// `redis_url` lists seed nodes of a Redis Cluster, comma separated; the client learns the rest and follows
+    /// slot moves and failovers. Their user, password and TLS apply to every node.
+    Cluster,
 }
 
 impl RedisMode {
@@ -53,8 +56,13 @@ impl RedisMode {
                              monitor the primary under"
                     .into()),
             },
-            "cluster" => Err("WGATE_REDIS_MODE=cluster is not supported yet: use standalone or sentinel".into()),
-            other => Err(format!("WGATE_REDIS_MODE {other:?} is not one of standalone, sentinel")),
+            "cluster" => match service {
+                None => Ok(Self::Cluster),
+                Some(_) => Err("WGATE_REDIS_SENTINEL_SERVICE is set but WGATE_REDIS_MODE is cluster: unset the \
+                                service, or set WGATE_REDIS_MODE=sentinel"
+                    .into()),
+            },
+            other => Err(format!("WGATE_REDIS_MODE {other:?} is not one of standalone, sentinel, cluster")),
         }
     }
 }
@@ -101,14 +109,15 @@ mod tests {
     use super::RedisMode;
 
     #[test]
-    fn the_redis_mode_is_read_with_its_service_and_cluster_is_refused_as_not_supported_yet() {
+    fn the_redis_mode_is_read_with_its_service() {
         assert_eq!(RedisMode::parse("standalone", None), Ok(RedisMode::Standalone));
         assert_eq!(RedisMode::parse(" Sentinel ", Some("main")), Ok(RedisMode::Sentinel { service: "main".into() }));
-        let e = RedisMode::parse("cluster", None).unwrap_err();
-        assert!(e.contains("not supported yet") && !e.contains('\n'), "{e}");
+        assert_eq!(RedisMode::parse("Cluster", None), Ok(RedisMode::Cluster));
+        let e = RedisMode::parse("cluster", Some("main")).unwrap_err();
+        assert!(e.contains("WGATE_REDIS_SENTINEL_SERVICE") && !e.contains('\n'), "{e}");
         assert!(RedisMode::parse("sentinel", None).unwrap_err().contains("WGATE_REDIS_SENTINEL_SERVICE"));
         assert!(RedisMode::parse("sentinel", Some(" ")).is_err());
         assert!(RedisMode::parse("standalone", Some("main")).unwrap_err().contains("WGATE_REDIS_MODE"));
-        assert!(RedisMode::parse("replicated", None).unwrap_err().contains("standalone, sentinel"));
+        assert!(RedisMode::parse("replicated", None).unwrap_err().contains("standalone, sentinel, cluster"));
     }
 }

@@ -40,6 +40,9 @@ impl From<redis::RedisError> for QueueError {
                         | ServerErrorKind::ClusterDown
                         | ServerErrorKind::MasterDown
                         | ServerErrorKind::ReadOnly
+                        // A cluster's slot moving (a failover, a resharding) past the client's redirects.
+                        | ServerErrorKind::Moved
+                        | ServerErrorKind::Ask
                 ) | ErrorKind::ClusterConnectionNotFound
             );
         if unavailable { Self::Unavailable(e.to_string()) } else { Self::Redis(e.to_string()) }

@@ -1,6 +1,7 @@
 //! A lazily connected, self-reconnecting Redis handle whose every call is bounded by the command timeout. In
 //! Sentinel mode it asks the sentinels for the primary and asks again whenever a call fails for want of Redis, so
-//! a promoted replica is found without a restart.
+//! a promoted replica is found without a restart. In Cluster mode the cluster client routes every command by its
+//! key's slot and follows slot moves and failovers by itself.
 
 use std::{
     future::Future,
@@ -11,7 +12,11 @@ use std::{
     time::Duration,
 };
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
+};
 use tokio::sync::OnceCell;
 
 use crate::{QueueConfig, QueueError, RedisMode};
@@ -35,18 +40,21 @@ struct Acknowledged {
     wait: Duration,
 }
 
-/// The connection an acknowledged write runs on: the shared one, or the waiting one.
+/// A connection a call runs on: the shared one of one server, the cluster's, or a dedicated one (the writes that
+/// wait for replicas, the worker's blocking reader).
 #[derive(Clone)]
 pub(crate) enum Conn {
     Shared(ConnectionManager),
-    Acknowledged(MultiplexedConnection),
+    Cluster(ClusterConnection),
+    Dedicated(MultiplexedConnection),
 }
 
 impl redis::aio::ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
         match self {
             Self::Shared(c) => c.req_packed_command(cmd),
-            Self::Acknowledged(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Dedicated(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -58,14 +66,16 @@ impl redis::aio::ConnectionLike for Conn {
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
             Self::Shared(c) => c.req_packed_commands(pipeline, offset, count),
-            Self::Acknowledged(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Dedicated(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Self::Shared(c) => c.get_db(),
-            Self::Acknowledged(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+            Self::Dedicated(c) => c.get_db(),
         }
     }
 }
@@ -79,6 +89,15 @@ enum Target {
         current: tokio::sync::Mutex<Option<(String, ConnectionManager)>>,
         stale: AtomicBool,
     },
+    /// A Redis Cluster: one cluster client for every call, plain clients of the seed nodes for the completion
+    /// subscription (a `PUBLISH` reaches every node of a cluster).
+    Cluster {
+        config: Box<QueueConfig>,
+        client: ClusterClient,
+        conn: OnceCell<ClusterConnection>,
+        seeds: Vec<redis::Client>,
+        next_seed: AtomicUsize,
+    },
 }
 
 impl Redis {
@@ -90,6 +109,16 @@ impl Redis {
                 current: tokio::sync::Mutex::new(None),
                 stale: AtomicBool::new(false),
             },
+            RedisMode::Cluster => {
+                let seeds = seed_urls(config)?.iter().map(|u| build(u, config)).collect::<Result<Vec<_>, _>>()?;
+                Target::Cluster {
+                    config: Box::new(config.clone()),
+                    client: cluster_client(config, None)?,
+                    conn: OnceCell::new(),
+                    seeds,
+                    next_seed: AtomicUsize::new(0),
+                }
+            }
         };
         let acknowledged = (config.wait_replicas > 0).then(|| {
             Arc::new(Acknowledged {
@@ -101,8 +130,9 @@ impl Redis {
         Ok(Self { target: Arc::new(target), timeout: config.command_timeout, acknowledged })
     }
 
-    /// A client for a new dedicated connection (the worker's blocking reader, the completion subscription): the
-    /// one address, or the primary the sentinels name now.
+    /// A client for a new single-server connection (the completion subscription, the writes that wait for
+    /// replicas): the one address, the primary the sentinels name now, or in a cluster the next seed node (each
+    /// call another one, so a dead node is passed over).
     pub(crate) async fn client(&self) -> Result<redis::Client, QueueError> {
         match &*self.target {
             Target::Standalone { client, .. } => Ok(client.clone()),
@@ -111,14 +141,37 @@ impl Redis {
                     Err(QueueError::Unavailable(format!("no sentinel answered within {:?}", self.timeout)))
                 })
             }
+            Target::Cluster { seeds, next_seed, .. } => {
+                let i = next_seed.fetch_add(1, Ordering::Relaxed) % seeds.len().max(1);
+                seeds.get(i).cloned().ok_or_else(|| QueueError::Config("WGATE_REDIS_URL lists no node".into()))
+            }
         }
+    }
+
+    /// A new connection of its own, whose replies may take `response_timeout` (the worker's blocking reader): to
+    /// the one server, the primary the sentinels name now, or the cluster.
+    pub(crate) async fn dedicated(&self, response_timeout: Duration) -> Result<Conn, QueueError> {
+        let connect = async {
+            if let Target::Cluster { config, .. } = &*self.target {
+                let client = cluster_client(config, Some(response_timeout))?;
+                return Ok(Conn::Cluster(client.get_async_connection().await?));
+            }
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.timeout))
+                .set_response_timeout(Some(response_timeout));
+            let client = self.client().await?;
+            Ok::<_, QueueError>(Conn::Dedicated(client.get_multiplexed_async_connection_with_config(&config).await?))
+        };
+        tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| QueueError::Unavailable(format!("connecting to redis timed out after {:?}", self.timeout)))?
     }
 
     /// True when a dedicated connection made from `client` no longer leads to the primary (Sentinel mode only;
     /// an unreachable sentinel says nothing).
     pub(crate) async fn moved_from(&self, client: &redis::Client) -> bool {
         match &*self.target {
-            Target::Standalone { .. } => false,
+            Target::Standalone { .. } | Target::Cluster { .. } => false,
             Target::Sentinel { sentinels, .. } => {
                 match tokio::time::timeout(self.timeout, sentinels.primary_addr()).await {
                     Ok(Ok(addr)) => addr != client.get_connection_info().addr().to_string(),
@@ -137,8 +190,8 @@ impl Redis {
             .set_max_delay(Duration::from_millis(200))
     }
 
-    /// The shared multiplexed connection (created lazily; it connects at its first command).
-    pub(crate) async fn conn(&self) -> Result<ConnectionManager, QueueError> {
+    /// The shared multiplexed connection (created lazily; for one server it connects at its first command).
+    pub(crate) async fn conn(&self) -> Result<Conn, QueueError> {
         match &*self.target {
             Target::Standalone { client, manager } => {
                 let config = self.manager_config();
@@ -147,15 +200,22 @@ impl Redis {
                     .get_or_try_init(|| async move { ConnectionManager::new_lazy_with_config(client, config) })
                     .await
                     .cloned()
+                    .map(Conn::Shared)
                     .map_err(QueueError::from)
             }
+            Target::Cluster { client, conn, .. } => conn
+                .get_or_try_init(|| client.get_async_connection())
+                .await
+                .cloned()
+                .map(Conn::Cluster)
+                .map_err(QueueError::from),
             Target::Sentinel { sentinels, current, stale } => {
                 // One caller asks the sentinels while the others wait for its answer.
                 let mut current = current.lock().await;
                 if let Some((_, manager)) = current.as_ref()
                     && !stale.load(Ordering::Acquire)
                 {
-                    return Ok(manager.clone());
+                    return Ok(Conn::Shared(manager.clone()));
                 }
                 let client = sentinels.primary().await?;
                 stale.store(false, Ordering::Release);
@@ -163,12 +223,12 @@ impl Redis {
                 if let Some((known, manager)) = current.as_ref()
                     && *known == addr
                 {
-                    return Ok(manager.clone());
+                    return Ok(Conn::Shared(manager.clone()));
                 }
                 tracing::info!(redis.primary = %addr, "using the primary the sentinels name");
                 let manager = ConnectionManager::new_lazy_with_config(client, self.manager_config())?;
                 *current = Some((addr, manager.clone()));
-                Ok(manager)
+                Ok(Conn::Shared(manager))
             }
         }
     }
@@ -185,7 +245,7 @@ impl Redis {
     /// Runs one call on the shared connection, bounded by the command timeout.
     pub(crate) async fn call<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, QueueError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let attempt = async {
@@ -211,25 +271,29 @@ impl Redis {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let Some(ack) = &self.acknowledged else {
-            return self.call(what, |c| f(Conn::Shared(c))).await;
+            return self.call(what, f).await;
         };
         // Outer error: the connection failed (it is replaced). Inner error: too few replicas in time.
         let attempt = async {
-            let mut conn = {
+            // In a cluster `WAIT` goes to every primary on the shared connection's node links (the least count
+            // answers), which the write shares.
+            let mut conn = if let Target::Cluster { .. } = &*self.target {
+                self.conn().await?
+            } else {
                 let mut slot = ack.conn.lock().await;
                 match slot.as_ref() {
-                    Some(c) => c.clone(),
+                    Some(c) => Conn::Dedicated(c.clone()),
                     None => {
                         let config = redis::AsyncConnectionConfig::new()
                             .set_connection_timeout(Some(self.timeout))
                             .set_response_timeout(Some(self.timeout + ack.wait));
                         let c = self.client().await?.get_multiplexed_async_connection_with_config(&config).await?;
                         *slot = Some(c.clone());
-                        c
+                        Conn::Dedicated(c)
                     }
                 }
             };
-            let value = f(Conn::Acknowledged(conn.clone())).await?;
+            let value = f(conn.clone()).await?;
             let wait_ms = u64::try_from(ack.wait.as_millis()).unwrap_or(u64::MAX).max(1);
             let reached: u32 = redis::cmd("WAIT").arg(ack.replicas).arg(wait_ms).query_async(&mut conn).await?;
             if reached < ack.replicas {
@@ -270,7 +334,7 @@ impl Redis {
     /// fails on the dead connection, so it is tried once more on the new one, within the same time bound.
     pub(crate) async fn call_again<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, QueueError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let attempt = async {
@@ -377,6 +441,36 @@ impl Sentinels {
     }
 }
 
+/// The nodes `WGATE_REDIS_URL` lists (comma separated).
+fn seed_urls(config: &QueueConfig) -> Result<Vec<&str>, QueueError> {
+    let urls: Vec<&str> = config.redis_url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    if urls.is_empty() {
+        return Err(QueueError::Config("WGATE_REDIS_URL lists no cluster node".into()));
+    }
+    Ok(urls)
+}
+
+/// The cluster client for the seed nodes of `WGATE_REDIS_URL`, with the certificates of `config.tls`, and every
+/// reply bounded by `response_timeout` (the command timeout when `None`).
+fn cluster_client(config: &QueueConfig, response_timeout: Option<Duration>) -> Result<ClusterClient, QueueError> {
+    let urls = seed_urls(config)?;
+    let mut builder = redis::cluster::ClusterClientBuilder::new(urls.iter().copied())
+        .connection_timeout(config.command_timeout)
+        .response_timeout(response_timeout.unwrap_or(config.command_timeout))
+        .retries(2)
+        .min_retry_wait(20)
+        .max_retry_wait(200);
+    if let Some(certs) = tls_certificates(urls.first().copied().unwrap_or_default(), config)? {
+        builder = builder.certs(certs);
+    }
+    builder.build().map_err(|e| {
+        QueueError::Config(format!(
+            "WGATE_REDIS_URL {:?} does not name cluster nodes: {e}",
+            redact_url(&config.redis_url)
+        ))
+    })
+}
+
 /// The client for `WGATE_REDIS_URL`, with the certificates of `config.tls` for a `rediss://` URL. Every
 /// connection the processes make (the shared one, the worker's blocking reader, the completion subscription)
 /// comes from here, so all of them use TLS alike.
@@ -390,6 +484,22 @@ fn build(url: &str, config: &QueueConfig) -> Result<redis::Client, QueueError> {
     let bad_url = |e: redis::RedisError| {
         QueueError::Config(format!("WGATE_REDIS_URL {:?} is not a Redis URL: {e}", redact_url(url)))
     };
+    let Some(certs) = tls_certificates(url, config)? else {
+        // No files: a rediss:// URL trusts the system's CA store.
+        return redis::Client::open(url).map_err(bad_url);
+    };
+    let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(bad_url)?;
+    redis::Client::build_with_tls(info, certs).map_err(|e| {
+        QueueError::Config(format!(
+            "the TLS files for WGATE_REDIS_URL {:?} cannot be used (WGATE_REDIS_CA_FILE, \
+             WGATE_REDIS_CLIENT_CERT, WGATE_REDIS_CLIENT_KEY must be PEM): {e}",
+            redact_url(url)
+        ))
+    })
+}
+
+/// The certificates of `config.tls` for a `rediss://` URL; `None` when no file is set.
+fn tls_certificates(url: &str, config: &QueueConfig) -> Result<Option<redis::TlsCertificates>, QueueError> {
     let tls = &config.tls;
     let is_tls = url.starts_with("rediss://");
     if tls.is_set() && !is_tls {
@@ -400,8 +510,7 @@ fn build(url: &str, config: &QueueConfig) -> Result<redis::Client, QueueError> {
         )));
     }
     if !tls.is_set() {
-        // A rediss:// URL without files trusts the system's CA store.
-        return redis::Client::open(url).map_err(bad_url);
+        return Ok(None);
     }
     let root_cert = match &tls.ca_file {
         Some(path) => {
@@ -429,14 +538,7 @@ fn build(url: &str, config: &QueueConfig) -> Result<redis::Client, QueueError> {
             ));
         }
     };
-    let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(bad_url)?;
-    redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert }).map_err(|e| {
-        QueueError::Config(format!(
-            "the TLS files for WGATE_REDIS_URL {:?} cannot be used (WGATE_REDIS_CA_FILE, \
-             WGATE_REDIS_CLIENT_CERT, WGATE_REDIS_CLIENT_KEY must be PEM): {e}",
-            redact_url(url)
-        ))
-    })
+    Ok(Some(redis::TlsCertificates { client_tls, root_cert }))
 }
 
 fn read_pem(setting: &str, path: &std::path::Path) -> Result<Vec<u8>, QueueError> {

@@ -4,6 +4,7 @@
 #![warn(unreachable_pub)]
 
 mod certs;
+mod cluster;
 mod ports;
 mod process;
 mod redis_server;
@@ -11,6 +12,7 @@ mod sentinel;
 mod worker_process;
 
 pub use certs::TestCertificates;
+pub use cluster::RedisCluster;
 pub use ports::{ClosedPort, free_port};
 pub use process::{ChildLog, address_in, announced, announced_with};
 pub use redis_server::{Frozen, RedisServer, RedisServerOptions, RedisTlsOptions};

@@ -70,6 +70,25 @@ impl RedisServer {
         Self::try_start(options, None, Vec::new()).await
     }
 
+    /// A node for a Redis Cluster (`--cluster-enabled yes`), its cluster bus on another port below the ephemeral
+    /// range; it answers PING before it joins a cluster.
+    pub(crate) async fn start_cluster_node(dir_config: &str) -> anyhow::Result<Self> {
+        let extra = vec![
+            "--cluster-enabled".into(),
+            "yes".into(),
+            "--cluster-config-file".into(),
+            dir_config.into(),
+            "--cluster-port".into(),
+            crate::free_port().to_string(),
+            // A dead primary is replaced a second after the others stop hearing from it.
+            "--cluster-node-timeout".into(),
+            "1000".into(),
+            "--cluster-announce-ip".into(),
+            "127.0.0.1".into(),
+        ];
+        Self::try_start(RedisServerOptions::default(), None, extra).await
+    }
+
     /// A replica of `primary` (`--replicaof`); it answers PING at once, before its first sync.
     pub async fn start_replica_of(primary: &RedisServer) -> Self {
         let extra = vec!["--replicaof".into(), "127.0.0.1".into(), primary.port().to_string()];
@@ -241,6 +260,11 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// False once killed (until `start_again`).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Kills the server (SIGKILL): clients see connection errors until `start_again`.

@@ -61,10 +61,10 @@ pub struct Stack {
 
 /// Where a stack's Redis is.
 pub struct RedisTarget {
-    /// One server, or the sentinels (comma separated) when `sentinel_service` is set.
+    /// One server, the sentinels or the cluster's nodes (comma separated), as `mode` says.
     pub url: String,
     pub tls: RedisTls,
-    pub sentinel_service: Option<String>,
+    pub mode: RedisMode,
 }
 
 impl Stack {
@@ -84,7 +84,7 @@ impl Stack {
                 },
             ),
         };
-        let target = RedisTarget { url: redis.url(), tls, sentinel_service: None };
+        let target = RedisTarget { url: redis.url(), tls, mode: RedisMode::Standalone };
         let mut stack = Self::start_on(options, target).await;
         stack._redis = Some(redis);
         stack
@@ -93,8 +93,12 @@ impl Stack {
     /// The stack against a Redis the test runs itself.
     pub async fn start_on(options: StackOptions, target: RedisTarget) -> Self {
         wgate_service::init_test_tracing();
-        let RedisTarget { url: redis_url, tls: redis_tls, sentinel_service } = target;
-        let mode = if sentinel_service.is_some() { "sentinel" } else { "standalone" };
+        let RedisTarget { url: redis_url, tls: redis_tls, mode } = target;
+        let (mode_name, sentinel_service) = match &mode {
+            RedisMode::Standalone => ("standalone", None),
+            RedisMode::Sentinel { service } => ("sentinel", Some(service.clone())),
+            RedisMode::Cluster => ("cluster", None),
+        };
         let namespace = wgate_testkit::unique_namespace("e2e");
         let http = wgate_testkit::http_client();
         let mut tasks = Vec::new();
@@ -132,7 +136,7 @@ impl Stack {
         api_settings.redis.ca_file = redis_tls.ca_file.clone();
         api_settings.redis.client_cert = redis_tls.client_cert.clone();
         api_settings.redis.client_key = redis_tls.client_key.clone();
-        api_settings.redis.mode = mode.into();
+        api_settings.redis.mode = mode_name.into();
         api_settings.redis.sentinel_service = sentinel_service.clone();
         // The API asks WhatsGate itself for the session commands and the QR windows.
         api_settings.upstream.url = sim_url.clone();
@@ -173,17 +177,15 @@ impl Stack {
             }));
         }
 
-        let queue = QueueConfig {
-            tls: redis_tls,
-            mode: match sentinel_service {
-                Some(service) => RedisMode::Sentinel { service },
-                None => RedisMode::Standalone,
-            },
-            ..QueueConfig::new(redis_url, namespace)
-        };
+        let queue = QueueConfig { tls: redis_tls, mode, ..QueueConfig::new(redis_url, namespace) };
         let store = JobStore::new(queue.clone()).expect("job store");
         let completions = Completions::start(&queue);
         Self { api: api_url, sim: sim_url, http, store, completions, tasks, stop_workers, _redis: None }
+    }
+
+    /// The namespace every key of this stack starts with (`{<namespace>}:`).
+    pub fn namespace(&self) -> &str {
+        &self.store.config().namespace
     }
 
     pub fn token(&self, tenant: &str) -> String {

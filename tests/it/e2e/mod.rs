@@ -1,5 +1,6 @@
 //! End to end: a tenant's request through the real API, queue, worker and the WhatsGate simulator.
 
+mod cluster;
 mod code_number;
 mod helpers;
 mod qr_window;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wgate_queue::RedisTls;
+use wgate_queue::{RedisMode, RedisTls};
 use wgate_testkit::SentinelGroup;
 use wgate_types::{JobId, JobStatus};
 
@@ -14,8 +14,11 @@ use super::helpers::{RedisTarget, Stack, StackOptions, header};
 #[tokio::test]
 async fn after_the_primary_dies_the_api_answers_503_then_creates_sessions_on_the_promoted_replica() {
     let mut group = SentinelGroup::start("e2e-main").await;
-    let target =
-        RedisTarget { url: group.url(), tls: RedisTls::default(), sentinel_service: Some(group.service().to_owned()) };
+    let target = RedisTarget {
+        url: group.url(),
+        tls: RedisTls::default(),
+        mode: RedisMode::Sentinel { service: group.service().to_owned() },
+    };
     let stack = Stack::start_on(StackOptions::default(), target).await;
     let r = stack.create("acme", &json!({"name": "Before"}), &[]).await;
     assert_eq!(r.status(), 200, "a synchronous create works through the sentinels' primary");

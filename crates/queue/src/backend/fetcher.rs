@@ -6,7 +6,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::aio::MultiplexedConnection;
 use tokio::sync::{Semaphore, mpsc};
 use wgate_types::JobKind;
 
@@ -15,19 +14,13 @@ use crate::{
     JobStore, QueueError,
     attempt::{Delivery, parse_entries},
     keys::GROUP,
+    redis_conn::Conn,
 };
 
-async fn reader(store: &JobStore, block: Duration) -> Result<MultiplexedConnection, QueueError> {
-    let timeout = store.config().command_timeout;
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(block + timeout));
-    // In Sentinel mode every (re)connection asks for the primary anew, so the reader follows a failover.
-    let client = store.redis().client().await?;
-    let conn = tokio::time::timeout(timeout, client.get_multiplexed_async_connection_with_config(&config))
-        .await
-        .map_err(|_| QueueError::Unavailable("connecting the stream reader timed out".into()))??;
-    Ok(conn)
+/// The reader's own connection: its blocking reads hold up no other call. In Sentinel mode every (re)connection
+/// asks for the primary anew, and a cluster connection follows the stream's slot, so the reader follows a failover.
+async fn reader(store: &JobStore, block: Duration) -> Result<Conn, QueueError> {
+    store.redis().dedicated(block + store.config().command_timeout).await
 }
 
 /// What the fetch loop keeps between rounds.
@@ -36,7 +29,7 @@ struct Fetcher {
     tx: mpsc::UnboundedSender<Delivery>,
     stream: String,
     /// The dedicated reader connection; `None` until made, and after a failure.
-    conn: Option<MultiplexedConnection>,
+    conn: Option<Conn>,
     next_takeover: Instant,
     /// Where the next `XAUTOCLAIM` goes on.
     cursor: String,
