@@ -6,15 +6,19 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use secrecy::SecretString;
-use wgate_testkit::{RedisServer, RedisServerOptions};
+use wgate_testkit::{RedisCluster, RedisServer, RedisServerOptions};
 
 use crate::token::{self, TokenRequest};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
-    /// Use this Redis instead of starting a throwaway redis-server.
+    /// Use this Redis instead of starting a throwaway one (for a cluster, some of its nodes, comma separated).
     #[arg(long)]
     pub redis_url: Option<String>,
+    /// `standalone`, or `cluster`: without --redis-url, a throwaway Redis Cluster of three primaries and three
+    /// replicas on this machine (redis-server and redis-cli needed).
+    #[arg(long, value_enum, default_value_t = DevRedisMode::Standalone)]
+    pub redis_mode: DevRedisMode,
     /// Where the tenant API listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub api_listen: SocketAddr,
@@ -38,19 +42,35 @@ pub struct DevArgs {
     pub namespace: String,
 }
 
+/// The Redis shapes `wgate dev` can start or use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DevRedisMode {
+    Standalone,
+    Cluster,
+}
+
 const SIM_KEY: &str = "dev-upstream-key";
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     wgate_service::init_crypto();
     let _ = wgate_service::init_tracing("info,actix_server=warn", wgate_service::LogFormat::Pretty);
 
-    let (redis_url, _redis) = match &args.redis_url {
-        Some(url) => (url.clone(), None),
-        None => {
+    // Kept alive (and killed on exit) for as long as the stack runs.
+    let mut _redis = None;
+    let mut _cluster = None;
+    let redis_url = match (&args.redis_url, args.redis_mode) {
+        (Some(url), _) => url.clone(),
+        (None, DevRedisMode::Standalone) => {
             let server = RedisServer::try_start_with(RedisServerOptions::default()).await.context(
                 "starting a throwaway redis-server (install it with `sudo apt-get install -y redis-server`, or pass --redis-url)",
             )?;
-            (server.url(), Some(server))
+            _redis.insert(server).url()
+        }
+        (None, DevRedisMode::Cluster) => {
+            let cluster = RedisCluster::try_start(3, 1).await.context(
+                "starting a throwaway Redis Cluster (install redis-server and redis-tools, or pass --redis-url)",
+            )?;
+            _cluster.insert(cluster).url()
         }
     };
 
@@ -77,13 +97,18 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     // Callbacks on this machine (a local receiver) are reachable in development (loopback is opened); production
     // opens nothing.
-    let api_settings = wgate_api_proxy::ApiSettings {
+    let mut api_settings = wgate_api_proxy::ApiSettings {
         api_listen: api_addr,
         api_admin_listen: args.api_admin_listen,
         public_url: public_url.clone(),
         upstream: upstream.clone(),
         ..wgate_api_proxy::ApiSettings::on_loopback(&redis_url, &args.namespace, &secret)
     };
+    api_settings.redis.mode = match args.redis_mode {
+        DevRedisMode::Standalone => "standalone",
+        DevRedisMode::Cluster => "cluster",
+    }
+    .into();
     let api_settings_redis = api_settings.redis.clone();
     let api = wgate_api_proxy::Application::build_on(api_settings, listener)
         .await

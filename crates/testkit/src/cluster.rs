@@ -25,7 +25,8 @@ impl RedisCluster {
         }
     }
 
-    async fn try_start(primaries: usize, replicas: usize) -> anyhow::Result<Self> {
+    /// Like `start`, but says why it could not start instead of panicking (for `wgate dev`).
+    pub async fn try_start(primaries: usize, replicas: usize) -> anyhow::Result<Self> {
         let mut nodes = Vec::new();
         for _ in 0..primaries * (1 + replicas) {
             nodes.push(RedisServer::start_cluster_node("nodes.conf").await?);

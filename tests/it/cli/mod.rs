@@ -102,6 +102,16 @@ async fn jobs_show_prints_a_record_and_replay_refuses_a_job_that_is_not_dead() {
 /// Ctrl-C (SIGINT) stops every part, the redis-server child included.
 #[tokio::test]
 async fn dev_starts_a_working_stack_and_ctrl_c_stops_every_part() {
+    dev_stack(&[]).await;
+}
+
+/// The same with `--redis-mode cluster`: a throwaway Redis Cluster of six nodes, all of them stopped on Ctrl-C.
+#[tokio::test]
+async fn dev_on_a_throwaway_redis_cluster_works_and_ctrl_c_stops_every_node() {
+    dev_stack(&["--redis-mode", "cluster"]).await;
+}
+
+async fn dev_stack(extra: &[&str]) {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -120,6 +130,7 @@ async fn dev_starts_a_working_stack_and_ctrl_c_stops_every_part() {
             any,
         ])
         .args(["--tenant", "dev-test"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -177,8 +188,13 @@ async fn dev_starts_a_working_stack_and_ctrl_c_stops_every_part() {
         .expect("wgate dev exits within 30 s of Ctrl-C")
         .expect("exit status");
     assert!(status.success(), "{status}");
-    let redis_port = redis_url.rsplit(':').next().expect("port").to_owned();
-    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{redis_port}")).is_err(), "the redis-server child is gone");
+    for node in redis_url.split(',') {
+        let redis_port = node.rsplit(':').next().expect("port").to_owned();
+        assert!(
+            std::net::TcpStream::connect(format!("127.0.0.1:{redis_port}")).is_err(),
+            "redis-server {node} is gone"
+        );
+    }
     for p in [&api, &api_admin, &worker_admin, &sim] {
         assert!(std::net::TcpStream::connect(p).is_err(), "port {p} is closed");
     }
