@@ -10,10 +10,16 @@ use crate::{
 };
 
 #[test]
-fn cluster_mode_is_refused_at_start_as_not_supported_yet() {
-    let out = run_binary(&[("WGATE_JWT_SECRET", "s"), ("WGATE_REDIS_MODE", "cluster")]);
+fn an_unknown_redis_mode_or_a_sentinel_service_in_cluster_mode_is_refused_at_start() {
+    let out = run_binary(&[("WGATE_JWT_SECRET", "s"), ("WGATE_REDIS_MODE", "replicated")]);
     one_line_naming(&out, "WGATE_REDIS_MODE");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("standalone, sentinel, cluster"));
+    let out = run_binary(&[
+        ("WGATE_JWT_SECRET", "s"),
+        ("WGATE_REDIS_MODE", "cluster"),
+        ("WGATE_REDIS_SENTINEL_SERVICE", "main"),
+    ]);
+    one_line_naming(&out, "WGATE_REDIS_SENTINEL_SERVICE");
 }
 
 #[test]
