@@ -105,6 +105,18 @@ pub struct ApiSettings {
     /// Bound on each upstream call of a session command.
     #[serde(default = "default_upstream_timeout_ms")]
     pub upstream_timeout_ms: u64,
+    /// Default number of sends a session may make in any minute (a tenant's `send_per_minute` wins).
+    #[serde(default = "default_send_per_minute")]
+    pub send_per_minute: u32,
+    /// Least time between two sends of one session.
+    #[serde(default = "default_send_min_interval_ms")]
+    pub send_min_interval_ms: u64,
+    /// Up to this much is added at random to `send_min_interval_ms` after each send.
+    #[serde(default = "default_send_jitter_ms")]
+    pub send_jitter_ms: u64,
+    /// Largest `send` body (the media travel in it, base64): larger is 413.
+    #[serde(default = "default_media_max_bytes")]
+    pub media_max_bytes: usize,
     #[serde(default = "default_log")]
     pub log: String,
     #[serde(default)]
@@ -174,6 +186,18 @@ fn default_upstream_url() -> String {
 fn default_upstream_timeout_ms() -> u64 {
     15_000
 }
+fn default_send_per_minute() -> u32 {
+    30
+}
+fn default_send_min_interval_ms() -> u64 {
+    1_000
+}
+fn default_send_jitter_ms() -> u64 {
+    500
+}
+fn default_media_max_bytes() -> usize {
+    16 * 1024 * 1024
+}
 fn default_log() -> String {
     "info".into()
 }
@@ -224,6 +248,10 @@ impl ApiSettings {
             upstream_url: default_upstream_url(),
             upstream_api_key: None,
             upstream_timeout_ms: default_upstream_timeout_ms(),
+            send_per_minute: default_send_per_minute(),
+            send_min_interval_ms: default_send_min_interval_ms(),
+            send_jitter_ms: default_send_jitter_ms(),
+            media_max_bytes: default_media_max_bytes(),
             log: default_log(),
             log_format: LogFormat::Pretty,
         }
@@ -277,6 +305,12 @@ impl ApiSettings {
         if self.upstream_timeout_ms == 0 {
             return Err(ConfigError::setting("upstream_timeout_ms", "must be at least 1"));
         }
+        if self.send_per_minute == 0 {
+            return Err(ConfigError::setting("send_per_minute", "must be at least 1"));
+        }
+        if self.media_max_bytes < 1024 {
+            return Err(ConfigError::setting("media_max_bytes", "must be at least 1024"));
+        }
         if self.namespace.is_empty() || self.namespace.contains(['{', '}', ' ']) {
             return Err(ConfigError::setting("namespace", "must be non-empty, without braces or spaces"));
         }
@@ -325,6 +359,16 @@ impl ApiSettings {
         Duration::from_millis(self.upstream_timeout_ms)
     }
 
+    /// The pacing and body bound of the messaging commands.
+    pub fn messaging(&self) -> crate::state::Messaging {
+        crate::state::Messaging {
+            send_per_minute: self.send_per_minute,
+            min_interval: Duration::from_millis(self.send_min_interval_ms),
+            jitter: Duration::from_millis(self.send_jitter_ms),
+            media_max_bytes: self.media_max_bytes,
+        }
+    }
+
     /// The public URL without a trailing slash.
     pub fn public_base(&self) -> &str {
         self.public_url.trim_end_matches('/')
@@ -360,6 +404,10 @@ impl std::fmt::Debug for ApiSettings {
             .field("upstream_url", &self.upstream_url)
             .field("upstream_api_key", &self.upstream_api_key)
             .field("upstream_timeout_ms", &self.upstream_timeout_ms)
+            .field("send_per_minute", &self.send_per_minute)
+            .field("send_min_interval_ms", &self.send_min_interval_ms)
+            .field("send_jitter_ms", &self.send_jitter_ms)
+            .field("media_max_bytes", &self.media_max_bytes)
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .finish()

@@ -70,6 +70,16 @@ impl Keys {
         format!("{}rate:{bucket}:{}", self.prefix, tenant.as_str())
     }
 
+    /// The record of a send's `Idempotency-Key` (hashed, as for session-create, in a space of its own).
+    pub fn send_idempotency(&self, tenant: &TenantId, key: &str) -> String {
+        format!("{}send-idem:{}:{}", self.prefix, tenant.as_str(), sha256_hex(key.as_bytes()))
+    }
+
+    /// The recent sends of one of a tenant's sessions, which pace its next send.
+    pub fn send_pace(&self, tenant: &TenantId, unique_id: &str) -> String {
+        format!("{}pace:{}:{unique_id}", self.prefix, tenant.as_str())
+    }
+
     pub fn session(&self, unique_id: &str) -> String {
         format!("{}session:{unique_id}", self.prefix)
     }
