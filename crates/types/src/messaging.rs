@@ -422,17 +422,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn fields(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
-    }
-
-    fn problems(e: ValidationErrors) -> Vec<String> {
-        e.0.into_iter().map(|p| p.field).collect()
-    }
+    use crate::session_commands::test_support::{fields, problems_of as problems};
 
     #[test]
     fn a_text_send_reaches_upstream_in_the_sdks_wire_form() {

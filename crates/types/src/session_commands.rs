@@ -209,22 +209,32 @@ impl SetName {
     }
 }
 
+/// Helpers of the body tests of this module and of `messaging`.
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
+pub(crate) mod test_support {
+    use serde_json::{Map, Value};
 
-    use super::*;
+    use crate::session::ValidationErrors;
 
-    fn fields(v: Value) -> Map<String, Value> {
+    /// A JSON object's fields (anything else: none).
+    pub(crate) fn fields(v: Value) -> Map<String, Value> {
         match v {
             Value::Object(m) => m,
             _ => Map::new(),
         }
     }
 
-    fn problems_of(e: ValidationErrors) -> Vec<String> {
+    /// The fields at fault, in order.
+    pub(crate) fn problems_of(e: ValidationErrors) -> Vec<String> {
         e.0.into_iter().map(|p| p.field).collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{test_support::*, *};
 
     #[test]
     fn a_list_request_defaults_to_twenty_a_page_from_page_one() {

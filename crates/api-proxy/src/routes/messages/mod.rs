@@ -191,16 +191,23 @@ async fn stream_media(
     Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, "application/json")).streaming(stream))
 }
 
-macro_rules! commands {
-    ($($command:ident, $api:ident, $v1:ident, $path:literal, $v1_path:literal, $scope:literal, $request:ty,
-       $answer:ty, $summary:literal, $description:literal;)*) => {$(
+/// A resource that answers other methods than POST with 405.
+fn post_only(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(crate::fallback::method_not_allowed("POST"))
+}
+
+/// One handler with its operation in the document.
+macro_rules! handler {
+    ($command:ident, $name:ident, $path:literal, $scope:literal, $request:ty, $answer:ty, $summary:literal,
+     $description:expr, [$($params:tt)*]) => {
         #[utoipa::path(
             post,
             path = $path,
             tag = "messages",
-            operation_id = stringify!($api),
+            operation_id = stringify!($name),
             summary = $summary,
             description = $description,
+            params($($params)*),
             request_body(content = $request, content_type = "application/json"),
             responses(
                 (status = 200, description = "WhatsGate's answer", body = $answer),
@@ -209,49 +216,31 @@ macro_rules! commands {
             ),
             security(("bearer" = [$scope]), ("api_key" = [$scope])),
         )]
-        pub async fn $api(
+        pub async fn $name(
             req: HttpRequest,
             payload: web::Payload,
             state: web::Data<AppState>,
         ) -> Result<HttpResponse, ApiError> {
             run(Command::$command, req, payload, state).await
         }
+    };
+}
 
-        #[utoipa::path(
-            post,
-            path = $v1_path,
-            tag = "messages",
-            operation_id = stringify!($v1),
-            summary = $summary,
-            description = concat!($description, " The same command at the base path of WhatsGate's official SDKs."),
-            request_body(content = $request, content_type = "application/json"),
-            responses(
-                (status = 200, description = "WhatsGate's answer", body = $answer),
-                crate::openapi::MessagingErrors,
-                crate::openapi::UpstreamErrors,
-            ),
-            security(("bearer" = [$scope]), ("api_key" = [$scope])),
-        )]
-        pub async fn $v1(
-            req: HttpRequest,
-            payload: web::Payload,
-            state: web::Data<AppState>,
-        ) -> Result<HttpResponse, ApiError> {
-            run(Command::$command, req, payload, state).await
-        }
+/// Each command's two handlers (under `/api/v1/` and `/v1/`) and their routes.
+macro_rules! commands {
+    ($($command:ident, $api:ident, $v1:ident, $path:literal, $v1_path:literal, $scope:literal, $request:ty,
+       $answer:ty, $summary:literal, $description:literal, [$($params:tt)*];)*) => {$(
+        handler!($command, $api, $path, $scope, $request, $answer, $summary, $description, [$($params)*]);
+        handler!($command, $v1, $v1_path, $scope, $request, $answer, $summary,
+            concat!($description, " The same command at the base path of WhatsGate's official SDKs."),
+            [$($params)*]);
     )*
 
     /// The messaging routes, under both base paths.
     pub fn configure(cfg: &mut web::ServiceConfig) {
         $(
-            cfg.service(
-                web::resource($path).route(web::post().to($api))
-                    .default_service(crate::fallback::method_not_allowed("POST")),
-            )
-            .service(
-                web::resource($v1_path).route(web::post().to($v1))
-                    .default_service(crate::fallback::method_not_allowed("POST")),
-            );
+            cfg.service(post_only($path).route(web::post().to($api)))
+                .service(post_only($v1_path).route(web::post().to($v1)));
         )*
     }
     };
@@ -261,25 +250,29 @@ commands! {
     Send, send, send_v1, "/api/v1/send", "/v1/send", "messages:send",
         crate::openapi::SendRequest, crate::openapi::SendAnswer,
         "Send a message",
-        "Sends a text or a file from one of the caller's sessions. Sends are paced per session (at most `send_per_minute`, spaced apart with jitter); over the pace is 429 with `Retry-After`. A send is never repeated upstream unless it surely never left the gateway; with an `Idempotency-Key` the same key and body get the first answer again for 24 h (header `Idempotent-Replayed: true`) instead of a second message. `async` (WhatsGate's default `true`) queues the message at WhatsGate: the answer is then `{\"result\":{}}` and the message arrives as `sent`/`ack` webhooks.";
+        "Sends a text or a file from one of the caller's sessions. Sends are paced per session (at most `send_per_minute`, spaced apart with jitter); over the pace is 429 with `Retry-After`. A send is never repeated upstream unless it surely never left the gateway; with an `Idempotency-Key` the same key and body get the first answer again for 24 h (header `Idempotent-Replayed: true`) instead of a second message. `async` (WhatsGate's default `true`) queues the message at WhatsGate: the answer is then `{\"result\":{}}` and the message arrives as `sent`/`ack` webhooks.",
+        [("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters. The same \
+            key and body from the same tenant within 24 h get the first send's answer again (`Idempotent-Replayed: \
+            true`) without a second message; 409 while the first is in flight, 422 with another body.",
+            min_length = 1, max_length = 255, pattern = "^[ -~]{1,255}$", example = "order-4711")];
     Check, check, check_v1, "/api/v1/check", "/v1/check", "messages:read",
         crate::openapi::CheckRequest, crate::openapi::CheckAnswer,
         "Check a number",
-        "Whether a phone number is on WhatsApp, asked through one of the caller's sessions.";
+        "Whether a phone number is on WhatsApp, asked through one of the caller's sessions.", [];
     GetChats, get_chats, get_chats_v1, "/api/v1/get-chats", "/v1/get-chats", "messages:read",
         crate::openapi::SessionOnlyRequest, crate::openapi::ChatsAnswer,
         "List a session's chats",
-        "The chats of one of the caller's sessions, as WhatsGate answers them.";
+        "The chats of one of the caller's sessions, as WhatsGate answers them.", [];
     Seen, seen, seen_v1, "/api/v1/seen", "/v1/seen", "messages:send",
         crate::openapi::ChatRequest, crate::openapi::OkAnswer,
         "Mark a chat as read",
-        "Marks the chat's messages as read in one of the caller's sessions.";
+        "Marks the chat's messages as read in one of the caller's sessions.", [];
     Typing, typing, typing_v1, "/api/v1/typing", "/v1/typing", "messages:send",
         crate::openapi::ChatRequest, crate::openapi::OkAnswer,
         "Show typing",
-        "Shows \"typing...\" in the chat for a few seconds, from one of the caller's sessions.";
+        "Shows \"typing...\" in the chat for a few seconds, from one of the caller's sessions.", [];
     GetMedia, get_media, get_media_v1, "/api/v1/get-media", "/v1/get-media", "messages:read",
         crate::openapi::GetMediaRequest, crate::openapi::MediaAnswer,
         "Download a message's file",
-        "The file of a message (by its `media_key`) in base64, streamed through as WhatsGate sends it.";
+        "The file of a message (by its `media_key`) in base64, streamed through as WhatsGate sends it.", [];
 }
