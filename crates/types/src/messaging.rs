@@ -186,10 +186,10 @@ impl ChatCommand {
     }
 }
 
-/// A `get-media` body: the `media_key` of a message's file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A `get-media` body: the `media_key` of a message's file. WhatsGate's docs spell it `media_key`, its swagger SDKs
+/// `mediaKey`: either is read, and WhatsGate gets both.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GetMedia {
-    #[serde(rename = "WhatsappID")]
     pub whatsapp_id: String,
     pub media_key: String,
 }
@@ -198,8 +198,28 @@ impl GetMedia {
     pub fn parse(map: &Map<String, Value>) -> Result<Self, ValidationErrors> {
         let mut f = Fields::new(map);
         let whatsapp_id = f.whatsapp_id(true);
-        let media_key = short_text(&mut f, "media_key", f_get(map, "media_key"), true);
+        let (path, value) = match (f_get(map, "media_key"), f_get(map, "mediaKey")) {
+            (Some(a), Some(b)) if a != b => {
+                f.problem("mediaKey", "differs from media_key: send one of them");
+                return f.finish(None);
+            }
+            (Some(v), _) => ("media_key", Some(v)),
+            (None, Some(v)) => ("mediaKey", Some(v)),
+            (None, None) => ("media_key", None),
+        };
+        let media_key = short_text(&mut f, path, value, true);
         f.finish(whatsapp_id.zip(media_key).map(|(whatsapp_id, media_key)| Self { whatsapp_id, media_key }))
+    }
+}
+
+impl Serialize for GetMedia {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut body = s.serialize_struct("GetMedia", 3)?;
+        body.serialize_field("WhatsappID", &self.whatsapp_id)?;
+        body.serialize_field("media_key", &self.media_key)?;
+        body.serialize_field("mediaKey", &self.media_key)?;
+        body.end()
     }
 }
 
@@ -487,6 +507,10 @@ mod tests {
             vec!["media_key"]
         );
         assert_eq!(problems(SessionOnly::parse(&fields(json!({}))).unwrap_err()), vec!["WhatsappID"]);
+        let sdk = GetMedia::parse(&fields(json!({"WhatsappID": "1", "mediaKey": "k"}))).unwrap();
+        assert_eq!(serde_json::to_value(&sdk).unwrap(), json!({"WhatsappID": "1", "media_key": "k", "mediaKey": "k"}));
+        let both = json!({"WhatsappID": "1", "mediaKey": "k", "media_key": "j"});
+        assert_eq!(problems(GetMedia::parse(&fields(both)).unwrap_err()), vec!["mediaKey"]);
     }
 
     proptest! {

@@ -170,9 +170,9 @@ impl Upstream {
     /// Any command: `POST {base}/api/v1/<command>` with a JSON body. Answers the whole body of a
     /// `{"result":"OK",...}` answer (or of `send`'s `{"result":{...}}`).
     pub async fn call<B: Serialize + ?Sized>(&self, command: &'static str, body: &B) -> Result<Value, UpstreamError> {
-        let started = std::time::Instant::now();
+        let mut count = Counted::new(self, command);
         let result = self.send(command, body).await;
-        self.record(command, started, result.as_ref().err());
+        count.finish(result.as_ref().err());
         result
     }
 
@@ -183,24 +183,10 @@ impl Upstream {
         command: &'static str,
         body: &B,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let started = std::time::Instant::now();
+        let mut count = Counted::new(self, command);
         let result = self.post(command, body).await;
-        self.record(command, started, result.as_ref().err());
+        count.finish(result.as_ref().err());
         result
-    }
-
-    fn record(&self, command: &'static str, started: std::time::Instant, error: Option<&UpstreamError>) {
-        let Some(m) = &self.inner.metrics else { return };
-        let status = match error {
-            None => "200".to_owned(),
-            Some(e) => match (e.status(), e.class()) {
-                (Some(s), _) => s.to_string(),
-                (None, ErrorClass::Timeout) => "timeout".to_owned(),
-                (None, _) => "error".to_owned(),
-            },
-        };
-        m.requests.with_label_values(&[command, status.as_str()]).inc();
-        m.duration.with_label_values(&[command]).observe(started.elapsed().as_secs_f64());
     }
 
     /// The POST of one command: the answer of an HTTP 200, else the error its body describes.
@@ -252,5 +238,47 @@ impl Upstream {
             });
         }
         Ok(value)
+    }
+}
+
+/// Counts one call in the upstream metrics when it ends, or as `timeout` when its caller's deadline drops it first
+/// (a call cut short still went out, and may have reached WhatsGate).
+struct Counted<'a> {
+    upstream: &'a Upstream,
+    command: &'static str,
+    started: std::time::Instant,
+    done: bool,
+}
+
+impl<'a> Counted<'a> {
+    fn new(upstream: &'a Upstream, command: &'static str) -> Self {
+        Self { upstream, command, started: std::time::Instant::now(), done: false }
+    }
+
+    fn finish(&mut self, error: Option<&UpstreamError>) {
+        self.done = true;
+        let status = match error {
+            None => "200".to_owned(),
+            Some(e) => match (e.status(), e.class()) {
+                (Some(s), _) => s.to_string(),
+                (None, ErrorClass::Timeout) => "timeout".to_owned(),
+                (None, _) => "error".to_owned(),
+            },
+        };
+        self.record(&status);
+    }
+
+    fn record(&self, status: &str) {
+        let Some(m) = &self.upstream.inner.metrics else { return };
+        m.requests.with_label_values(&[self.command, status]).inc();
+        m.duration.with_label_values(&[self.command]).observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record("timeout");
+        }
     }
 }

@@ -112,7 +112,10 @@ pub struct GetMediaRequest {
     #[schema(rename = "WhatsappID", value_type = WhatsappId)]
     pub whatsapp_id: Value,
     /// The `media_key` of a message with a file.
-    pub media_key: String,
+    pub media_key: Option<String>,
+    /// The same, as WhatsGate's SDKs name it; send one of the two.
+    #[schema(rename = "mediaKey")]
+    pub media_key_sdk: Option<String>,
 }
 
 /// `send`'s answer: `{"result": <the sent message>}`, or `{"result":{}}` when queued (`async`).

@@ -477,4 +477,20 @@ async fn the_v1_paths_take_the_official_sdks_wire_form_and_async_passes_through(
         assert!(sent["result"].get(field).is_some(), "ResponseMessage.{field}: {sent}");
     }
     assert_eq!(sends_of(&rig, &id).await, 2);
+
+    // swagger_client._Api.get_media_post names the key `mediaKey` on the wire.
+    let incoming: Value = json_of(
+        wgate_testkit::http_client()
+            .post(format!("{}/sim/sessions/{id}/incoming", rig.sim))
+            .json(&json!({"from": "79990001122", "media": {"size": 1000, "mimetype": "image/jpeg"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let body = json!({"WhatsappID": id, "mediaKey": incoming["media_key"]});
+    let r = sdk_call(&rig.app.base, "/v1", &token, "get-media", &body, &[]).await;
+    assert_eq!(r.status(), 200);
+    let media = json_of(r).await;
+    assert_eq!(media["media"]["mimetype"], "image/jpeg", "{media}");
 }
