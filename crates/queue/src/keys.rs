@@ -75,9 +75,14 @@ impl Keys {
         format!("{}send-idem:{}:{}", self.prefix, tenant.as_str(), sha256_hex(key.as_bytes()))
     }
 
-    /// The recent sends of one of a tenant's sessions, which pace its next send.
+    /// The sends of one of a tenant's sessions within the last minute, which pace its next send.
     pub fn send_pace(&self, tenant: &TenantId, unique_id: &str) -> String {
         format!("{}pace:{}:{unique_id}", self.prefix, tenant.as_str())
+    }
+
+    /// When that session's next send may go (and a sequence that keeps its sends apart).
+    pub fn send_pace_next(&self, tenant: &TenantId, unique_id: &str) -> String {
+        format!("{}pace:{}:{unique_id}:next", self.prefix, tenant.as_str())
     }
 
     pub fn session(&self, unique_id: &str) -> String {

@@ -96,6 +96,7 @@ impl JobStore {
     pub async fn pace_send(&self, tenant: &TenantId, unique_id: &str, pace: Pace) -> Result<PaceAnswer, QueueError> {
         let mut inv = scripts::PACE.prepare_invoke();
         inv.key(self.keys().send_pace(tenant, unique_id))
+            .key(self.keys().send_pace_next(tenant, unique_id))
             .arg(pace.per_minute.max(1))
             .arg(micros(pace.min_interval))
             .arg(micros(pace.jitter))
