@@ -272,6 +272,36 @@ async fn a_send_in_flight_makes_its_idempotency_key_409_and_is_not_sent_twice() 
 }
 
 #[tokio::test]
+async fn a_send_whose_client_went_away_still_ends_and_its_key_answers_the_outcome() {
+    let rig = rig().await;
+    let id = ready_session(&rig, "acme").await;
+    let http = wgate_testkit::http_client();
+    http.post(format!("{}/sim/faults", rig.sim)).json(&json!({"latency_ms": 600})).send().await.unwrap();
+    let key = [("Idempotency-Key", "impatient")];
+    let gone = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+    let r = gone
+        .post(format!("{}/v1/send", rig.app.base))
+        .header("X-API-Key", rig.app.token("acme"))
+        .json(&body_of("send", &id))
+        .header(key[0].0, key[0].1)
+        .send()
+        .await;
+    assert!(r.is_err(), "the client gave up before WhatsGate answered");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let r = call(&rig, "acme", "send", &body_of("send", &id), &key).await;
+        if r.status() != 409 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the abandoned send's key was still in flight after 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(answer.status(), 200);
+    assert_eq!(header(answer.headers(), "idempotent-replayed"), Some("true"), "the first send's answer");
+    assert_eq!(sends_of(&rig, &id).await, 1);
+}
+
+#[tokio::test]
 async fn media_over_the_limit_is_413_naming_it_before_upstream_is_called() {
     let rig = Rig::start_with(|s| {
         unpaced(s);

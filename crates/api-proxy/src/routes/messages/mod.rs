@@ -107,15 +107,16 @@ async fn handle(
     command: Command,
     req: &HttpRequest,
     payload: web::Payload,
-    state: &AppState,
+    data: &web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let state: &AppState = data;
     let principal = authorize(req, state, command.scope(), command.bucket()).await?;
     upstream_of(state)?;
     let limit = if command == Command::Send { state.messaging.media_max_bytes } else { MAX_BODY_BYTES };
     let fields = body_object_within(req, state, payload, limit).await?;
     let tenant = &principal.tenant;
     match command {
-        Command::Send => send::send(req, state, tenant, &fields).await,
+        Command::Send => send::send(req, data, tenant, &fields).await,
         Command::Check => pass(state, tenant, command, CheckNumber::parse, &fields, |c| &c.whatsapp_id).await,
         Command::GetChats => pass(state, tenant, command, SessionOnly::parse, &fields, |c| &c.whatsapp_id).await,
         Command::Seen | Command::Typing => {

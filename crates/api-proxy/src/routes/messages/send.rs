@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, http::header};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, http::header, web};
 use rand::Rng;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -33,37 +33,50 @@ enum Left {
 
 pub(super) async fn send(
     req: &HttpRequest,
-    state: &AppState,
+    data: &web::Data<AppState>,
     tenant: &TenantId,
     fields: &Map<String, Value>,
 ) -> Result<HttpResponse, ApiError> {
+    let state: &AppState = data;
     let key = idempotency_key(req)?;
     let message = SendMessage::parse(fields)?;
     owned(state, tenant, &message.whatsapp_id).await?;
     let message = Arc::new(message);
-    let Some(key) = key else {
-        return paced_send(req, state, tenant, message).await.map(ok).map_err(|(e, _)| e);
+    let fingerprint = match &key {
+        Some(key) => {
+            let fingerprint = fingerprint(&message)?;
+            match state.store.send_claim(tenant, key, &fingerprint).await? {
+                SendClaim::Claimed => Some((key.clone(), fingerprint)),
+                SendClaim::Conflict => return Err(ApiError::IdempotencyConflict),
+                SendClaim::InFlight => return Err(ApiError::SendInFlight),
+                SendClaim::Done { status, body } => return Ok(replay(status, body)),
+            }
+        }
+        None => None,
     };
-    let fingerprint = fingerprint(&message)?;
-    match state.store.send_claim(tenant, &key, &fingerprint).await? {
-        SendClaim::Claimed => {}
-        SendClaim::Conflict => return Err(ApiError::IdempotencyConflict),
-        SendClaim::InFlight => return Err(ApiError::SendInFlight),
-        SendClaim::Done { status, body } => return Ok(replay(status, body)),
+    // From here the send runs to its end, answer stored, even when the client goes away meanwhile: its retry with
+    // the same key then finds the answer instead of a claim nobody will finish.
+    let (req, data, tenant) = (req.clone(), data.clone(), tenant.clone());
+    let task = actix_web::rt::spawn(async move {
+        let answer = paced_send(&req, &data, &tenant, message).await;
+        if let Some((key, fingerprint)) = fingerprint {
+            let stored = match &answer {
+                Ok(value) => Some((200, value.to_string())),
+                Err((_, Left::Never)) => None,
+                Err((e, Left::Maybe)) => Some((e.status_code().as_u16(), e.body_json())),
+            };
+            let stored = stored.as_ref().map(|(s, b)| (*s, b.as_str()));
+            if let Err(e) = data.store.send_finish(&tenant, &key, &fingerprint, stored).await {
+                // The send's own answer still reaches the client; a retry with this key meets the claim (409).
+                tracing::warn!(error = %e, "the answer of a send could not be stored under its Idempotency-Key");
+            }
+        }
+        answer
+    });
+    match task.await {
+        Ok(answer) => answer.map(ok).map_err(|(e, _)| e),
+        Err(e) => Err(ApiError::Internal(anyhow::anyhow!("the send task failed: {e}"))),
     }
-    let answer = paced_send(req, state, tenant, message).await;
-    let stored = match &answer {
-        Ok(value) => Some((200, value.to_string())),
-        Err((_, Left::Never)) => None,
-        Err((e, Left::Maybe)) => Some((e.status_code().as_u16(), e.body_json())),
-    };
-    if let Err(e) =
-        state.store.send_finish(tenant, &key, &fingerprint, stored.as_ref().map(|(s, b)| (*s, b.as_str()))).await
-    {
-        // The send's own answer still reaches the client; a retry with this key meets the claim (409).
-        tracing::warn!(error = %e, "the answer of a send could not be stored under its Idempotency-Key");
-    }
-    answer.map(ok).map_err(|(e, _)| e)
 }
 
 fn ok(value: Value) -> HttpResponse {
@@ -80,9 +93,21 @@ fn replay(status: u16, body: String) -> HttpResponse {
 }
 
 /// The send as WhatsGate gets it, hashed: the same message however its JSON was spelled.
+/// Hashed as it is written: a file of many megabytes is not serialized into memory once more.
 fn fingerprint(message: &SendMessage) -> Result<String, ApiError> {
-    let bytes = serde_json::to_vec(message).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
+    struct Hasher(Sha256);
+    impl std::io::Write for Hasher {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.update(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hasher = Hasher(Sha256::new());
+    serde_json::to_writer(&mut hasher, message).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(format!("{:x}", hasher.0.finalize()))
 }
 
 /// Draws the session's pace, then sends once (repeated only while the call surely never reached WhatsGate).
