@@ -14,7 +14,7 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 for tool in wrk redis-server python3 curl; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install -y $tool)" >&2; exit 1; }
 done
-cargo build --release --quiet --bins
+cargo build --release --quiet -p wgate -p wgate-api-proxy -p wgate-worker -p wgate-upstream-sim
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
 export WGATE_SEND_PER_MINUTE=1000000000 WGATE_SEND_MIN_INTERVAL_MS=0 WGATE_SEND_JITTER_MS=0
