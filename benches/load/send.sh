@@ -39,18 +39,6 @@ echo "== through wgate" >&2
 wrk -t"$threads" -c"$connections" -d"$duration" --latency -s benches/load/send_sync.lua \
   "http://127.0.0.1:$api_port/v1/send" | tee "$dir/api.txt" >&2
 
-get() { sed -nE "s/^latency p50: ([0-9.]+) ms, p99: ([0-9.]+) ms.*/\\$2/p" "$1"; }
-rps() { sed -nE 's/^requests\/s: ([0-9]+)/\1/p' "$1"; }
-errs() { sed -nE 's/^non-2xx or socket errors: ([0-9]+)/\1/p' "$1"; }
-d50=$(get "$dir/direct.txt" 1); d99=$(get "$dir/direct.txt" 2); a50=$(get "$dir/api.txt" 1); a99=$(get "$dir/api.txt" 2)
-echo
-echo "| path ($connections connections) | requests/s | p50 | p99 | errors |"
-echo "| --- | --- | --- | --- | --- |"
-echo "| simulator directly | $(rps "$dir/direct.txt") | $d50 ms | $d99 ms | $(errs "$dir/direct.txt") |"
-echo "| wgate send | $(rps "$dir/api.txt") | $a50 ms | $a99 ms | $(errs "$dir/api.txt") |"
-echo "| **added by wgate** | | **$(awk -v a="$a50" -v b="$d50" 'BEGIN{printf "%.2f", a-b}') ms** (target <= 1) | **$(awk -v a="$a99" -v b="$d99" 'BEGIN{printf "%.2f", a-b}') ms** | |"
-echo
-echo "wgate-api memory after: $(awk '/VmRSS|VmHWM/ {printf "%s %s %s  ", $1, $2, $3}' "/proc/$api_pid/status")"
-echo "$(nproc) cores, $(uname -sr); wrk, redis-server, the simulator, the API and the worker share them;"
-echo "load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg)."
-echo "command: benches/load/send.sh $duration $connections $threads"
+# shellcheck source=benches/load/latency.sh
+. benches/load/latency.sh
+latency_table "wgate send" 1 "benches/load/send.sh $duration $connections $threads"
