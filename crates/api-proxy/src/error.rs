@@ -40,6 +40,15 @@ pub enum ApiError {
     NotDead(JobStatus),
     #[error("idempotency key reused with another body")]
     IdempotencyConflict,
+    /// A send with this `Idempotency-Key` has not ended yet, or its outcome is unknown (409).
+    #[error("a send with this idempotency key is in flight")]
+    SendInFlight,
+    /// The session's send pace is reached (429).
+    #[error("send pace of the session reached")]
+    SendPaced { retry_after: u64, per_minute: u32 },
+    /// WhatsGate answered that it does not know what the command named (a media key, a chat) (404).
+    #[error("upstream does not know it: {name}: {message}")]
+    UpstreamNotFound { name: String, message: String },
     #[error("session quota of {limit} reached")]
     QuotaExceeded { limit: u32 },
     /// The job failed because upstream rejected the request (422).
@@ -75,6 +84,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The error body as JSON text, as answered (kept, for instance, as the answer of an idempotent send).
+    pub fn body_json(&self) -> String {
+        serde_json::to_string(&self.body()).unwrap_or_default()
+    }
+
     fn body(&self) -> ErrorBody {
         let status = self.status_code();
         let name = status.canonical_reason().unwrap_or("Error");
@@ -116,6 +130,19 @@ impl ApiError {
                 "This Idempotency-Key was already used with another request body; use a new key for a new request."
                     .to_owned(),
             ),
+            Self::SendInFlight => body(
+                "A send with this Idempotency-Key is still in flight, or its outcome is unknown (the gateway stopped \
+                 while sending); it is not sent again. Retry later with the same key to get its answer."
+                    .to_owned(),
+            ),
+            Self::SendPaced { retry_after, per_minute } => body(format!(
+                "This session sends at most {per_minute} messages a minute, spaced apart, to keep its number from \
+                 being banned; retry after {retry_after} s (see Retry-After)."
+            )),
+            Self::UpstreamNotFound { name, message } => {
+                body("WhatsGate does not know what the request names; see details.".to_owned())
+                    .with_details(upstream_details(name, message))
+            }
             Self::QuotaExceeded { limit } => body(format!(
                 "Session quota exceeded: this tenant may have at most {limit} sessions (live sessions plus \
                  unfinished creates, max_sessions); delete a session or ask for a higher quota."
@@ -169,7 +196,9 @@ impl ResponseError for ApiError {
         match self {
             Self::Auth(AuthError::Scope(_)) => StatusCode::FORBIDDEN,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::SendPaced { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::SendInFlight => StatusCode::CONFLICT,
+            Self::UpstreamNotFound { .. } => StatusCode::NOT_FOUND,
             Self::Validation(_) | Self::BadHeader { .. } | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -212,7 +241,7 @@ impl ResponseError for ApiError {
                     format!("Bearer error=\"invalid_token\", error_description=\"{description}\""),
                 ));
             }
-            Self::RateLimited { retry_after, .. } => {
+            Self::RateLimited { retry_after, .. } | Self::SendPaced { retry_after, .. } => {
                 res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             Self::Unavailable { .. } | Self::EnqueueUnconfirmed { .. } => {

@@ -2,7 +2,7 @@
 
 use std::{collections::HashSet, sync::Mutex};
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// At most this many distinct tenant label values; later tenants are counted as `other`.
 pub const MAX_TENANT_LABELS: usize = 1000;
@@ -18,6 +18,10 @@ pub struct ApiMetrics {
     pub jobs_enqueued: IntCounterVec,
     pub sync_wait: Histogram,
     pub redis_errors: IntCounterVec,
+    /// Messaging commands answered, by command and outcome.
+    pub messages: IntCounterVec,
+    /// Sends refused because their session's pace was reached.
+    pub send_paced: IntCounter,
     tenants: Mutex<HashSet<String>>,
 }
 
@@ -77,6 +81,20 @@ impl ApiMetrics {
         for op in ["ping", "enqueue", "get", "replay", "hook", "rate_limit"] {
             redis_errors.with_label_values(&[op]);
         }
+        let messages = IntCounterVec::new(
+            Opts::new(
+                "wgate_messages_total",
+                "Messaging commands answered, by command and outcome (ok, replayed, invalid, denied, paced, \
+                 rejected, failed).",
+            ),
+            &["command", "outcome"],
+        )?;
+        let send_paced = IntCounter::new(
+            "wgate_send_paced_total",
+            "Sends refused with 429 because their session's pace (per minute, least interval) was reached.",
+        )?;
+        registry.register(Box::new(messages.clone()))?;
+        registry.register(Box::new(send_paced.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
@@ -92,6 +110,8 @@ impl ApiMetrics {
             jobs_enqueued,
             sync_wait,
             redis_errors,
+            messages,
+            send_paced,
             tenants: Mutex::new(HashSet::new()),
         })
     }

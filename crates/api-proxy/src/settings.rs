@@ -74,6 +74,14 @@ pub struct ApiSettings {
     /// CIDR ranges a tenant's URL may reach although they are not public (comma separated; empty: none).
     #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub egress_allow_nets: String,
+    /// Default number of sends a session may make in any minute (a tenant's `send_per_minute` wins).
+    pub send_per_minute: u32,
+    /// Least time between two sends of one session.
+    pub send_min_interval_ms: u64,
+    /// Up to this much is added at random to `send_min_interval_ms` after each send.
+    pub send_jitter_ms: u64,
+    /// Largest `send` body (the media travel in it, base64): larger is 413.
+    pub media_max_bytes: usize,
 }
 
 /// Loopback, IPv4 and IPv6: what tests and the local stack open to tenants' callbacks.
@@ -108,6 +116,10 @@ impl Default for ApiSettings {
             hook_timeout_ms: 10_000,
             body_read_timeout_ms: 10_000,
             egress_allow_nets: String::new(),
+            send_per_minute: 30,
+            send_min_interval_ms: 1_000,
+            send_jitter_ms: 500,
+            media_max_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -187,6 +199,12 @@ impl ApiSettings {
         if self.redis_wait_timeout_ms == 0 {
             return Err(ConfigError::setting("redis_wait_timeout_ms", "must be at least 1"));
         }
+        if self.send_per_minute == 0 {
+            return Err(ConfigError::setting("send_per_minute", "must be at least 1"));
+        }
+        if self.media_max_bytes < 1024 {
+            return Err(ConfigError::setting("media_max_bytes", "must be at least 1024"));
+        }
         Ok(())
     }
 
@@ -219,6 +237,16 @@ impl ApiSettings {
     pub fn egress_nets(&self) -> Result<Vec<wgate_egress::IpNet>, ConfigError> {
         wgate_egress::EgressPolicy::parse_nets(&self.egress_allow_nets)
             .map_err(|p| ConfigError::setting("egress_allow_nets", p))
+    }
+
+    /// The pacing and body bound of the messaging commands.
+    pub fn messaging(&self) -> crate::state::Messaging {
+        crate::state::Messaging {
+            send_per_minute: self.send_per_minute,
+            min_interval: Duration::from_millis(self.send_min_interval_ms),
+            jitter: Duration::from_millis(self.send_jitter_ms),
+            media_max_bytes: self.media_max_bytes,
+        }
     }
 
     /// The public URL without a trailing slash.

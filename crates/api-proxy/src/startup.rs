@@ -241,6 +241,7 @@ impl Application {
             body_read_timeout: settings.body_read_timeout(),
             qr_cache,
             upstream: session_upstream,
+            messaging: settings.messaging(),
         });
 
         tasks.extend(jwks_refresh(&state));

@@ -35,9 +35,29 @@ pub struct AppState {
     pub upstream: Option<SessionUpstream>,
     /// The QR windows' per-session cache of upstream state.
     pub qr_cache: SessionCache,
+    /// The messaging commands' pacing and body bound.
+    pub messaging: Messaging,
+}
+
+/// How the messaging commands pace sends and bound their bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct Messaging {
+    /// Default sends per minute of a session (`WGATE_SEND_PER_MINUTE`); a tenant's `send_per_minute` wins.
+    pub send_per_minute: u32,
+    /// Least time between two sends of a session (`WGATE_SEND_MIN_INTERVAL_MS`).
+    pub min_interval: Duration,
+    /// Most that is added at random to `min_interval` (`WGATE_SEND_JITTER_MS`).
+    pub jitter: Duration,
+    /// Largest `send` body (`WGATE_MEDIA_MAX_BYTES`).
+    pub media_max_bytes: usize,
 }
 
 impl AppState {
+    /// Sends per minute of each of the tenant's sessions.
+    pub fn send_per_minute(&self, tenant: &wgate_types::TenantId) -> u32 {
+        self.tenants.current().get(tenant).and_then(|o| o.send_per_minute).unwrap_or(self.messaging.send_per_minute)
+    }
+
     /// The tenant's session quota: its own `max_sessions`, else `WGATE_MAX_SESSIONS`; `None` is no limit.
     pub fn max_sessions(&self, tenant: &wgate_types::TenantId) -> Option<u32> {
         self.tenants.current().get(tenant).and_then(|o| o.max_sessions).or(self.max_sessions)

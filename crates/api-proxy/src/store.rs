@@ -97,4 +97,47 @@ impl Store {
     pub async fn set_hook_callback(&self, token: &str, callback: Option<&CallbackUrl>) -> Result<bool, ApiError> {
         self.call("set_hook_callback", self.inner.set_hook_callback(token, callback)).await
     }
+
+    // --- the messaging commands ---
+
+    pub async fn send_claim(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<wgate_queue::SendClaim, ApiError> {
+        self.call_within(
+            "send_claim",
+            self.timeout + self.acknowledged_extra,
+            self.inner.send_claim(tenant, key.as_str(), fingerprint, SEND_IDEMPOTENCY_TTL),
+        )
+        .await
+    }
+
+    pub async fn send_finish(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        answer: Option<(u16, &str)>,
+    ) -> Result<(), ApiError> {
+        self.call_within(
+            "send_finish",
+            self.timeout + self.acknowledged_extra,
+            self.inner.send_finish(tenant, key.as_str(), fingerprint, answer, SEND_IDEMPOTENCY_TTL),
+        )
+        .await
+    }
+
+    pub async fn pace_send(
+        &self,
+        tenant: &TenantId,
+        unique_id: &str,
+        pace: wgate_queue::Pace,
+    ) -> Result<wgate_queue::PaceAnswer, ApiError> {
+        self.call("pace", self.inner.pace_send(tenant, unique_id, pace)).await
+    }
 }
+
+/// How long a send's `Idempotency-Key` keeps its answer.
+pub const SEND_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);

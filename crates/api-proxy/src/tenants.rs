@@ -5,6 +5,7 @@
 //! rate_per_second = 50
 //! burst = 100
 //! max_sessions = 10
+//! send_per_minute = 20
 //! frame_ancestors = "https://app.acme.example"
 //! ```
 //!
@@ -27,6 +28,8 @@ pub struct TenantOverride {
     pub rate_per_second: Option<f64>,
     pub burst: Option<u32>,
     pub max_sessions: Option<u32>,
+    /// Sends per minute of each of the tenant's sessions (default `WGATE_SEND_PER_MINUTE`).
+    pub send_per_minute: Option<u32>,
     pub frame_ancestors: Option<String>,
 }
 
@@ -50,6 +53,9 @@ impl Tenants {
                 && !(r.is_finite() && r > 0.0)
             {
                 return Err(format!("[tenants.{id}] rate_per_second must be a number above 0"));
+            }
+            if o.send_per_minute == Some(0) {
+                return Err(format!("[tenants.{id}] send_per_minute must be at least 1"));
             }
             if o.burst == Some(0) {
                 return Err(format!("[tenants.{id}] burst must be at least 1"));

@@ -70,6 +70,21 @@ impl Keys {
         format!("{}rate:{bucket}:{}", self.prefix, tenant.as_str())
     }
 
+    /// The record of a send's `Idempotency-Key` (hashed, as for session-create, in a space of its own).
+    pub fn send_idempotency(&self, tenant: &TenantId, key: &str) -> String {
+        format!("{}send-idem:{}:{}", self.prefix, tenant.as_str(), sha256_hex(key.as_bytes()))
+    }
+
+    /// The sends of one of a tenant's sessions within the last minute, which pace its next send.
+    pub fn send_pace(&self, tenant: &TenantId, unique_id: &str) -> String {
+        format!("{}pace:{}:{unique_id}", self.prefix, tenant.as_str())
+    }
+
+    /// When that session's next send may go (and a sequence that keeps its sends apart).
+    pub fn send_pace_next(&self, tenant: &TenantId, unique_id: &str) -> String {
+        format!("{}pace:{}:{unique_id}:next", self.prefix, tenant.as_str())
+    }
+
     pub fn session(&self, unique_id: &str) -> String {
         format!("{}session:{unique_id}", self.prefix)
     }

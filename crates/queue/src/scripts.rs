@@ -17,3 +17,6 @@ pub(crate) static FORGET_SESSION: LazyLock<Script> =
 pub(crate) static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/dead_letter.lua")));
 pub(crate) static TRIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/trim.lua")));
 pub(crate) static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rate.lua")));
+pub(crate) static SEND_CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/send_claim.lua")));
+pub(crate) static SEND_FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/send_finish.lua")));
+pub(crate) static PACE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/pace.lua")));

@@ -16,7 +16,7 @@ pub struct Claims {
     pub aud: Option<Audience>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Space-separated scopes; absent means `sessions:write sessions:read`.
+    /// Space-separated scopes; absent means every scope but `admin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
 }
@@ -33,6 +33,8 @@ pub enum Audience {
 pub enum Scope {
     SessionsWrite,
     SessionsRead,
+    MessagesSend,
+    MessagesRead,
     Admin,
 }
 
@@ -41,6 +43,8 @@ impl Scope {
         match self {
             Self::SessionsWrite => "sessions:write",
             Self::SessionsRead => "sessions:read",
+            Self::MessagesSend => "messages:send",
+            Self::MessagesRead => "messages:read",
             Self::Admin => "admin",
         }
     }
@@ -51,17 +55,21 @@ impl Scope {
 pub struct Scopes {
     write: bool,
     read: bool,
+    send: bool,
+    messages_read: bool,
     admin: bool,
 }
 
 impl Scopes {
     pub fn from_claim(scope: Option<&str>) -> Self {
         match scope {
-            None => Self { write: true, read: true, admin: false },
+            None => Self { write: true, read: true, send: true, messages_read: true, admin: false },
             Some(s) => s.split_ascii_whitespace().fold(Self::default(), |mut acc, word| {
                 match word {
                     "sessions:write" => acc.write = true,
                     "sessions:read" => acc.read = true,
+                    "messages:send" => acc.send = true,
+                    "messages:read" => acc.messages_read = true,
                     "admin" => acc.admin = true,
                     _ => {}
                 }
@@ -74,6 +82,8 @@ impl Scopes {
         match scope {
             Scope::SessionsWrite => self.write,
             Scope::SessionsRead => self.read,
+            Scope::MessagesSend => self.send,
+            Scope::MessagesRead => self.messages_read,
             Scope::Admin => self.admin,
         }
     }
@@ -84,9 +94,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_absent_scope_grants_read_and_write_but_not_admin() {
+    fn an_absent_scope_grants_every_scope_but_admin() {
         let s = Scopes::from_claim(None);
         assert!(s.contains(Scope::SessionsRead) && s.contains(Scope::SessionsWrite) && !s.contains(Scope::Admin));
+        assert!(s.contains(Scope::MessagesSend) && s.contains(Scope::MessagesRead));
+        let m = Scopes::from_claim(Some("messages:read"));
+        assert!(
+            m.contains(Scope::MessagesRead) && !m.contains(Scope::MessagesSend) && !m.contains(Scope::SessionsRead)
+        );
     }
 
     #[test]

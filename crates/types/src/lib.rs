@@ -11,6 +11,7 @@ pub mod claims;
 pub mod error;
 pub mod idempotency;
 pub mod job;
+pub mod messaging;
 pub mod session;
 pub mod session_commands;
 pub mod session_view;
@@ -21,6 +22,7 @@ pub use claims::{Audience, Claims, Scope, Scopes};
 pub use error::{ErrorBody, FieldProblem};
 pub use idempotency::IdempotencyKey;
 pub use job::{ErrorClass, JobError, JobErrorView, JobId, JobKind, JobRecord, JobStatus, JobView, NewJob, relay_url};
+pub use messaging::{ChatCommand, CheckNumber, GetMedia, Message, MessageKind, Recipient, SendMessage, SessionOnly};
 pub use session::{
     AuthType, CallbackUrl, PhoneNumber, SessionCreate, SessionCreateBody, SessionName, ValidationErrors,
 };

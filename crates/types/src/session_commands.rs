@@ -25,8 +25,13 @@ impl<'a> Fields<'a> {
         Self { map, problems: Vec::new() }
     }
 
-    fn problem(&mut self, field: &str, problem: impl Into<String>) {
+    pub(crate) fn problem(&mut self, field: &str, problem: impl Into<String>) {
         self.problems.push(FieldProblem::new(field, problem));
+    }
+
+    /// The raw value of a field (absent and `null` alike are `None`).
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
     }
 
     /// `WhatsappID`: a string or a number (WhatsGate's ids are 13 digits, sent either way), trimmed.
@@ -125,7 +130,7 @@ impl<'a> Fields<'a> {
 
 /// A JSON number that is a whole number at or above 0: `7`, and also `7.0` (JSON does not tell them apart, and
 /// JSON Schema's `integer` accepts both).
-fn whole_number(n: &serde_json::Number) -> Option<u64> {
+pub(crate) fn whole_number(n: &serde_json::Number) -> Option<u64> {
     n.as_u64().or_else(|| {
         n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(f)).map(|f| f as u64)
     })
@@ -204,22 +209,32 @@ impl SetName {
     }
 }
 
+/// Helpers of the body tests of this module and of `messaging`.
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
+pub(crate) mod test_support {
+    use serde_json::{Map, Value};
 
-    use super::*;
+    use crate::session::ValidationErrors;
 
-    fn fields(v: Value) -> Map<String, Value> {
+    /// A JSON object's fields (anything else: none).
+    pub(crate) fn fields(v: Value) -> Map<String, Value> {
         match v {
             Value::Object(m) => m,
             _ => Map::new(),
         }
     }
 
-    fn problems_of(e: ValidationErrors) -> Vec<String> {
+    /// The fields at fault, in order.
+    pub(crate) fn problems_of(e: ValidationErrors) -> Vec<String> {
         e.0.into_iter().map(|p| p.field).collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{test_support::*, *};
 
     #[test]
     fn a_list_request_defaults_to_twenty_a_page_from_page_one() {

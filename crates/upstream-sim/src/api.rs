@@ -294,7 +294,8 @@ fn messaging_command(state: &SimState, command: &str, body: &[u8]) -> Result<Htt
             Ok(ok_json(br#"{"result":"OK"}"#.to_vec()))
         }
         _ => {
-            let key = match fields.get("media_key") {
+            // `media_key` in WhatsGate's docs, `mediaKey` in its swagger SDKs.
+            let key = match fields.get("media_key").filter(|v| !v.is_null()).or_else(|| fields.get("mediaKey")) {
                 Some(Value::String(key)) if !key.trim().is_empty() => key.trim().to_owned(),
                 None | Some(Value::Null) | Some(Value::String(_)) => {
                     return Err(ApiError::validation("media_key is required."));

@@ -168,26 +168,29 @@ impl Upstream {
     }
 
     /// Any command: `POST {base}/api/v1/<command>` with a JSON body. Answers the whole body of a
-    /// `{"result":"OK",...}` answer.
+    /// `{"result":"OK",...}` answer (or of `send`'s `{"result":{...}}`).
     pub async fn call<B: Serialize + ?Sized>(&self, command: &'static str, body: &B) -> Result<Value, UpstreamError> {
-        let started = std::time::Instant::now();
+        let mut count = Counted::new(self, command);
         let result = self.send(command, body).await;
-        if let Some(m) = &self.inner.metrics {
-            let status = match &result {
-                Ok(_) => "200".to_owned(),
-                Err(e) => match (e.status(), e.class()) {
-                    (Some(s), _) => s.to_string(),
-                    (None, ErrorClass::Timeout) => "timeout".to_owned(),
-                    (None, _) => "error".to_owned(),
-                },
-            };
-            m.requests.with_label_values(&[command, status.as_str()]).inc();
-            m.duration.with_label_values(&[command]).observe(started.elapsed().as_secs_f64());
-        }
+        count.finish(result.as_ref().err());
         result
     }
 
-    async fn send<B: Serialize + ?Sized>(&self, command: &str, body: &B) -> Result<Value, UpstreamError> {
+    /// Any command whose answer may be large (`get-media`): the HTTP 200 answer unread, for the caller to stream
+    /// on; any other answer read and turned into the error. The call is counted once its head arrived.
+    pub async fn open<B: Serialize + ?Sized>(
+        &self,
+        command: &'static str,
+        body: &B,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let mut count = Counted::new(self, command);
+        let result = self.post(command, body).await;
+        count.finish(result.as_ref().err());
+        result
+    }
+
+    /// The POST of one command: the answer of an HTTP 200, else the error its body describes.
+    async fn post<B: Serialize + ?Sized>(&self, command: &str, body: &B) -> Result<reqwest::Response, UpstreamError> {
         let inner = &self.inner;
         let url = format!("{}/api/v1/{command}", inner.base);
         let mut key = HeaderValue::from_str(inner.api_key.expose_secret())
@@ -203,21 +206,29 @@ impl Upstream {
             .await
             .map_err(|e| UpstreamError::from_transport(&e, inner.timeout))?;
         let status = response.status().as_u16();
+        if status == 200 {
+            return Ok(response);
+        }
         let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e, inner.timeout))?;
-        if status != 200 {
-            let e = UpstreamError::from_response(status, retry_after.as_deref(), &bytes);
-            tracing::debug!(
-                upstream.command = command,
-                upstream.status = status,
-                error.name = e.name(),
-                "upstream error"
-            );
-            return Err(e);
-        }
+        let e = UpstreamError::from_response(status, retry_after.as_deref(), &bytes);
+        tracing::debug!(upstream.command = command, upstream.status = status, error.name = e.name(), "upstream error");
+        Err(e)
+    }
+
+    async fn send<B: Serialize + ?Sized>(&self, command: &str, body: &B) -> Result<Value, UpstreamError> {
+        let response = self.post(command, body).await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e, self.inner.timeout))?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| UpstreamError::unexpected(status, format!("{command} answered 200 with invalid JSON: {e}")))?;
-        if value.get("result").and_then(Value::as_str) != Some("OK") {
+        // `{"result":"OK",...}`, or for `send` `{"result":<the message>}` (`{}` when queued).
+        let ok = match value.get("result") {
+            Some(Value::String(r)) => r == "OK",
+            Some(Value::Object(_)) => true,
+            _ => false,
+        };
+        if !ok {
             // A 200 that is not OK: read it as WhatsGate's error body if it is one.
             let e = UpstreamError::from_response(500, None, &bytes);
             return Err(if e.name().starts_with("Http") {
@@ -227,5 +238,47 @@ impl Upstream {
             });
         }
         Ok(value)
+    }
+}
+
+/// Counts one call in the upstream metrics when it ends, or as `timeout` when its caller's deadline drops it first
+/// (a call cut short still went out, and may have reached WhatsGate).
+struct Counted<'a> {
+    upstream: &'a Upstream,
+    command: &'static str,
+    started: std::time::Instant,
+    done: bool,
+}
+
+impl<'a> Counted<'a> {
+    fn new(upstream: &'a Upstream, command: &'static str) -> Self {
+        Self { upstream, command, started: std::time::Instant::now(), done: false }
+    }
+
+    fn finish(&mut self, error: Option<&UpstreamError>) {
+        self.done = true;
+        let status = match error {
+            None => "200".to_owned(),
+            Some(e) => match (e.status(), e.class()) {
+                (Some(s), _) => s.to_string(),
+                (None, ErrorClass::Timeout) => "timeout".to_owned(),
+                (None, _) => "error".to_owned(),
+            },
+        };
+        self.record(&status);
+    }
+
+    fn record(&self, status: &str) {
+        let Some(m) = &self.upstream.inner.metrics else { return };
+        m.requests.with_label_values(&[self.command, status]).inc();
+        m.duration.with_label_values(&[self.command]).observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record("timeout");
+        }
     }
 }

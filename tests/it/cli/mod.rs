@@ -178,7 +178,8 @@ async fn dev_stack(extra: &[&str]) {
         .await
         .expect("API answers");
     assert_eq!(r.status(), 200, "the printed curl works end to end");
-    let stats: Value = http.get(format!("http://{sim}/sim/stats")).send().await.unwrap().json().await.unwrap();
+    let stats: Value =
+        http.get(format!("http://{sim}/sim/stats")).send().await.expect("sim stats").json().await.expect("stats JSON");
     assert_eq!(stats["by_name"]["From the README"], 1);
 
     let pid = nix::unistd::Pid::from_raw(child.id().expect("pid") as i32);

@@ -11,6 +11,7 @@
 //! - every operation but the document itself may answer 503 (Redis unreachable).
 
 mod conventions;
+mod messaging;
 mod schemas;
 
 use actix_web::{HttpResponse, http::header};
@@ -18,7 +19,7 @@ use serde_json::Value;
 use utoipa::OpenApi;
 use wgate_types::{ErrorBody, JobView, SessionView};
 
-pub use self::{conventions::Conventions, schemas::*};
+pub use self::{conventions::Conventions, messaging::*, schemas::*};
 
 /// Security scheme names; each operation lists both, with its scope.
 pub const BEARER: &str = "bearer";
@@ -44,12 +45,25 @@ pub const API_KEY: &str = "api_key";
         crate::routes::qr::window_page,
         crate::routes::qr::window_state,
         crate::routes::hooks::relay_hook,
+        crate::routes::messages::send,
+        crate::routes::messages::send_v1,
+        crate::routes::messages::check,
+        crate::routes::messages::check_v1,
+        crate::routes::messages::get_chats,
+        crate::routes::messages::get_chats_v1,
+        crate::routes::messages::seen,
+        crate::routes::messages::seen_v1,
+        crate::routes::messages::typing,
+        crate::routes::messages::typing_v1,
+        crate::routes::messages::get_media,
+        crate::routes::messages::get_media_v1,
         openapi_json,
     ),
     components(schemas(ErrorBody, SessionView, JobView)),
     modifiers(&Conventions),
     tags(
         (name = "sessions", description = "Creating WhatsApp sessions and the commands on them"),
+        (name = "messages", description = "Messages through the caller's sessions, paced against bans; also under `/v1/`, the base path of WhatsGate's SDKs"),
         (name = "jobs", description = "The job behind each session-create"),
         (name = "qr-window", description = "The gateway's QR window, for tenants' customers (no token: the link is the capability)"),
         (name = "webhooks", description = "WhatsGate's webhooks, relayed to the tenant's callback"),
@@ -132,6 +146,6 @@ mod tests {
                 authenticated += 1;
             }
         }
-        assert_eq!(authenticated, 7, "the seven tenant operations are authenticated");
+        assert_eq!(authenticated, 19, "the nineteen tenant operations are authenticated");
     }
 }

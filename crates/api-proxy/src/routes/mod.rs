@@ -3,6 +3,7 @@
 
 pub(crate) mod hooks;
 pub(crate) mod jobs;
+pub(crate) mod messages;
 pub(crate) mod qr;
 pub(crate) mod session_create;
 pub(crate) mod sessions;
@@ -144,5 +145,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(crate::openapi::openapi_json))
             .default_service(method_not_allowed("GET")),
     );
+    messages::configure(cfg);
     qr::configure(cfg);
 }

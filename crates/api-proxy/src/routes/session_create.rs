@@ -106,7 +106,7 @@ pub async fn session_create(
 }
 
 /// The `Idempotency-Key` header, when sent.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = req.headers().get("idempotency-key") else { return Ok(None) };
     let key = v.to_str().ok().and_then(|s| IdempotencyKey::parse(s).ok()).ok_or_else(|| ApiError::BadHeader {
         header: "Idempotency-Key",

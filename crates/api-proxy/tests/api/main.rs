@@ -9,6 +9,7 @@ mod egress;
 mod hardening;
 mod helpers;
 mod jobs;
+mod messaging;
 mod metrics_and_errors;
 mod openapi;
 mod qr;

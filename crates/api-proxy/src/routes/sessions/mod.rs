@@ -26,7 +26,7 @@ const PRESENT_CONCURRENCY: usize = 16;
 const UNKNOWN: ApiError = ApiError::UnknownSession;
 
 mod listing;
-mod request;
+pub(crate) mod request;
 
 pub use listing::FETCH_CONCURRENCY;
 use listing::{fetch_each, present_listed, unique_id_of, upstream_id};
@@ -226,12 +226,12 @@ async fn begin_write<'s, T>(
     Ok((principal.tenant, upstream, command))
 }
 
-fn upstream_of(state: &AppState) -> Result<&SessionUpstream, ApiError> {
+pub(crate) fn upstream_of(state: &AppState) -> Result<&SessionUpstream, ApiError> {
     state.upstream.as_ref().ok_or(ApiError::UpstreamNotConfigured)
 }
 
 /// The owner record of a session of `tenant`; any other id, foreign or unknown, is the same 404.
-async fn owned(state: &AppState, tenant: &TenantId, id: &str) -> Result<SessionOwner, ApiError> {
+pub(crate) async fn owned(state: &AppState, tenant: &TenantId, id: &str) -> Result<SessionOwner, ApiError> {
     match state.store.session_owner(id).await? {
         Some(owner) if &owner.tenant == tenant => Ok(owner),
         _ => Err(UNKNOWN),

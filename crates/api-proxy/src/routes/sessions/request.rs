@@ -17,7 +17,17 @@ pub(super) async fn body_object(
     state: &AppState,
     payload: web::Payload,
 ) -> Result<Map<String, Value>, ApiError> {
-    let body = read_body(req, payload, MAX_BODY_BYTES, state.body_read_timeout).await?;
+    body_object_within(req, state, payload, MAX_BODY_BYTES).await
+}
+
+/// [`body_object`] for a body of up to `limit` bytes (413 above).
+pub(crate) async fn body_object_within(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Map<String, Value>, ApiError> {
+    let body = read_body(req, payload, limit, state.body_read_timeout).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
