@@ -8,12 +8,18 @@ use wgate_testkit::{RedisServer, free_port, unique_namespace};
 
 use crate::helpers::{SECRET, claims, header, hs256};
 
-struct Api {
-    base: String,
+/// A real `wgate-api` process, stopped when dropped.
+pub(crate) struct Api {
+    pub(crate) base: String,
     _child: tokio::process::Child,
 }
 
 async fn start_api(redis: &RedisServer, namespace: &str, store: &str) -> Api {
+    start_api_with(redis, namespace, &[("WGATE_RATE_LIMIT_STORE", store)]).await
+}
+
+/// A `wgate-api` process on `redis` and `namespace` (write rate 10/s, burst 20), with `env` set on top.
+pub(crate) async fn start_api_with(redis: &RedisServer, namespace: &str, env: &[(&str, &str)]) -> Api {
     let (port, admin) = (free_port(), free_port());
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wgate-api"));
     for (k, _) in std::env::vars() {
@@ -29,8 +35,8 @@ async fn start_api(redis: &RedisServer, namespace: &str, store: &str) -> Api {
         .env("WGATE_API_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
         .env("WGATE_RATE_PER_SECOND", "10")
         .env("WGATE_RATE_BURST", "20")
-        .env("WGATE_RATE_LIMIT_STORE", store)
         .env("WGATE_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

@@ -306,6 +306,9 @@ async fn an_incoming_file_is_served_by_get_media_streamed_at_the_size_the_test_c
     );
     assert_ne!(small.json["media"]["data"], first["media"]["data"]);
     assert_eq!(small.json["media"]["data"].as_str().map(str::len), Some(24), "16 bytes in base64");
+    // The swagger SDKs name the key `mediaKey`.
+    let sdk = sim.command("get-media", json!({ "WhatsappID": id, "mediaKey": other_key })).await;
+    assert_eq!(sdk.json, small.json, "the same file by the SDKs' field name");
 
     sim.command("get-media", json!({ "WhatsappID": id, "media_key": "nope" })).await.assert_error("NotFound");
     sim.command("get-media", json!({ "WhatsappID": id })).await.assert_error("ValidationError");
