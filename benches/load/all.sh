@@ -13,7 +13,8 @@ if [ "$quick" = 1 ]; then dur=5s; jobs=10000; rounds=1; chaos_jobs=300; else dur
 logs="$(mktemp -d -t wgate-bench-XXXXXX)"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-cargo build --release --quiet --bins
+cargo build --release --quiet --workspace --bins
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
 step() { echo "== $1 (log: $logs/$2.log)" >&2; }
 
 step "simulator alone, wrk" sim
@@ -30,7 +31,7 @@ else benches/load/workers.sh "1 2" "1 4 16 64 256" >"$logs/workers.log" 2>&1; fi
 step "peer baseline: BullMQ vs our no-op drain, same redis-server" peers
 benches/load/peers.sh "$jobs" 256 "$rounds" >"$logs/peers.log" 2>&1
 step "chaos: faults, worker SIGKILLs, redis-server restart" chaos
-target/release/wgate chaos --jobs "$chaos_jobs" >"$logs/chaos.log" 2>&1 || true
+"$bin/wgate" chaos --jobs "$chaos_jobs" >"$logs/chaos.log" 2>&1 || true
 if [ "$quick" = 0 ]; then
   step "criterion: JWT, limiter (100k tenants), validation, job records" criterion
   cargo bench -p wgate --bench auth --bench limits --bench validation --bench jobs >"$logs/criterion.log" 2>&1

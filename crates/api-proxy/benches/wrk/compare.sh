@@ -12,6 +12,7 @@ THREADS=${3:-2}
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is not installed: apt-get install -y redis-server" >&2; exit 1; }
 cargo build --release -q -p wgate-api-proxy --bin wgate-api --example bare_200
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 REDIS_PORT=$(free_port); API_PORT=$(free_port); ADMIN_PORT=$(free_port); BARE_PORT=$(free_port)
@@ -26,10 +27,10 @@ SECRET=bench-secret-0123456789
 WGATE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT WGATE_NAMESPACE=bench WGATE_JWT_SECRET=$SECRET \
   WGATE_API_LISTEN=127.0.0.1:$API_PORT WGATE_API_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT \
   WGATE_RATE_PER_SECOND=1000000000 WGATE_RATE_BURST=1000000000 WGATE_LOG=warn \
-  target/release/wgate-api &
+  "$BIN/wgate-api" &
 API_PID=$!
 PIDS+=($API_PID)
-target/release/examples/bare_200 "127.0.0.1:$BARE_PORT" &
+"$BIN/examples/bare_200" "127.0.0.1:$BARE_PORT" &
 PIDS+=($!)
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && curl -s -o /dev/null "http://127.0.0.1:$BARE_PORT/" && break
