@@ -28,4 +28,4 @@ pub use error::QueueError;
 pub use keys::{GROUP, Keys};
 pub use qr::QrTarget;
 pub use redis_conn::redact_url;
-pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, RateAnswer, Replay, SessionOwner};
+pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, RateAnswer, RateDraw, Replay, SessionOwner};
