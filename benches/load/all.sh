@@ -65,7 +65,7 @@ echo
 echo "| measure | target | result | command |"
 echo "| --- | --- | --- | --- |"
 echo "| simulator session-create | well over 20,000/s | $sim_rps requests/s, p99 $sim_p99 | \`benches/load/sim.sh $dur\` |"
-echo "| async session-create vs bare actix 200 | >= 0.5x | $ratio | \`crates/api-proxy/benches/wrk/compare.sh $dur\` |"
+echo "| async session-create vs a bare actix endpoint reading the same body | >= 0.5x | $ratio | \`crates/api-proxy/benches/wrk/compare.sh $dur\` |"
 echo "| async session-create at half the bare endpoint's load (hey) | p99 <= 5 ms | $half; bare endpoint p99 $half_bare | (same) |"
 echo "| API memory under that load | <= 64 MiB | $rss | (same) |"
 echo "| cost of one async session-create (CPU per request under that load) | API <= 30 us, Redis <= 15 us | $cost | (same) |"
