@@ -10,7 +10,7 @@ cd "$root"
 # shellcheck source=benches/load/latency.sh
 . benches/load/latency.sh
 latency_start "$@"
-cargo build --release --quiet --bins
+cargo build --release --quiet --workspace --bins
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
 # shellcheck source=benches/load/stack.sh

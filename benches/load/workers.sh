@@ -17,7 +17,7 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 for tool in wrk redis-server redis-cli python3 curl; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install -y $tool)" >&2; exit 1; }
 done
-cargo build --release --quiet --bins
+cargo build --release --quiet --workspace --bins
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 
 # shellcheck source=benches/load/stack.sh

@@ -17,7 +17,7 @@ use governor::{
     middleware::StateInformationMiddleware,
     state::keyed::DefaultKeyedStateStore,
 };
-use wgate_queue::{JobStore, QueueError};
+use wgate_queue::{JobStore, QueueError, RateAnswer, RateDraw};
 use wgate_types::TenantId;
 
 use crate::tenants::{TenantOverride, Tenants};
@@ -98,17 +98,37 @@ impl Pair {
         }
     }
 
-    /// Draws from the tenant's bucket in Redis.
-    async fn check_shared(&self, store: &JobStore, tenant: &TenantId, bucket: Bucket) -> Result<Decision, QueueError> {
-        let (rate, policy) = match bucket {
+    /// The rate and the policy header of one of this pair's buckets.
+    fn rate_of(&self, bucket: Bucket) -> (Rate, &String) {
+        match bucket {
             Bucket::Write => (self.write_rate, &self.write_policy),
             Bucket::Read => (self.write_rate.reads(), &self.read_policy),
-        };
-        let interval = Duration::from_secs_f64(1.0 / rate.per_second.max(1e-6));
-        let answer = store.rate_check(bucket.name(), tenant, interval, rate.burst.max(1)).await?;
+        }
+    }
+
+    /// How to draw from this pair's `bucket` in Redis.
+    fn draw(&self, bucket: Bucket) -> RateDraw<'static> {
+        let (rate, _) = self.rate_of(bucket);
+        RateDraw {
+            bucket: bucket.name(),
+            interval: Duration::from_secs_f64(1.0 / rate.per_second.max(1e-6)),
+            burst: rate.burst.max(1),
+        }
+    }
+
+    /// Draws from the tenant's bucket in Redis.
+    async fn check_shared(&self, store: &JobStore, tenant: &TenantId, bucket: Bucket) -> Result<Decision, QueueError> {
+        let draw = self.draw(bucket);
+        let answer = store.rate_check(draw.bucket, tenant, draw.interval, draw.burst).await?;
+        Ok(self.decision(bucket, answer))
+    }
+
+    /// The decision (and its headers) of a draw from the shared `bucket`.
+    fn decision(&self, bucket: Bucket, answer: RateAnswer) -> Decision {
+        let (_, policy) = self.rate_of(bucket);
         let name = bucket.name();
         let secs = |d: Duration| d.as_secs_f64().ceil() as u64;
-        Ok(if answer.allowed {
+        if answer.allowed {
             Decision {
                 allowed: true,
                 policy: policy.clone(),
@@ -123,7 +143,7 @@ impl Pair {
                 current: format!("\"{name}\";r=0;t={wait}"),
                 retry_after: Some(wait),
             }
-        })
+        }
     }
 
     fn check(&self, tenant: &TenantId, bucket: Bucket) -> Decision {
@@ -205,23 +225,48 @@ impl Limits {
     /// still a 503 within `WGATE_REDIS_TIMEOUT_MS`; the requests after it skip the shared check for a second.
     pub async fn decide(&self, tenant: &TenantId, bucket: Bucket) -> Result<Decision, QueueError> {
         let Some(store) = &self.shared else { return Ok(self.check(tenant, bucket)) };
-        let down = |m: &std::sync::Mutex<Option<std::time::Instant>>| {
-            m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|t| std::time::Instant::now() < t)
-        };
-        if down(&self.shared_down_until) {
+        if self.shared_down() {
             return Ok(self.check(tenant, bucket));
         }
-        let pair = self.overrides.read().ok().and_then(|m| m.get(tenant).cloned());
-        let shared = match &pair {
-            Some(p) => p.check_shared(store, tenant, bucket).await,
-            None => self.default.check_shared(store, tenant, bucket).await,
-        };
+        let pair = self.override_of(tenant);
+        let shared = pair.as_deref().unwrap_or(&self.default).check_shared(store, tenant, bucket).await;
         if let Err(e) = &shared {
-            tracing::warn!(error = %e, "the shared rate limit is unavailable; using this process's buckets for a second");
-            *self.shared_down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(std::time::Instant::now() + SHARED_RETRY_AFTER);
+            self.shared_failed(e);
         }
         shared
+    }
+
+    /// How the script that does a request's write should draw from the tenant's shared `bucket` in the same round
+    /// trip; `None` when the request must be decided on its own first ([`decide`](Self::decide)): with the `local`
+    /// store, or for a second after Redis did not answer.
+    pub fn shared_draw(&self, tenant: &TenantId, bucket: Bucket) -> Option<RateDraw<'static>> {
+        if self.shared.is_none() || self.shared_down() {
+            return None;
+        }
+        Some(self.override_of(tenant).as_deref().unwrap_or(&self.default).draw(bucket))
+    }
+
+    /// The decision of a draw made by [`shared_draw`](Self::shared_draw)'s script.
+    pub fn shared_decision(&self, tenant: &TenantId, bucket: Bucket, answer: RateAnswer) -> Decision {
+        self.override_of(tenant).as_deref().unwrap_or(&self.default).decision(bucket, answer)
+    }
+
+    /// The shared store did not answer: this process's buckets stand in for a second.
+    pub fn shared_failed(&self, e: &dyn std::fmt::Display) {
+        tracing::warn!(error = %e, "the shared rate limit is unavailable; using this process's buckets for a second");
+        *self.shared_down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(std::time::Instant::now() + SHARED_RETRY_AFTER);
+    }
+
+    fn shared_down(&self) -> bool {
+        self.shared_down_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|t| std::time::Instant::now() < t)
+    }
+
+    fn override_of(&self, tenant: &TenantId) -> Option<Arc<Pair>> {
+        self.overrides.read().ok().and_then(|m| m.get(tenant).cloned())
     }
 
     /// Applies the tenants file: tenants whose rate is unchanged keep their bucket state.
@@ -243,11 +288,7 @@ impl Limits {
     }
 
     pub fn check(&self, tenant: &TenantId, bucket: Bucket) -> Decision {
-        let pair = self.overrides.read().ok().and_then(|m| m.get(tenant).cloned());
-        match pair {
-            Some(p) => p.check(tenant, bucket),
-            None => self.default.check(tenant, bucket),
-        }
+        self.override_of(tenant).as_deref().unwrap_or(&self.default).check(tenant, bucket)
     }
 
     /// Drops the state of keys idle long enough to be back at a full bucket.

@@ -14,6 +14,11 @@ struct Cli {
     config: Option<PathBuf>,
 }
 
+// mimalloc: a quarter less API CPU per request than glibc's allocator under the session-create load (see
+// docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     wgate_service::init_crypto();

@@ -3,7 +3,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use wgate_queue::{Enqueued, HookTarget, JobStore, QueueError, Replay, SessionOwner};
+use wgate_queue::{Enqueued, HookTarget, JobStore, QueueError, RateAnswer, RateDraw, Replay, SessionOwner};
 use wgate_types::{CallbackUrl, IdempotencyKey, JobId, JobRecord, TenantId};
 
 use crate::{error::ApiError, metrics::ApiMetrics};
@@ -62,6 +62,22 @@ impl Store {
     ) -> Result<Enqueued, ApiError> {
         self.call_within("enqueue", self.timeout + self.acknowledged_extra, self.inner.enqueue(job, key, max_sessions))
             .await
+    }
+
+    /// [`enqueue`](Self::enqueue) after a draw from the tenant's shared bucket, in the same script.
+    pub async fn enqueue_drawing(
+        &self,
+        job: &JobRecord,
+        key: Option<&IdempotencyKey>,
+        max_sessions: Option<u32>,
+        draw: RateDraw<'_>,
+    ) -> Result<(RateAnswer, Option<Enqueued>), ApiError> {
+        self.call_within(
+            "enqueue",
+            self.timeout + self.acknowledged_extra,
+            self.inner.enqueue_drawing(job, key, max_sessions, draw),
+        )
+        .await
     }
 
     pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, ApiError> {

@@ -33,4 +33,4 @@ pub use messaging::{Pace, PaceAnswer, SendClaim};
 pub use qr::QrTarget;
 pub use redis_conn::redact_url;
 pub use settings::RedisSettings;
-pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, RateAnswer, Replay, SessionOwner};
+pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, RateAnswer, RateDraw, Replay, SessionOwner};

@@ -4,7 +4,14 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/enqueue.lua")));
+/// The scripts that draw from a tenant's rate-limit bucket start with the one GCRA function.
+macro_rules! with_gcra {
+    ($file:literal) => {
+        concat!(include_str!("lua/gcra.lua"), include_str!($file))
+    };
+}
+
+pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(with_gcra!("lua/enqueue.lua")));
 pub(crate) static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/replay.lua")));
 pub(crate) static COUNTS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/counts.lua")));
 pub(crate) static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/start.lua")));
@@ -16,7 +23,7 @@ pub(crate) static FORGET_SESSION: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/forget_session.lua")));
 pub(crate) static DEAD_LETTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/dead_letter.lua")));
 pub(crate) static TRIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/trim.lua")));
-pub(crate) static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rate.lua")));
+pub(crate) static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(with_gcra!("lua/rate.lua")));
 pub(crate) static SEND_CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/send_claim.lua")));
 pub(crate) static SEND_FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/send_finish.lua")));
 pub(crate) static PACE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/pace.lua")));

@@ -136,6 +136,49 @@ pub struct RateAnswer {
     pub retry_after: Duration,
 }
 
+/// One draw from a tenant's shared bucket, made by the script that does the request's write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDraw<'a> {
+    /// The bucket's name (`write`).
+    pub bucket: &'a str,
+    /// The time one request's worth takes to come back (1 / rate).
+    pub interval: Duration,
+    /// The bucket's size.
+    pub burst: u32,
+}
+
+fn interval_us(interval: Duration) -> u64 {
+    u64::try_from(interval.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The reply of `gcra()`: {allowed 1|0, left, microseconds until full, microseconds until one fits}.
+fn rate_answer((allowed, remaining, reset_us, retry_us): (i64, i64, i64, i64)) -> RateAnswer {
+    let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+    RateAnswer {
+        allowed: allowed == 1,
+        remaining: u32::try_from(remaining).unwrap_or(0),
+        reset: us(reset_us),
+        retry_after: us(retry_us),
+    }
+}
+
+/// The enqueue script's outcome `{tag, ...}`.
+fn enqueued(tag: &str, rest: Vec<Value>, max_sessions: Option<u32>, job: &JobRecord) -> Result<Enqueued, QueueError> {
+    match tag {
+        "created" => Ok(Enqueued::Created),
+        "conflict" => Ok(Enqueued::IdempotencyConflict),
+        "quota" => Ok(Enqueued::QuotaExceeded { limit: max_sessions.unwrap_or(0) }),
+        "existing" => {
+            let flat = rest.first().map(to_strings).transpose()?.unwrap_or_default();
+            record::from_flat(flat)?
+                .map(Enqueued::Existing)
+                .ok_or_else(|| QueueError::Corrupt("idempotent job vanished".into()))
+        }
+        "duplicate" => Err(QueueError::Corrupt(format!("job id {} is already taken", job.id))),
+        other => Err(QueueError::Corrupt(format!("enqueue script answered {other:?}"))),
+    }
+}
+
 impl JobStore {
     /// Checks the URL only; nothing is connected until the first call.
     pub fn new(config: QueueConfig) -> Result<Self, QueueError> {
@@ -166,6 +209,32 @@ impl JobStore {
         idempotency_key: Option<&IdempotencyKey>,
         max_sessions: Option<u32>,
     ) -> Result<Enqueued, QueueError> {
+        let (_, outcome) = self.enqueue_with(job, idempotency_key, max_sessions, None).await?;
+        outcome.ok_or_else(|| QueueError::Corrupt("enqueue script refused a draw it was not asked for".into()))
+    }
+
+    /// [`enqueue`](Self::enqueue) after drawing one request from the tenant's shared bucket `draw.bucket`, in the
+    /// same script (one round trip): the bucket's answer, and the outcome when the draw was allowed (nothing is
+    /// stored when it was refused).
+    pub async fn enqueue_drawing(
+        &self,
+        job: &JobRecord,
+        idempotency_key: Option<&IdempotencyKey>,
+        max_sessions: Option<u32>,
+        draw: RateDraw<'_>,
+    ) -> Result<(RateAnswer, Option<Enqueued>), QueueError> {
+        let (answer, outcome) = self.enqueue_with(job, idempotency_key, max_sessions, Some(draw)).await?;
+        let answer = answer.ok_or_else(|| QueueError::Corrupt("enqueue script did not draw from the bucket".into()))?;
+        Ok((answer, outcome))
+    }
+
+    async fn enqueue_with(
+        &self,
+        job: &JobRecord,
+        idempotency_key: Option<&IdempotencyKey>,
+        max_sessions: Option<u32>,
+        draw: Option<RateDraw<'_>>,
+    ) -> Result<(Option<RateAnswer>, Option<Enqueued>), QueueError> {
         let keys = &self.keys;
         let request_hash = sha256_hex(job.request.canonical_json().as_bytes());
         let idem_key = idempotency_key.map(|k| keys.idempotency(&job.tenant, k.as_str()));
@@ -178,6 +247,7 @@ impl JobStore {
             .key(keys.stream(job.kind))
             .key(idem_key.clone().unwrap_or_else(|| keys.job(job.id)))
             .key(if job.qr_token.is_empty() { keys.job(job.id) } else { keys.qr(&job.qr_token) })
+            .key(draw.map_or_else(|| keys.job(job.id), |d| keys.rate(d.bucket, &job.tenant)))
             .arg(if idem_key.is_some() { "1" } else { "0" })
             .arg(format!("{}:{request_hash}", job.id))
             .arg(ms(self.config.idempotency_ttl))
@@ -188,25 +258,28 @@ impl JobStore {
             .arg(GROUP)
             .arg(keys.prefix())
             .arg(if job.qr_token.is_empty() { 0 } else { ms(self.config.job_ttl) });
+        match draw {
+            Some(d) => inv.arg(interval_us(d.interval)).arg(d.burst.max(1)),
+            None => inv.arg("").arg(""),
+        };
         for (k, v) in &fields {
             inv.arg(*k).arg(v);
         }
         let reply: Value =
             self.redis.call_acknowledged("enqueue", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         let (tag, rest) = tagged(reply)?;
-        match tag.as_str() {
-            "created" => Ok(Enqueued::Created),
-            "conflict" => Ok(Enqueued::IdempotencyConflict),
-            "quota" => Ok(Enqueued::QuotaExceeded { limit: max_sessions.unwrap_or(0) }),
-            "existing" => {
-                let flat = rest.first().map(to_strings).transpose()?.unwrap_or_default();
-                record::from_flat(flat)?
-                    .map(Enqueued::Existing)
-                    .ok_or_else(|| QueueError::Corrupt("idempotent job vanished".into()))
-            }
-            "duplicate" => Err(QueueError::Corrupt(format!("job id {} is already taken", job.id))),
-            other => Err(QueueError::Corrupt(format!("enqueue script answered {other:?}"))),
+        if tag != "rated" {
+            return Ok((None, Some(enqueued(&tag, rest, max_sessions, job)?)));
         }
+        let mut rest = rest.into_iter();
+        let (Some(answer), Some(outcome)) = (rest.next(), rest.next()) else {
+            return Err(QueueError::Corrupt("enqueue script answered a draw without its outcome".into()));
+        };
+        let answer: (i64, i64, i64, i64) = redis::from_redis_value(answer)
+            .map_err(|e| QueueError::Corrupt(format!("enqueue script answered a bad draw: {e}")))?;
+        let (tag, rest) = tagged(outcome)?;
+        let outcome = if tag == "limited" { None } else { Some(enqueued(&tag, rest, max_sessions, job)?) };
+        Ok((Some(rate_answer(answer)), outcome))
     }
 
     /// Draws one request from a tenant's shared bucket (GCRA on Redis's clock): `interval` is the time one
@@ -219,18 +292,9 @@ impl JobStore {
         burst: u32,
     ) -> Result<RateAnswer, QueueError> {
         let mut inv = scripts::RATE.prepare_invoke();
-        inv.key(self.keys.rate(bucket, tenant))
-            .arg(u64::try_from(interval.as_micros()).unwrap_or(u64::MAX).max(1))
-            .arg(burst.max(1));
-        let (allowed, remaining, reset_us, retry_us): (i64, i64, i64, i64) =
-            self.redis.call("rate", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
-        let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
-        Ok(RateAnswer {
-            allowed: allowed == 1,
-            remaining: u32::try_from(remaining).unwrap_or(0),
-            reset: us(reset_us),
-            retry_after: us(retry_us),
-        })
+        inv.key(self.keys.rate(bucket, tenant)).arg(interval_us(interval)).arg(burst.max(1));
+        let answer = self.redis.call("rate", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        Ok(rate_answer(answer))
     }
 
     pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {

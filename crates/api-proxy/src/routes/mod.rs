@@ -21,7 +21,7 @@ use crate::{
     auth::{self, Principal},
     error::ApiError,
     fallback::method_not_allowed,
-    limits::Bucket,
+    limits::{Bucket, Decision},
     middleware::{JobHeader, RateHeaders},
     present::present_session,
     state::AppState,
@@ -35,21 +35,44 @@ pub async fn authorize(
     scope: Scope,
     bucket: Bucket,
 ) -> Result<Principal, ApiError> {
+    let principal = authenticate(req, state).await?;
+    admit(req, state, &principal, bucket).await?;
+    principal.require(scope)?;
+    Ok(principal)
+}
+
+/// The tenant the request's token names.
+pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Principal, ApiError> {
     let token = auth::token_of(req)?;
     let principal = state.verifier.verify(token).await?;
     tracing::Span::current().record("tenant", principal.tenant.as_str());
+    Ok(principal)
+}
+
+/// Draws one request from the tenant's `bucket` on its own (a round trip of its own with the shared store).
+pub async fn admit(req: &HttpRequest, state: &AppState, principal: &Principal, bucket: Bucket) -> Result<(), ApiError> {
     let decision = state.limits.decide(&principal.tenant, bucket).await.map_err(|e| {
         state.metrics.redis_errors.with_label_values(&["rate_limit"]).inc();
         ApiError::Unavailable { op: "rate_limit", cause: e.to_string() }
     })?;
+    apply_decision(req, state, principal, bucket, decision)
+}
+
+/// Records a rate-limit decision's headers for the answer; 429 when it refused the request.
+pub fn apply_decision(
+    req: &HttpRequest,
+    state: &AppState,
+    principal: &Principal,
+    bucket: Bucket,
+    decision: Decision,
+) -> Result<(), ApiError> {
     req.extensions_mut().insert(RateHeaders { policy: decision.policy, current: decision.current });
     if let Some(retry_after) = decision.retry_after {
         let label = state.metrics.tenant_label(principal.tenant.as_str());
         state.metrics.rate_limited.with_label_values(&[label.as_str()]).inc();
         return Err(ApiError::RateLimited { retry_after, bucket: bucket.name() });
     }
-    principal.require(scope)?;
-    Ok(principal)
+    Ok(())
 }
 
 /// A tenant's callback must be one the egress guard will call (see [`CallbackChecks::check`]).

@@ -14,11 +14,11 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use rand::RngCore;
 use time::OffsetDateTime;
-use wgate_queue::Enqueued;
-use wgate_types::{ErrorBody, IdempotencyKey, JobId, JobRecord, NewJob, Scope, SessionCreate, TenantId};
+use wgate_queue::{Enqueued, RateDraw};
+use wgate_types::{ErrorBody, IdempotencyKey, JobId, JobRecord, NewJob, Scope, SessionCreate};
 
-use super::{accepted, authorize, check_callback, finished, record_job};
-use crate::{error::ApiError, limits::Bucket, middleware::RequestId, prefer, state::AppState};
+use super::{accepted, admit, apply_decision, authenticate, check_callback, finished, record_job};
+use crate::{auth::Principal, error::ApiError, limits::Bucket, middleware::RequestId, prefer, state::AppState};
 
 /// Largest accepted body.
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -72,15 +72,24 @@ pub async fn session_create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = authorize(&req, &state, Scope::SessionsWrite, Bucket::Write).await?;
-    check_json_content_type(&req)?;
-    let body = read_body(&req, payload, MAX_BODY_BYTES, state.body_read_timeout).await?;
-    let key = idempotency_key(&req)?;
-    let request = SessionCreate::from_json(&body)?;
-    if let Some(callback) = request.callback() {
-        check_callback(&state, callback).await?;
+    let principal = authenticate(&req, &state).await?;
+    // With shared buckets the enqueue script draws from the write bucket itself (one round trip for both). A
+    // request turned away before it gets there draws on its own, so that a tenant over its limit is told 429
+    // before anything else, as on every route.
+    let draw = state.limits.shared_draw(&principal.tenant, Bucket::Write);
+    if draw.is_none() {
+        admit(&req, &state, &principal, Bucket::Write).await?;
     }
-    let (wait, applied) = wait_of(&prefer::parse(req.headers()), state.sync_wait);
+    let checked = match check(&req, payload, &state, &principal).await {
+        Ok(checked) => checked,
+        Err(e) => {
+            if draw.is_some() {
+                admit(&req, &state, &principal, Bucket::Write).await?;
+            }
+            return Err(e);
+        }
+    };
+    let Checked { request, key, wait, applied } = checked;
 
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let new = NewJob {
@@ -92,7 +101,7 @@ pub async fn session_create(
         qr_token: qr_token(),
     };
     let job = JobRecord::accepted(JobId::new(), new, OffsetDateTime::now_utc());
-    let (job, waiter) = enqueue(&req, &state, &principal.tenant, job, key.as_ref(), wait).await?;
+    let (job, waiter) = enqueue(&req, &state, &principal, job, key.as_ref(), wait, draw).await?;
     record_job(&req, job.id);
 
     let answer = if job.status.is_terminal() {
@@ -103,6 +112,33 @@ pub async fn session_create(
         Ok(accepted(&state, &job))
     };
     with_preference_applied(answer, applied)
+}
+
+/// A request that passed every check before the enqueue.
+struct Checked {
+    request: SessionCreate,
+    key: Option<IdempotencyKey>,
+    wait: Duration,
+    applied: Option<String>,
+}
+
+/// Scope, body, `Idempotency-Key`, callback and preferences.
+async fn check(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Checked, ApiError> {
+    principal.require(Scope::SessionsWrite)?;
+    check_json_content_type(req)?;
+    let body = read_body(req, payload, MAX_BODY_BYTES, state.body_read_timeout).await?;
+    let key = idempotency_key(req)?;
+    let request = SessionCreate::from_json(&body)?;
+    if let Some(callback) = request.callback() {
+        check_callback(state, callback).await?;
+    }
+    let (wait, applied) = wait_of(&prefer::parse(req.headers()), state.sync_wait);
+    Ok(Checked { request, key, wait, applied })
 }
 
 /// The `Idempotency-Key` header, when sent.
@@ -128,19 +164,39 @@ fn wait_of(prefs: &prefer::Preferences, sync_wait: Duration) -> (Duration, Optio
 }
 
 /// Stores and queues the job (or finds the one its idempotency key names), registering the completion waiter
-/// first when the answer is to wait, so a job that finishes at once is not missed.
+/// first when the answer is to wait, so a job that finishes at once is not missed. With `draw`, the same script
+/// first draws from the tenant's shared write bucket, and nothing is stored when that refuses.
 async fn enqueue(
     req: &HttpRequest,
     state: &AppState,
-    tenant: &TenantId,
+    principal: &Principal,
     job: JobRecord,
     key: Option<&IdempotencyKey>,
     wait: Duration,
+    draw: Option<RateDraw<'static>>,
 ) -> Result<(JobRecord, Option<wgate_queue::Waiter>), ApiError> {
+    let tenant = &principal.tenant;
     let max_sessions = state.max_sessions(tenant);
     let waiter = (!wait.is_zero()).then(|| state.completions.waiter(job.id));
-    let outcome = match state.store.enqueue(&job, key, max_sessions).await {
-        Ok(outcome) => outcome,
+    let stored = match draw {
+        None => state.store.enqueue(&job, key, max_sessions).await.map(Some),
+        Some(draw) => match state.store.enqueue_drawing(&job, key, max_sessions, draw).await {
+            Ok((answer, outcome)) => {
+                let decision = state.limits.shared_decision(tenant, Bucket::Write, answer);
+                apply_decision(req, state, principal, Bucket::Write, decision)?;
+                Ok(outcome)
+            }
+            Err(e) => {
+                if matches!(e, ApiError::Unavailable { .. }) {
+                    state.limits.shared_failed(&e);
+                }
+                Err(e)
+            }
+        },
+    };
+    let outcome = match stored {
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => return Err(ApiError::Internal(anyhow::anyhow!("the enqueue script refused an allowed draw"))),
         // The script may have run and only its reply been lost: the client must be told the job may exist.
         Err(ApiError::Unavailable { cause, .. }) => {
             record_job(req, job.id);

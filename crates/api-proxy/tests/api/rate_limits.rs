@@ -77,3 +77,76 @@ async fn the_tenants_file_is_reloaded_on_sighup() {
         pause(Duration::from_millis(20)).await;
     }
 }
+
+/// `calls` of each command Redis has run since its statistics were last reset (`INFO commandstats`).
+async fn command_calls(app: &TestApp) -> std::collections::HashMap<String, u64> {
+    let mut conn = app.redis.connection().await;
+    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+    stats
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn with_the_shared_store_an_async_create_draws_its_write_bucket_in_the_enqueue_round_trip() {
+    let app = TestApp::spawn_with(|s| {
+        s.rate_per_second = 0.5;
+        s.rate_burst = 3;
+    })
+    .await;
+    // The first create loads the scripts and opens the connections; count from the second on.
+    assert_eq!(app.create_async("acme", &body()).await.status(), 202);
+    let mut conn = app.redis.connection().await;
+    redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(&mut conn).await.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(app.create_async("acme", &body()).await.status().as_u16());
+    }
+    assert_eq!(statuses, [202, 202, 429], "burst 3: two more fit, the third is refused");
+    let calls = command_calls(&app).await;
+    // One script per create, the refused one included; the draw ran inside it (Redis's clock, `TIME`).
+    assert_eq!(calls.get("evalsha"), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("time"), Some(&3), "{calls:?}");
+    assert_eq!(calls.get("eval"), None, "{calls:?}");
+    let (records, entries, _) = stored_jobs(&app).await;
+    assert_eq!((records, entries), (3, 3), "the refused create stored nothing");
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_write_limit_is_told_429_before_a_bad_body_or_a_missing_scope() {
+    let app = TestApp::spawn_with(|s| {
+        s.rate_per_second = 0.5;
+        s.rate_burst = 1;
+    })
+    .await;
+    let bad = app.create_async("acme", &json!({"name": ""})).await;
+    assert_eq!(bad.status(), 400, "within the limit, the body's error");
+    assert!(header(bad.headers(), "ratelimit").unwrap().starts_with("\"write\";r=0;t="), "the bad body drew");
+    assert_eq!(app.create_async("acme", &json!({"name": ""})).await.status(), 429);
+    assert_eq!(app.create_async("acme", &body()).await.status(), 429);
+    let r = app
+        .client
+        .post(format!("{}/api/v1/session-create", app.base))
+        .bearer_auth(app.token_with_scope("acme", "sessions:read"))
+        .header("prefer", "respond-async")
+        .json(&body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "over the limit, 429 comes before the scope's 403");
+    let r = app
+        .client
+        .post(format!("{}/api/v1/session-create", app.base))
+        .bearer_auth(app.token_with_scope("globex", "sessions:read"))
+        .json(&body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "within the limit, the missing scope");
+    assert_eq!(header(r.headers(), "ratelimit-policy"), Some("\"write\";q=1;w=2"));
+}
