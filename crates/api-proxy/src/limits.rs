@@ -78,7 +78,8 @@ pub struct Decision {
     pub retry_after: Option<u64>,
 }
 
-struct Pair {
+/// One rate's two in-process buckets (writes, and reads at ten times the rate) with their `RateLimit-Policy` values.
+struct RateBuckets {
     write_rate: Rate,
     write: Keyed,
     read: Keyed,
@@ -86,7 +87,7 @@ struct Pair {
     read_policy: String,
 }
 
-impl Pair {
+impl RateBuckets {
     fn new(write_rate: Rate) -> Self {
         let read_rate = write_rate.reads();
         Self {
@@ -191,8 +192,8 @@ impl Pair {
 
 /// The limiters of one process.
 pub struct Limits {
-    default: Pair,
-    overrides: std::sync::RwLock<HashMap<TenantId, Arc<Pair>>>,
+    default: RateBuckets,
+    overrides: std::sync::RwLock<HashMap<TenantId, Arc<RateBuckets>>>,
     /// The shared buckets in Redis, unless the store is `local`.
     shared: Option<JobStore>,
     /// After the shared store failed, this process's buckets answer until then, so that a dead Redis does not add
@@ -206,7 +207,7 @@ const SHARED_RETRY_AFTER: Duration = Duration::from_secs(1);
 impl Limits {
     pub fn new(default: Rate) -> Self {
         Self {
-            default: Pair::new(default),
+            default: RateBuckets::new(default),
             overrides: Default::default(),
             shared: None,
             shared_down_until: Default::default(),
@@ -265,7 +266,7 @@ impl Limits {
             .is_some_and(|t| std::time::Instant::now() < t)
     }
 
-    fn override_of(&self, tenant: &TenantId) -> Option<Arc<Pair>> {
+    fn override_of(&self, tenant: &TenantId) -> Option<Arc<RateBuckets>> {
         self.overrides.read().ok().and_then(|m| m.get(tenant).cloned())
     }
 
@@ -280,7 +281,7 @@ impl Limits {
             let Some(rate) = override_rate(o, self.default.write_rate) else { continue };
             let pair = match map.get(tenant) {
                 Some(p) if p.write_rate == rate => p.clone(),
-                _ => Arc::new(Pair::new(rate)),
+                _ => Arc::new(RateBuckets::new(rate)),
             };
             next.insert(tenant.clone(), pair);
         }
