@@ -17,6 +17,7 @@ mod redis_conn;
 mod scripts;
 mod sessions;
 mod store;
+mod webhook;
 
 pub use attempt::{
     DEAD_LETTER_CAP, DEAD_LETTER_VALUE_MAX, Delivery, Finished, MAX_RECONCILE_PASSES, Outcome, Poison, Started, Written,
@@ -25,7 +26,11 @@ pub use backend::{Starter, StopHandle, StreamAck, StreamBackend, StreamConfig, c
 pub use completions::{Completions, Waiter};
 pub use config::{QueueConfig, RedisMode, RedisTls};
 pub use error::QueueError;
-pub use keys::{GROUP, Keys};
+pub use keys::{GROUP, Keys, Queue};
 pub use qr::QrTarget;
 pub use redis_conn::redact_url;
 pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, RateAnswer, Replay, SessionOwner};
+pub use webhook::{
+    DELIVERY_STATUSES, DeliveryFilter, DeliveryFinish, DeliveryOutcome, DeliveryPage, DeliveryRecord, DeliveryReplay,
+    DeliveryStart, HookState, NewEvent, Received, SCAN_LIMIT,
+};
