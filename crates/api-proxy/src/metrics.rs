@@ -18,6 +18,10 @@ pub struct ApiMetrics {
     pub jobs_enqueued: IntCounterVec,
     pub sync_wait: Histogram,
     pub redis_errors: IntCounterVec,
+    /// `wgate_webhook_events_received_total{event}` (events stored; WhatsGate's repeats not counted).
+    pub webhook_events_received: IntCounterVec,
+    /// `wgate_webhook_deliveries_total{outcome}`; the API counts `filtered` (stored, not to be delivered).
+    pub webhook_deliveries: IntCounterVec,
     tenants: Mutex<HashSet<String>>,
 }
 
@@ -77,6 +81,7 @@ impl ApiMetrics {
         for op in ["ping", "enqueue", "get", "replay", "hook", "rate_limit"] {
             redis_errors.with_label_values(&[op]);
         }
+        let (webhook_events_received, webhook_deliveries) = webhook_counters(registry)?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
@@ -92,6 +97,8 @@ impl ApiMetrics {
             jobs_enqueued,
             sync_wait,
             redis_errors,
+            webhook_events_received,
+            webhook_deliveries,
             tenants: Mutex::new(HashSet::new()),
         })
     }
@@ -111,6 +118,25 @@ impl ApiMetrics {
         }
         "other".to_owned()
     }
+}
+
+/// The webhook counters the API shares with the worker's names (each process registers its own).
+fn webhook_counters(registry: &Registry) -> prometheus::Result<(IntCounterVec, IntCounterVec)> {
+    let received = IntCounterVec::new(
+        Opts::new("wgate_webhook_events_received_total", "WhatsGate webhook events stored, by event action."),
+        &["event"],
+    )?;
+    for e in wgate_webhooks::KNOWN_EVENTS.iter().chain(&["other"]) {
+        received.with_label_values(&[e]);
+    }
+    let deliveries = IntCounterVec::new(
+        Opts::new("wgate_webhook_deliveries_total", "Webhook deliveries to tenants, by outcome."),
+        &["outcome"],
+    )?;
+    deliveries.with_label_values(&["filtered"]);
+    registry.register(Box::new(received.clone()))?;
+    registry.register(Box::new(deliveries.clone()))?;
+    Ok((received, deliveries))
 }
 
 #[cfg(test)]

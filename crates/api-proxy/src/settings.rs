@@ -90,6 +90,10 @@ pub struct ApiSettings {
     /// Bound on relaying one webhook to a tenant's callback.
     #[serde(default = "default_hook_timeout_ms")]
     pub hook_timeout_ms: u64,
+    /// The key tenants' webhook secrets are derived from (unset: a random key kept in Redis, made by the first
+    /// process that needs it).
+    #[serde(default, deserialize_with = "wgate_service::config::de::secret_like")]
+    pub webhook_signing_key: Option<SecretString>,
     /// Bound on reading one request body: a client that stops sending gets 408.
     #[serde(default = "default_body_read_timeout_ms")]
     pub body_read_timeout_ms: u64,
@@ -219,6 +223,7 @@ impl ApiSettings {
             max_attempts: default_max_attempts(),
             redis_timeout_ms: default_redis_timeout_ms(),
             hook_timeout_ms: default_hook_timeout_ms(),
+            webhook_signing_key: None,
             body_read_timeout_ms: default_body_read_timeout_ms(),
             egress_allow_nets: LOOPBACK_NETS.to_owned(),
             upstream_url: default_upstream_url(),
@@ -355,6 +360,7 @@ impl std::fmt::Debug for ApiSettings {
             .field("max_attempts", &self.max_attempts)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("hook_timeout_ms", &self.hook_timeout_ms)
+            .field("webhook_signing_key", &self.webhook_signing_key)
             .field("body_read_timeout_ms", &self.body_read_timeout_ms)
             .field("egress_allow_nets", &self.egress_allow_nets)
             .field("upstream_url", &self.upstream_url)

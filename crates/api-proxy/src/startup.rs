@@ -247,6 +247,7 @@ impl Application {
             body_read_timeout: settings.body_read_timeout(),
             qr_cache,
             upstream: session_upstream,
+            signing_key: wgate_webhooks::SigningKey::new(settings.webhook_signing_key.clone()),
         });
 
         tasks.extend(jwks_refresh(&state));

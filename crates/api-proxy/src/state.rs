@@ -35,6 +35,8 @@ pub struct AppState {
     pub upstream: Option<SessionUpstream>,
     /// The QR windows' per-session cache of upstream state.
     pub qr_cache: SessionCache,
+    /// What tenants' webhook secrets are derived from (`GET /api/v1/webhooks/secret`).
+    pub signing_key: wgate_webhooks::SigningKey,
 }
 
 impl AppState {

@@ -19,7 +19,8 @@ pub(crate) static TRIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_
 pub(crate) static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rate.lua")));
 pub(crate) static WEBHOOK_RECEIVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/webhook_receive.lua")));
-pub(crate) static WEBHOOK_START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/webhook_start.lua")));
+pub(crate) static WEBHOOK_START: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/webhook_start.lua")));
 pub(crate) static WEBHOOK_FINISH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/webhook_finish.lua")));
 pub(crate) static WEBHOOK_REPLAY: LazyLock<Script> =

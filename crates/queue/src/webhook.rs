@@ -136,13 +136,25 @@ pub enum DeliveryStart {
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    Delivered { status: u16 },
+    Delivered {
+        status: u16,
+    },
     /// Try again at `due_ms`.
-    Retry { due_ms: i64, error: String, status: Option<u16> },
+    Retry {
+        due_ms: i64,
+        error: String,
+        status: Option<u16>,
+    },
     /// The endpoint had no free slot: not counted as an attempt, run again at `due_ms`.
-    Defer { due_ms: i64 },
+    Defer {
+        due_ms: i64,
+    },
     /// No more attempts; `gone` is the URL that answered 410 Gone, stopped until a callback is set again.
-    Dead { error: String, status: Option<u16>, gone: Option<String> },
+    Dead {
+        error: String,
+        status: Option<u16>,
+        gone: Option<String>,
+    },
 }
 
 /// A finished attempt to write.
@@ -201,9 +213,7 @@ fn now_ms() -> i64 {
 
 fn flat_map(v: &Value) -> HashMap<String, String> {
     match v {
-        Value::Array(items) => {
-            items.chunks(2).filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?))).collect()
-        }
+        Value::Array(items) => items.chunks(2).filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?)?))).collect(),
         Value::Map(items) => items.iter().filter_map(|(k, v)| Some((text(k)?, text(v)?))).collect(),
         _ => HashMap::new(),
     }
@@ -252,8 +262,10 @@ impl JobStore {
         if let Some(at) = ev.event_at {
             inv.arg("event_at").arg(at);
         }
-        let reply: Value =
-            self.redis().call_acknowledged("receive event", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let reply: Value = self
+            .redis()
+            .call_acknowledged("receive event", |mut c| async move { inv.invoke_async(&mut c).await })
+            .await?;
         let (tag, rest) = tagged(reply)?;
         let first = rest.first().and_then(text).unwrap_or_default();
         match tag.as_str() {
@@ -460,8 +472,10 @@ impl JobStore {
             .arg(now_ms())
             .arg(GROUP)
             .arg(self.retention_ms());
-        let reply: Value =
-            self.redis().call_acknowledged("replay delivery", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        let reply: Value = self
+            .redis()
+            .call_acknowledged("replay delivery", |mut c| async move { inv.invoke_async(&mut c).await })
+            .await?;
         let (tag, rest) = tagged(reply)?;
         match tag.as_str() {
             "requeued" => Ok(DeliveryReplay::Requeued),

@@ -2,10 +2,12 @@
 //! secrets ([`signing`]), the retry schedule ([`schedule`]), the webhook settings of the tenants file
 //! ([`tenants`]) and the event names metrics may carry. No IO beyond reading the tenants file.
 
+pub mod keys;
 pub mod schedule;
 pub mod signing;
 pub mod tenants;
 
+pub use keys::SigningKey;
 pub use schedule::{DEFAULT_SCHEDULE, RetrySchedule};
 pub use signing::{WebhookSecret, signature_header};
 pub use tenants::{TenantWebhook, TenantWebhooks, WebhookSecrets};

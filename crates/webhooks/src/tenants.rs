@@ -60,7 +60,7 @@ impl<'de> Deserialize<'de> for WebhookSecrets {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct TenantWebhook {
     /// Where events go for sessions that have no callback of their own.
-    #[serde(default, deserialize_with = "url")]
+    #[serde(default, deserialize_with = "deserialize_url")]
     pub webhook_url: Option<CallbackUrl>,
     /// Only these event actions are delivered; unset: every one.
     #[serde(default)]
@@ -70,7 +70,8 @@ pub struct TenantWebhook {
     pub webhook_secret: Option<WebhookSecrets>,
 }
 
-fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CallbackUrl>, D::Error> {
+/// `webhook_url`: an absolute http(s) URL (the same rules as a session callback).
+pub fn deserialize_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CallbackUrl>, D::Error> {
     let Some(text) = Option::<String>::deserialize(d)? else { return Ok(None) };
     CallbackUrl::parse(&text)
         .map(Some)

@@ -44,6 +44,11 @@ pub const API_KEY: &str = "api_key";
         crate::routes::qr::window_page,
         crate::routes::qr::window_state,
         crate::routes::hooks::relay_hook,
+        crate::routes::webhooks::webhook_secret,
+        crate::routes::webhooks::list_deliveries,
+        crate::routes::webhooks::replay_delivery,
+        crate::routes::webhooks::events_get,
+        crate::routes::webhooks::events_get_v1,
         openapi_json,
     ),
     components(schemas(ErrorBody, SessionView, JobView)),
@@ -52,7 +57,8 @@ pub const API_KEY: &str = "api_key";
         (name = "sessions", description = "Creating WhatsApp sessions and the commands on them"),
         (name = "jobs", description = "The job behind each session-create"),
         (name = "qr-window", description = "The gateway's QR window, for tenants' customers (no token: the link is the capability)"),
-        (name = "webhooks", description = "WhatsGate's webhooks, relayed to the tenant's callback"),
+        (name = "webhooks", description = "WhatsGate's webhooks: stored, then delivered to the tenant signed (Standard \
+            Webhooks) with retries; the deliveries, their replay, and events-get for polling"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -26,7 +26,7 @@ const PRESENT_CONCURRENCY: usize = 16;
 const UNKNOWN: ApiError = ApiError::UnknownSession;
 
 mod listing;
-mod request;
+pub(crate) mod request;
 
 pub use listing::FETCH_CONCURRENCY;
 use listing::{fetch_each, present_listed, unique_id_of, upstream_id};
