@@ -1,16 +1,18 @@
 //! Test helpers shared by every crate's integration tests: a private `redis-server` per test, ports that no other
-//! socket can take, a child process's own announcement of its address, and a test-only tracing initialiser. No
+//! socket can take, a child process's own announcement of its address, a webhook receiver, and a test-only tracing initialiser. No
 //! service depends on this crate; `wgate dev` uses its `RedisServer` for a throwaway Redis.
 
 mod certs;
 mod ports;
 mod process;
+mod receiver;
 mod redis_server;
 mod sentinel;
 
 pub use certs::TestCertificates;
 pub use ports::{ClosedPort, free_port};
 pub use process::{ChildLog, address_in, announced};
+pub use receiver::{Behaviour, Received, Receiver};
 pub use redis_server::{Frozen, RedisServer, RedisServerOptions, RedisTlsOptions};
 pub use sentinel::{DOWN_AFTER_MS, SentinelGroup};
 

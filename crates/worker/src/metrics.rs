@@ -59,7 +59,9 @@ impl WorkerMetrics {
         }
         let webhook_duration = Histogram::with_opts(
             HistogramOpts::new("wgate_webhook_delivery_duration_seconds", "One webhook POST to a tenant's endpoint.")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0]),
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
+                ]),
         )?;
         let webhook_lag = Histogram::with_opts(
             HistogramOpts::new("wgate_webhook_lag_seconds", "From a webhook event's receipt to its delivery.").buckets(

@@ -175,8 +175,9 @@ impl Settings {
     pub fn webhook_schedule(&self) -> Result<wgate_webhooks::RetrySchedule, ConfigError> {
         match self.webhook_retry_schedule.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(wgate_webhooks::RetrySchedule::default()),
-            Some(s) => wgate_webhooks::RetrySchedule::parse(s)
-                .map_err(|e| ConfigError::setting("webhook_retry_schedule", e)),
+            Some(s) => {
+                wgate_webhooks::RetrySchedule::parse(s).map_err(|e| ConfigError::setting("webhook_retry_schedule", e))
+            }
         }
     }
 

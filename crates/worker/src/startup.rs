@@ -4,8 +4,8 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use futures::FutureExt as _;
 use apalis_core::worker::{builder::WorkerBuilder, context::WorkerContext, ext::parallelize::ParallelizeExt};
+use futures::FutureExt as _;
 use wgate_queue::{JobStore, Queue, QueueConfig, StopHandle, StreamBackend, StreamConfig, consumer_name};
 use wgate_service::{AdminServer, ReadyCheck};
 use wgate_types::JobKind;
@@ -132,7 +132,8 @@ impl Application {
     /// Runs until `shutdown` resolves, then stops fetching, lets in-flight jobs finish (bounded by
     /// `WGATE_SHUTDOWN_TIMEOUT_MS`) and gives fetched-but-unstarted jobs back to the queue.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Self { admin, admin_addr, worker, contexts, stops, store, tenant_hooks, metrics, settings, consumer } = self;
+        let Self { admin, admin_addr, worker, contexts, stops, store, tenant_hooks, metrics, settings, consumer } =
+            self;
         tracing::info!(admin = %admin_addr, consumer = %consumer, concurrency = settings.worker_concurrency, "wgate-worker started");
         let admin_handle = admin.handle();
         let admin_task = tokio::spawn(admin);

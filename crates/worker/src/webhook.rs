@@ -192,8 +192,7 @@ async fn run(d: Delivery, deps: Arc<DeliveryDeps>) -> Result<Finished, BoxDynErr
             deps.metrics.webhook_lag.observe(secs);
         }
         let finish = DeliveryFinish { delivery: &d, hook_token: &record.hook_token, attempt: record.attempts, outcome };
-        match with_redis("finishing a delivery", || deps.store.finish_deliveries(std::slice::from_ref(&finish))).await
-        {
+        match with_redis("finishing a delivery", || deps.store.finish_deliveries(std::slice::from_ref(&finish))).await {
             Ok(_) => Ok(Finished::nothing(d.clone())),
             // Left un-acked: taken over after the visibility timeout, and tried again (the same webhook-id).
             Err(e) => Err(e),
@@ -209,7 +208,11 @@ const REFUSED: &str = "refused by the egress guard";
 async fn attempt(deps: &DeliveryDeps, record: &DeliveryRecord, hook: &HookState) -> DeliveryOutcome {
     let tenants = deps.tenants.current();
     let settings = tenants.get(&record.tenant);
-    let url = match hook.callback.clone().or_else(|| settings.and_then(|s| s.webhook_url.as_ref()).map(|u| u.as_str().to_owned())) {
+    let url = match hook
+        .callback
+        .clone()
+        .or_else(|| settings.and_then(|s| s.webhook_url.as_ref()).map(|u| u.as_str().to_owned()))
+    {
         Some(url) => url,
         None => {
             return DeliveryOutcome::Dead {
@@ -247,7 +250,11 @@ async fn attempt(deps: &DeliveryDeps, record: &DeliveryRecord, hook: &HookState)
         Err(EgressError::Refused(r)) => return refused(format!("{REFUSED}: {}", r.rule)),
         Err(EgressError::Gateway(_)) => return refused(format!("{REFUSED}: the endpoint is the gateway itself")),
         Err(EgressError::BadUrl) => {
-            return DeliveryOutcome::Dead { error: "the endpoint is not a usable URL".into(), status: None, gone: None };
+            return DeliveryOutcome::Dead {
+                error: "the endpoint is not a usable URL".into(),
+                status: None,
+                gone: None,
+            };
         }
     };
     let mut request = request
@@ -298,7 +305,13 @@ async fn attempt(deps: &DeliveryDeps, record: &DeliveryRecord, hook: &HookState)
             None if e.is_timeout() => {
                 retry(deps, record, format!("no answer within {} ms", deps.timeout.as_millis()), None, None)
             }
-            None => retry(deps, record, format!("the endpoint could not be reached: {}", wgate_egress::describe(e)), None, None),
+            None => retry(
+                deps,
+                record,
+                format!("the endpoint could not be reached: {}", wgate_egress::describe(e)),
+                None,
+                None,
+            ),
         },
     }
 }
