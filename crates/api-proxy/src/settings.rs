@@ -87,9 +87,6 @@ pub struct ApiSettings {
     /// Bound on every Redis call: a dead Redis is a 503 within this time.
     #[serde(default = "default_redis_timeout_ms")]
     pub redis_timeout_ms: u64,
-    /// Bound on relaying one webhook to a tenant's callback.
-    #[serde(default = "default_hook_timeout_ms")]
-    pub hook_timeout_ms: u64,
     /// The key tenants' webhook secrets are derived from (unset: a random key kept in Redis, made by the first
     /// process that needs it).
     #[serde(default, deserialize_with = "wgate_service::config::de::secret_like")]
@@ -166,9 +163,6 @@ fn default_max_attempts() -> u32 {
 fn default_redis_timeout_ms() -> u64 {
     1_000
 }
-fn default_hook_timeout_ms() -> u64 {
-    10_000
-}
 fn default_body_read_timeout_ms() -> u64 {
     10_000
 }
@@ -222,7 +216,6 @@ impl ApiSettings {
             sync_wait_ms: default_sync_wait_ms(),
             max_attempts: default_max_attempts(),
             redis_timeout_ms: default_redis_timeout_ms(),
-            hook_timeout_ms: default_hook_timeout_ms(),
             webhook_signing_key: None,
             body_read_timeout_ms: default_body_read_timeout_ms(),
             egress_allow_nets: LOOPBACK_NETS.to_owned(),
@@ -359,7 +352,6 @@ impl std::fmt::Debug for ApiSettings {
             .field("sync_wait_ms", &self.sync_wait_ms)
             .field("max_attempts", &self.max_attempts)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
-            .field("hook_timeout_ms", &self.hook_timeout_ms)
             .field("webhook_signing_key", &self.webhook_signing_key)
             .field("body_read_timeout_ms", &self.body_read_timeout_ms)
             .field("egress_allow_nets", &self.egress_allow_nets)
