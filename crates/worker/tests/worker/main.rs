@@ -5,6 +5,7 @@
 mod helpers;
 mod poison;
 mod reconcile;
+mod webhooks;
 
 use std::time::Duration;
 
