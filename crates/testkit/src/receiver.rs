@@ -17,6 +17,8 @@ pub enum Behaviour {
     Answer { status: u16, retry_after: Option<u64> },
     /// Never answers (the caller's timeout ends the request).
     Hang,
+    /// 200 to every `ok_every`-th request, 503 to the others: an endpoint that fails most of the time.
+    Flaky { ok_every: u32 },
 }
 
 impl Behaviour {
@@ -55,6 +57,8 @@ impl Received {
 
 struct Shared {
     behaviour: Mutex<Behaviour>,
+    /// Requests so far, for `Flaky`.
+    count: std::sync::atomic::AtomicU32,
     got: Mutex<Vec<Received>>,
     changed: Notify,
 }
@@ -74,15 +78,21 @@ async fn take(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned())))
         .collect();
+    let n = shared.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let behaviour = match behaviour {
+        Behaviour::Flaky { ok_every } if n.is_multiple_of(ok_every.max(1)) => Behaviour::OK,
+        Behaviour::Flaky { .. } => Behaviour::status(503),
+        other => other,
+    };
     let answered = match &behaviour {
         Behaviour::Answer { status, .. } => *status,
-        Behaviour::Hang => 0,
+        Behaviour::Hang | Behaviour::Flaky { .. } => 0,
     };
     let got = Received { headers, body: String::from_utf8_lossy(&body).into_owned(), answered, at: Instant::now() };
     shared.got.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(got);
     shared.changed.notify_waiters();
     match behaviour {
-        Behaviour::Hang => {
+        Behaviour::Hang | Behaviour::Flaky { .. } => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             HttpResponse::Ok().finish()
         }
@@ -99,8 +109,12 @@ async fn take(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>
 
 impl Receiver {
     pub async fn start(behaviour: Behaviour) -> Self {
-        let shared =
-            Arc::new(Shared { behaviour: Mutex::new(behaviour), got: Mutex::new(Vec::new()), changed: Notify::new() });
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(behaviour),
+            count: std::sync::atomic::AtomicU32::new(0),
+            got: Mutex::new(Vec::new()),
+            changed: Notify::new(),
+        });
         let data = web::Data::new(shared.clone());
         let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(take)))
             .workers(1)
