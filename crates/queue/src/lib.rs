@@ -18,6 +18,7 @@ mod scripts;
 mod sessions;
 mod store;
 mod webhook;
+mod webhook_batch;
 
 pub use attempt::{
     DEAD_LETTER_CAP, DEAD_LETTER_VALUE_MAX, Delivery, Finished, MAX_RECONCILE_PASSES, Outcome, Poison, Started, Written,
@@ -34,3 +35,4 @@ pub use webhook::{
     DELIVERY_STATUSES, DeliveryFilter, DeliveryFinish, DeliveryOutcome, DeliveryPage, DeliveryRecord, DeliveryReplay,
     DeliveryStart, HookState, NewEvent, Received, SCAN_LIMIT,
 };
+pub use webhook_batch::DeliveryBatcher;

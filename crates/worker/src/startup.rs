@@ -93,12 +93,14 @@ impl Application {
         let hook_store = store.for_queue(Queue::Webhook);
         let hook_backend = StreamBackend::new(hook_store.clone(), stream_config(settings.webhook_concurrency));
         let hook_stop = hook_backend.stop_handle();
+        let schedule = settings.webhook_schedule()?;
         let delivery = Arc::new(DeliveryDeps {
+            batcher: wgate_queue::DeliveryBatcher::start(hook_store.clone(), schedule.attempts()),
             store: hook_store,
             client: delivery_client(&settings, admin_addr)?,
             tenants: tenant_hooks.clone(),
             signing_key: wgate_webhooks::SigningKey::new(settings.webhook_signing_key.clone()),
-            schedule: settings.webhook_schedule()?,
+            schedule,
             timeout: Duration::from_millis(settings.webhook_timeout_ms),
             endpoints: EndpointSlots::new(settings.webhook_endpoint_concurrency),
             metrics: metrics.clone(),

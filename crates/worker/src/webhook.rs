@@ -23,7 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 use wgate_egress::{EgressClient, EgressError};
 use wgate_queue::{
-    Delivery, DeliveryFinish, DeliveryOutcome, DeliveryRecord, DeliveryStart, Finished, HookState, JobStore, QueueError,
+    Delivery, DeliveryBatcher, DeliveryFinish, DeliveryOutcome, DeliveryRecord, DeliveryStart, Finished, HookState,
+    JobStore, QueueError,
 };
 use wgate_webhooks::{RetrySchedule, SigningKey, TenantWebhooks};
 
@@ -106,6 +107,8 @@ impl EndpointSlots {
 pub struct DeliveryDeps {
     /// The store on the webhook queue.
     pub store: JobStore,
+    /// Starts and finishes attempts in batches.
+    pub batcher: DeliveryBatcher,
     pub client: EgressClient,
     pub tenants: TenantHooks,
     pub signing_key: SigningKey,
@@ -154,17 +157,15 @@ fn ms(d: Duration) -> i64 {
 }
 
 async fn run(d: Delivery, deps: Arc<DeliveryDeps>) -> Result<Finished, BoxDynError> {
-    let attempts = deps.schedule.attempts();
-    let started =
-        with_redis("starting a delivery", || deps.store.start_deliveries(std::slice::from_ref(&d), attempts)).await?;
-    let (record, hook) = match started.into_iter().next() {
-        Some(DeliveryStart::Run { record, hook }) => (record, hook),
-        Some(DeliveryStart::Dead) => {
+    let started = with_redis("starting a delivery", || deps.batcher.start_delivery(&d)).await?;
+    let (record, hook) = match started {
+        DeliveryStart::Run { record, hook } => (record, hook),
+        DeliveryStart::Dead => {
             tracing::warn!(delivery.id = %d.job_id, "webhook delivery is dead: its last attempt never finished");
             deps.metrics.webhook_deliveries.with_label_values(&["dead"]).inc();
             return Ok(Finished::nothing(d));
         }
-        _ => return Ok(Finished::nothing(d)),
+        DeliveryStart::Skip => return Ok(Finished::nothing(d)),
     };
     let span = tracing::info_span!("webhook", delivery.id = %record.id, tenant = %record.tenant.as_str(),
         attempt = record.attempts, event = %record.event);
