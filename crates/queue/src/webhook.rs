@@ -207,6 +207,26 @@ pub struct DeliveryPage {
     pub total: usize,
 }
 
+fn parse_start(item: Value) -> Result<DeliveryStart, QueueError> {
+    let (tag, rest) = tagged(item)?;
+    match tag.as_str() {
+        "skip" => Ok(DeliveryStart::Skip),
+        "dead" => Ok(DeliveryStart::Dead),
+        "run" => {
+            let record = rest.first().map(flat_map).unwrap_or_default();
+            let hook = rest.get(1).map(flat_map).unwrap_or_default();
+            let record = DeliveryRecord::from_map(&record)?
+                .ok_or_else(|| QueueError::Corrupt("the started delivery vanished".into()))?;
+            let hook = HookState {
+                callback: hook.get("callback").filter(|c| !c.is_empty()).cloned(),
+                gone: hook.get("gone").filter(|c| !c.is_empty()).cloned(),
+            };
+            Ok(DeliveryStart::Run { record: Box::new(record), hook })
+        }
+        other => Err(QueueError::Corrupt(format!("delivery start script answered {other:?}"))),
+    }
+}
+
 fn now_ms() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
@@ -302,29 +322,28 @@ impl JobStore {
         if items.len() != deliveries.len() {
             return Err(QueueError::Corrupt("delivery start script answered a list of another length".into()));
         }
-        items
-            .into_iter()
-            .map(|item| {
-                let (tag, rest) = tagged(item)?;
-                match tag.as_str() {
-                    "skip" => Ok(DeliveryStart::Skip),
-                    "dead" => Ok(DeliveryStart::Dead),
-                    "run" => {
-                        let record = rest.first().map(flat_map).unwrap_or_default();
-                        let hook = rest.get(1).map(flat_map).unwrap_or_default();
-                        let Some(record) = DeliveryRecord::from_map(&record)? else {
-                            return Ok(DeliveryStart::Skip);
-                        };
-                        let hook = HookState {
-                            callback: hook.get("callback").filter(|c| !c.is_empty()).cloned(),
-                            gone: hook.get("gone").filter(|c| !c.is_empty()).cloned(),
-                        };
-                        Ok(DeliveryStart::Run { record: Box::new(record), hook })
-                    }
-                    other => Err(QueueError::Corrupt(format!("delivery start script answered {other:?}"))),
+        // One record that cannot be read must not fail the batch: it is set aside (dead-lettered), the others run.
+        let mut started = Vec::with_capacity(items.len());
+        let mut poison = Vec::new();
+        for (d, item) in deliveries.iter().zip(items) {
+            match parse_start(item) {
+                Ok(s) => started.push(s),
+                Err(e) => {
+                    poison.push(crate::Poison {
+                        entry_id: d.entry_id.clone(),
+                        fields: vec![("job".into(), d.job_id.to_string())],
+                        reason: format!("the delivery record cannot be read: {e}"),
+                    });
+                    started.push(DeliveryStart::Skip);
                 }
-            })
-            .collect()
+            }
+        }
+        if !poison.is_empty()
+            && let Err(e) = self.for_queue(Queue::Webhook).dead_letter(&poison).await
+        {
+            tracing::warn!(error = %e, "could not dead-letter deliveries; they will be taken over and tried again");
+        }
+        Ok(started)
     }
 
     /// Writes finished attempts (fenced by their attempt number), acks their entries; one script run.

@@ -127,3 +127,36 @@ async fn a_redis_restart_mid_run_loses_no_acknowledged_event() {
         .await;
     check_all_delivered_with_stable_ids(&got, 1..=30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_record_that_cannot_be_read_is_dead_lettered_and_the_others_are_delivered() {
+    let world = World::start(json!({})).await;
+    let receiver = Receiver::start(Behaviour::OK).await;
+    hook(&world, &receiver.url).await;
+    for n in 1..=3 {
+        receive(&world, n).await;
+    }
+    let tenant = TenantId::parse("acme").unwrap();
+    let stored = world.store.tenant_deliveries(&tenant, &Default::default(), 0, 10).await.unwrap();
+    let broken = stored.items.iter().find(|d| d.event_id == "2").expect("event 2 stored").id;
+    let mut conn = world.redis.connection().await;
+    let _: () = conn.hset(world.key(&format!("delivery:{broken}")), "tenant", "not a tenant!").await.unwrap();
+
+    let _worker = WorkerProcess::start(env(&world)).await;
+    receiver
+        .wait_until("events 1 and 3 delivered", Duration::from_secs(10), |got| {
+            [1, 3].iter().all(|n| got.iter().any(|r| r.delivered() && event_id(r) == Some(*n)))
+        })
+        .await;
+    let letters = async {
+        loop {
+            let n: u64 = conn.llen(world.key("dead-letters:webhook")).await.unwrap();
+            if n == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), letters).await.expect("the broken delivery dead-lettered in time");
+    assert!(receiver.got().iter().all(|r| event_id(r) != Some(2)), "the unreadable delivery was not sent");
+}
