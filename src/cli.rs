@@ -41,6 +41,8 @@ pub enum Command {
     Chaos(crate::chaos::ChaosArgs),
     /// Look at or replay jobs in Redis.
     Jobs(crate::jobs::JobsArgs),
+    /// List or replay webhook deliveries in Redis.
+    Hooks(crate::hooks::HooksArgs),
     /// Print the API's OpenAPI 3.1 document (as served at `GET /openapi.json` and kept in docs/openapi.json).
     Openapi,
 }
@@ -57,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Jobs(args) => tokio::runtime::Runtime::new()?.block_on(crate::jobs::run(args)),
+        Command::Hooks(args) => tokio::runtime::Runtime::new()?.block_on(crate::hooks::run(args)),
         Command::Dev(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(crate::dev::run(args))

@@ -120,14 +120,20 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         logging: wgate_service::LogSettings { log: "info".into(), log_format: wgate_service::LogFormat::Pretty },
         worker_admin_listen: args.worker_admin_listen,
         public_url: public_url.clone(),
+        // Webhook endpoints on this machine (a local receiver) are reachable in development.
+        egress_allow_nets: wgate_api_proxy::settings::LOOPBACK_NETS.to_owned(),
+        webhook_retry_schedule: Some("1s,5s,30s,2m,10m".to_owned()),
         ..Default::default()
     })
     .await
     .with_context(|| format!("starting the worker (admin on {}, --worker-admin-listen)", args.worker_admin_listen))?;
 
     let token = token::mint(secret.as_bytes(), &TokenRequest::day_pass(&args.tenant), token::now_secs())?;
+    let admin = TokenRequest { scope: Some("admin".to_owned()), ..TokenRequest::day_pass(&args.tenant) };
+    let admin_token = token::mint(secret.as_bytes(), &admin, token::now_secs())?;
     println!(
-        "\nwgate dev stack is up (Ctrl-C stops it)\n  redis     {redis_url}\n  simulator {sim_url}  (stats: {sim_url}/sim/stats)\n  api       http://{api_addr}  (metrics: http://{api_admin}/metrics)\n  worker    metrics: http://{worker_admin}/metrics\n  tenant    {tenant}, HS256 secret {secret}\n\nTry:\n  curl -s -X POST http://{api_addr}/api/v1/session-create \\\n    -H 'Authorization: Bearer {token}' \\\n    -H 'Content-Type: application/json' -d '{{\"name\":\"My WhatsApp\"}}'\n",
+        "\nwgate dev stack is up (Ctrl-C stops it)\n  redis     {redis_url}\n  simulator {sim_url}  (stats: {sim_url}/sim/stats)\n  api       http://{api_addr}  (metrics: http://{api_admin}/metrics)\n  worker    metrics: http://{worker_admin}/metrics\n  tenant    {tenant}, HS256 secret {secret}\n\nTry:\n  curl -s -X POST http://{api_addr}/api/v1/session-create \\\n    -H 'Authorization: Bearer {token}' \\\n    -H 'Content-Type: application/json' -d '{{\"name\":\"My WhatsApp\"}}'\n{webhooks}",
+        webhooks = webhook_help(&api.address().to_string(), &sim_url, &token, &admin_token),
         api_addr = api.address(),
         api_admin = api.admin_address(),
         worker_admin = worker.admin_addr(),
@@ -142,6 +148,23 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     sim_task.abort();
     api_result.context("the API stopped with an error")?;
     Ok(())
+}
+
+/// How to receive and verify a webhook delivery on this machine.
+fn webhook_help(api: &str, sim: &str, token: &str, admin_token: &str) -> String {
+    format!(
+        "\nWebhooks (retries here after 1s, 5s, 30s, 2m, 10m):\n  \
+         1. your secret:  curl -s http://{api}/api/v1/webhooks/secret -H 'Authorization: Bearer {admin_token}'\n  \
+         2. a receiver that prints and verifies each delivery (pip install standardwebhooks to use the official \
+         library):\n       scripts/webhook-receiver --port 9000 --secret whsec_...\n  \
+         3. a session whose callback is that receiver:\n       curl -s -X POST http://{api}/api/v1/session-create \\\n         \
+         -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n         \
+         -d '{{\"name\":\"Hooked\",\"callback\":\"http://127.0.0.1:9000/hook\"}}'\n  \
+         4. the device scanned (a `ready` event), then an incoming message (unique_id from step 3):\n       \
+         curl -s -X POST {sim}/sim/sessions/<unique_id>/scan\n       \
+         curl -s -X POST {sim}/sim/sessions/<unique_id>/incoming -d '{{\"from\":\"79990001122\",\"body\":\"hi\"}}'\n  \
+         5. what was delivered:  curl -s 'http://{api}/api/v1/webhooks/deliveries' -H 'Authorization: Bearer {token}'\n"
+    )
 }
 
 fn random_secret() -> String {

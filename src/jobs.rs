@@ -8,20 +8,15 @@ use wgate_api_proxy::tenants::Tenants;
 use wgate_queue::{JobStore, QueueConfig, RedisTls, Replay};
 use wgate_types::JobId;
 
+/// Where the deployment's Redis is (shared by `wgate jobs` and `wgate hooks`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct JobsArgs {
+pub struct RedisArgs {
     /// Redis of the deployment.
     #[arg(long, env = "WGATE_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     /// Its key namespace.
     #[arg(long, env = "WGATE_NAMESPACE", default_value = "wgate")]
     pub namespace: String,
-    /// The API's default session quota per tenant: a replay is refused when it is reached.
-    #[arg(long, env = "WGATE_MAX_SESSIONS")]
-    pub max_sessions: Option<u32>,
-    /// The API's tenants file: a tenant's own `max_sessions` there wins over `--max-sessions`.
-    #[arg(long, env = "WGATE_TENANTS_FILE")]
-    pub tenants_file: Option<PathBuf>,
     /// PEM CA of a `rediss://` server with a private CA.
     #[arg(long, env = "WGATE_REDIS_CA_FILE")]
     pub redis_ca_file: Option<PathBuf>,
@@ -30,6 +25,30 @@ pub struct JobsArgs {
     pub redis_client_cert: Option<PathBuf>,
     #[arg(long, env = "WGATE_REDIS_CLIENT_KEY")]
     pub redis_client_key: Option<PathBuf>,
+}
+
+impl RedisArgs {
+    pub fn store(&self) -> anyhow::Result<JobStore> {
+        let tls = RedisTls {
+            ca_file: self.redis_ca_file.clone(),
+            client_cert: self.redis_client_cert.clone(),
+            client_key: self.redis_client_key.clone(),
+        };
+        JobStore::new(QueueConfig { tls, ..QueueConfig::new(self.redis_url.clone(), self.namespace.clone()) })
+            .context("WGATE_REDIS_URL / --redis-url")
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// The API's default session quota per tenant: a replay is refused when it is reached.
+    #[arg(long, env = "WGATE_MAX_SESSIONS")]
+    pub max_sessions: Option<u32>,
+    /// The API's tenants file: a tenant's own `max_sessions` there wins over `--max-sessions`.
+    #[arg(long, env = "WGATE_TENANTS_FILE")]
+    pub tenants_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: JobsCommand,
 }
@@ -43,13 +62,7 @@ pub enum JobsCommand {
 }
 
 pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
-    let tls = RedisTls {
-        ca_file: args.redis_ca_file.clone(),
-        client_cert: args.redis_client_cert.clone(),
-        client_key: args.redis_client_key.clone(),
-    };
-    let store = JobStore::new(QueueConfig { tls, ..QueueConfig::new(args.redis_url.clone(), args.namespace.clone()) })
-        .context("WGATE_REDIS_URL / --redis-url")?;
+    let store = args.redis.store()?;
     match args.command {
         JobsCommand::Show { id } => {
             let record = store.get(parse(&id)?).await?.with_context(|| format!("no job {id}"))?;

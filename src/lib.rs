@@ -4,5 +4,6 @@
 pub mod chaos;
 pub mod cli;
 pub mod dev;
+pub mod hooks;
 pub mod jobs;
 pub mod token;

@@ -23,11 +23,13 @@ import urllib.request
 API = {
     "wgate_http_requests_total", "wgate_http_request_duration_seconds", "wgate_auth_failures_total",
     "wgate_rate_limited_total", "wgate_jobs_enqueued_total", "wgate_sync_wait_seconds", "wgate_redis_errors_total",
+    "wgate_webhook_events_received_total", "wgate_webhook_deliveries_total",
 }
 WORKER = {
     "wgate_jobs_finished_total", "wgate_job_attempt_duration_seconds", "wgate_job_latency_seconds",
     "wgate_upstream_requests_total", "wgate_upstream_request_duration_seconds", "wgate_queue_jobs",
     "wgate_worker_busy", "wgate_queue_dead_letters",
+    "wgate_webhook_deliveries_total", "wgate_webhook_delivery_duration_seconds", "wgate_webhook_lag_seconds",
 }
 BOTH = {"wgate_build_info"}
 

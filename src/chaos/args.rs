@@ -55,6 +55,13 @@ pub struct ChaosArgs {
     /// After this long a killed worker's jobs are taken over (`WGATE_VISIBILITY_TIMEOUT_MS`).
     #[arg(long, default_value_t = 2000)]
     pub visibility_timeout_ms: u64,
+    /// WhatsGate webhook events to post to the gateway over the window, delivered to a flaky tenant endpoint
+    /// (0: none).
+    #[arg(long, default_value_t = 300)]
+    pub events: usize,
+    /// The tenant endpoint answers 200 to one request in this many, 503 to the others.
+    #[arg(long, default_value_t = 3)]
+    pub endpoint_ok_every: u32,
     /// The `wgate-worker` binary (default: next to this executable).
     #[arg(long, env = "WGATE_CHAOS_WORKER_BIN")]
     pub worker_bin: Option<PathBuf>,
@@ -83,6 +90,8 @@ impl Default for ChaosArgs {
             worker_concurrency: 16,
             upstream_timeout_ms: 1000,
             visibility_timeout_ms: 2000,
+            events: 300,
+            endpoint_ok_every: 3,
             worker_bin: None,
             verbose: false,
         }

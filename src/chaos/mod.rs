@@ -6,11 +6,14 @@
 //! are SIGKILLed (each replaced at once) and redis-server is SIGKILLed and started again on its port and data.
 //! Then every accepted job must become terminal, none may be missing, no job may have made more than one
 //! upstream session (the simulator counts sessions per name), and every session upstream must be owned by exactly
-//! one succeeded job (an orphan is a paid WhatsGate slot nobody can see or delete). The verdict is a table; any
-//! violation is an error.
+//! one succeeded job (an orphan is a paid WhatsGate slot nobody can see or delete). Meanwhile WhatsGate's webhook
+//! events are posted to the gateway and delivered to a tenant endpoint that fails most requests: every event the
+//! gateway acknowledged must reach it, each under one `webhook-id`. The verdict is a table; any violation is an
+//! error.
 
 mod args;
 mod client;
+mod hooks;
 mod report;
 mod scenario;
 mod worker;

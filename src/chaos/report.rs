@@ -42,6 +42,17 @@ pub struct Report {
     pub redis_restarts: usize,
     /// Stream entries and retries still queued or running once every job was terminal (`None`: not read).
     pub left_in_queue: Option<u64>,
+    /// Webhook events posted to the gateway, acknowledged (`{"result":"OK","id":n}`), and delivered (2xx).
+    pub events: usize,
+    pub events_acknowledged: usize,
+    pub events_delivered: usize,
+    /// Acknowledged to WhatsGate, never delivered.
+    pub events_lost: usize,
+    /// Events whose attempts carried more than one `webhook-id`.
+    pub events_with_several_ids: usize,
+    pub event_post_retries: usize,
+    pub endpoint_requests: usize,
+    pub endpoint_failures: usize,
     pub elapsed: Duration,
 }
 
@@ -78,6 +89,15 @@ impl Report {
         }
         if self.refused > 0 {
             v.push(format!("{} submissions were never accepted", self.refused));
+        }
+        if self.events_lost > 0 {
+            v.push(format!("{} webhook events acknowledged to WhatsGate were never delivered", self.events_lost));
+        }
+        if self.events_acknowledged < self.events {
+            v.push(format!("{} webhook events were never acknowledged", self.events - self.events_acknowledged));
+        }
+        if self.events_with_several_ids > 0 {
+            v.push(format!("{} webhook events went out under more than one webhook-id", self.events_with_several_ids));
         }
         if self.workers_died > 0 {
             v.push(format!("{} worker processes exited on their own", self.workers_died));
@@ -126,6 +146,16 @@ impl Report {
                 "queue entries left after the end",
                 self.left_in_queue.map_or_else(|| "not read".to_owned(), |n| n.to_string()),
             ),
+            (
+                "webhook events posted / acknowledged / delivered",
+                format!("{} / {} / {}", self.events, self.events_acknowledged, self.events_delivered),
+            ),
+            ("**webhook events lost** (acknowledged, never delivered)", format!("**{}**", self.events_lost)),
+            ("webhook events under more than one webhook-id", self.events_with_several_ids.to_string()),
+            (
+                "event posts retried / endpoint requests (failed by the endpoint)",
+                format!("{} / {} ({})", self.event_post_retries, self.endpoint_requests, self.endpoint_failures),
+            ),
             ("wall time", format!("{:.1} s", self.elapsed.as_secs_f64())),
         ];
         let mut out = String::from("| measure | count |\n| --- | --- |\n");
@@ -155,7 +185,9 @@ impl Report {
              unasked. redis-server runs with appendfsync always, so its restart keeps every write it acknowledged: \
              this run checks that the gateway acknowledges nothing Redis has not stored and recovers from the \
              restart (reconnects, takes over the killed workers' jobs), not a Redis that loses acknowledged \
-             writes.\n",
+             writes. Webhook events: every event the gateway answered {\"result\":\"OK\"} was delivered (2xx) to \
+             the tenant endpoint, which failed most requests, through the same worker kills and Redis restart, each \
+             under one webhook-id.\n",
         );
         out
     }

@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde_json::Value;
 use tokio::{sync::Semaphore, task::JoinSet};
 use wgate_queue::{JobStore, QueueConfig};
-use wgate_testkit::{RedisServer, RedisServerOptions, WorkerProcess};
+use wgate_testkit::{Behaviour, Receiver, RedisServer, RedisServerOptions, WorkerProcess};
 
 use super::{
     ChaosArgs, RETRY_BASE_MS, RETRY_MAX_MS, Report, SECRET, SIM_KEY, TENANT,
@@ -39,15 +39,32 @@ pub async fn run(args: &ChaosArgs) -> anyhow::Result<Report> {
     }
 
     let token = token::mint(SECRET.as_bytes(), &TokenRequest::day_pass(TENANT), token::now_secs())?;
+    // The session whose hook WhatsGate's events arrive at: one more accepted job, checked like the others.
+    let hooked = if args.events > 0 { Some(stack.hooked_session(&http, &token).await?) } else { None };
+    let hook_url = hooked.as_ref().map(|(url, _)| url.clone()).unwrap_or_default();
     let window = Window::new(args);
     let submitter = spawn_submitter(&http, &stack.api_url, &token, args, &window);
+    let events =
+        tokio::spawn(super::hooks::post_events(http.clone(), hook_url, args.events, window.length, window.give_up));
     let redis_restart_at = inject_faults(args, &window, &mut stack, &bin, &mut workers, &mut report).await?;
     let submitted = submitter.await.context("the submitter task")?;
-    let (accepted, refused_names) = sort_submissions(submitted, args.verbose, &mut report);
+    let (acknowledged, event_retries) = events.await.context("the webhook event poster")?;
+    report.events = args.events;
+    report.event_post_retries = event_retries;
+    let (mut accepted, refused_names) = sort_submissions(submitted, args.verbose, &mut report);
+    if let Some((_, job)) = hooked {
+        accepted.push(job);
+        report.jobs += 1;
+        report.accepted += 1;
+    }
 
     let outcomes = await_terminal(&http, &stack.api_url, &token, &accepted, args.deadline_secs).await;
     count_outcomes(&accepted, &outcomes, redis_restart_at, args.verbose, &mut report);
     check_upstream(&http, &stack.sim_url, &accepted, &outcomes, &refused_names, &mut report).await?;
+    // The endpoint starts answering every request: what is acknowledged must now arrive.
+    stack.receiver.set(wgate_testkit::Behaviour::OK);
+    let deadline = Duration::from_secs(args.deadline_secs);
+    super::hooks::check_delivered(&stack.receiver, &acknowledged, deadline, &mut report).await;
     if outcomes.all_terminal {
         check_queue_drained(&stack, &mut report).await?;
     }
@@ -65,6 +82,8 @@ struct Stack {
     _api_task: AbortOnDrop,
     _sim_task: AbortOnDrop,
     redis: RedisServer,
+    /// The tenant's webhook endpoint, failing most requests during the window.
+    receiver: Receiver,
     namespace: String,
     sim_url: String,
     api_url: String,
@@ -112,7 +131,28 @@ impl Stack {
         }));
 
         let env = worker_env(args, &redis.url(), &namespace, &api_url, &sim_url);
-        Ok(Self { _api_task: api_task, _sim_task: sim_task, redis, namespace, sim_url, api_url, env })
+        let receiver = Receiver::start(Behaviour::Flaky { ok_every: args.endpoint_ok_every }).await;
+        Ok(Self { _api_task: api_task, _sim_task: sim_task, redis, receiver, namespace, sim_url, api_url, env })
+    }
+
+    /// A session whose callback is the flaky endpoint, created before the window; answers the hook URL WhatsGate
+    /// posts its events to.
+    async fn hooked_session(&self, http: &reqwest::Client, token: &str) -> anyhow::Result<(String, Accepted)> {
+        let name = "chaos webhooks".to_owned();
+        let r = http
+            .post(format!("{}/api/v1/session-create", self.api_url))
+            .bearer_auth(token)
+            .header("prefer", "respond-async")
+            .json(&serde_json::json!({"name": name, "callback": self.receiver.url}))
+            .send()
+            .await
+            .context("creating the hooked session")?;
+        anyhow::ensure!(r.status() == 202, "creating the hooked session answered {}", r.status());
+        let job = r.headers().get("x-job-id").and_then(|v| v.to_str().ok()).context("X-Job-Id")?.to_owned();
+        let store = JobStore::new(QueueConfig::new(self.redis.url(), self.namespace.clone()))?;
+        let record = store.get(job.parse().context("the job id")?).await?.context("the hooked session's job")?;
+        let url = format!("{}/hooks/{}", self.api_url, record.hook_token);
+        Ok((url, Accepted { name, id: job, at: Instant::now() }))
     }
 }
 
@@ -137,6 +177,9 @@ fn worker_env(
         ("WGATE_RETRY_MAX_MS", RETRY_MAX_MS.to_string()),
         ("WGATE_VISIBILITY_TIMEOUT_MS", args.visibility_timeout_ms.to_string()),
         ("WGATE_LOG", if args.verbose { "info" } else { "error" }.to_owned()),
+        // The tenant endpoint is on this machine; retries come quickly so a run is short.
+        ("WGATE_EGRESS_ALLOW_NETS", "127.0.0.0/8".to_owned()),
+        ("WGATE_WEBHOOK_RETRY_SCHEDULE", "100ms,200ms,300ms,500ms,500ms,500ms,500ms,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -22,6 +22,10 @@ pub struct ApiMetrics {
     pub messages: IntCounterVec,
     /// Sends refused because their session's pace was reached.
     pub send_paced: IntCounter,
+    /// `wgate_webhook_events_received_total{event}` (events stored; WhatsGate's repeats not counted).
+    pub webhook_events_received: IntCounterVec,
+    /// `wgate_webhook_deliveries_total{outcome}`; the API counts `filtered` (stored, not to be delivered).
+    pub webhook_deliveries: IntCounterVec,
     tenants: Mutex<HashSet<String>>,
 }
 
@@ -95,6 +99,7 @@ impl ApiMetrics {
         )?;
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(send_paced.clone()))?;
+        let (webhook_events_received, webhook_deliveries) = webhook_counters(registry)?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
@@ -112,6 +117,8 @@ impl ApiMetrics {
             redis_errors,
             messages,
             send_paced,
+            webhook_events_received,
+            webhook_deliveries,
             tenants: Mutex::new(HashSet::new()),
         })
     }
@@ -131,6 +138,25 @@ impl ApiMetrics {
         }
         "other".to_owned()
     }
+}
+
+/// The webhook counters the API shares with the worker's names (each process registers its own).
+fn webhook_counters(registry: &Registry) -> prometheus::Result<(IntCounterVec, IntCounterVec)> {
+    let received = IntCounterVec::new(
+        Opts::new("wgate_webhook_events_received_total", "WhatsGate webhook events stored, by event action."),
+        &["event"],
+    )?;
+    for e in wgate_webhooks::KNOWN_EVENTS.iter().chain(&["other"]) {
+        received.with_label_values(&[e]);
+    }
+    let deliveries = IntCounterVec::new(
+        Opts::new("wgate_webhook_deliveries_total", "Webhook deliveries to tenants, by outcome."),
+        &["outcome"],
+    )?;
+    deliveries.with_label_values(&["filtered"]);
+    registry.register(Box::new(received.clone()))?;
+    registry.register(Box::new(deliveries.clone()))?;
+    Ok((received, deliveries))
 }
 
 #[cfg(test)]

@@ -67,8 +67,10 @@ pub struct ApiSettings {
     pub sync_wait_ms: u64,
     /// Attempts per session-create job, the first included; each job keeps the value it was accepted with.
     pub max_attempts: u32,
-    /// Bound on relaying one webhook to a tenant's callback.
-    pub hook_timeout_ms: u64,
+    /// The key tenants' webhook secrets are derived from (unset: a random key kept in Redis, made by the first
+    /// process that needs it).
+    #[serde(deserialize_with = "wgate_service::config::de::secret_like")]
+    pub webhook_signing_key: Option<SecretString>,
     /// Bound on reading one request body: a client that stops sending gets 408.
     pub body_read_timeout_ms: u64,
     /// CIDR ranges a tenant's URL may reach although they are not public (comma separated; empty: none).
@@ -113,7 +115,7 @@ impl Default for ApiSettings {
             max_sessions: None,
             sync_wait_ms: 25_000,
             max_attempts: 6,
-            hook_timeout_ms: 10_000,
+            webhook_signing_key: None,
             body_read_timeout_ms: 10_000,
             egress_allow_nets: String::new(),
             send_per_minute: 30,

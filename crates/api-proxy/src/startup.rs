@@ -84,8 +84,8 @@ fn admin_server(settings: &ApiSettings, registry: &prometheus::Registry, store: 
         .with_context(|| format!("WGATE_API_ADMIN_LISTEN: cannot listen on {}", settings.api_admin_listen))
 }
 
-/// The client that relays webhooks to tenants' callbacks, behind the egress guard (which refuses the gateway's
-/// own addresses too).
+/// The egress guard's client, whose policy checks tenants' callbacks when they are handed over (the worker
+/// delivers webhooks through its own); it refuses the gateway's own addresses too.
 fn webhook_client(
     settings: &ApiSettings,
     address: SocketAddr,
@@ -94,11 +94,7 @@ fn webhook_client(
     let egress = wgate_egress::EgressPolicy::new(settings.egress_nets()?, vec![address, admin_address])
         .with_public_url(settings.public_base());
     egress
-        .client(
-            reqwest::Client::builder()
-                .timeout(Duration::from_millis(settings.hook_timeout_ms))
-                .connect_timeout(Duration::from_millis(settings.hook_timeout_ms.min(5_000))),
-        )
+        .client(reqwest::Client::builder().timeout(Duration::from_secs(10)).connect_timeout(Duration::from_secs(5)))
         .context("building the webhook relay client")
 }
 
@@ -242,6 +238,7 @@ impl Application {
             qr_cache,
             upstream: session_upstream,
             messaging: settings.messaging(),
+            signing_key: wgate_webhooks::SigningKey::new(settings.webhook_signing_key.clone()),
         });
 
         tasks.extend(jwks_refresh(&state));

@@ -24,8 +24,8 @@ pub struct AppState {
     pub max_sessions: Option<u32>,
     /// `WGATE_PUBLIC_URL` without a trailing slash.
     pub public_base: String,
-    /// The client that relays webhooks to tenants' callbacks: bounded timeout, behind the egress guard (public
-    /// addresses only, checked when connecting; no redirects).
+    /// The egress guard (public addresses only, checked when connecting; no redirects), whose policy checks a
+    /// tenant's callback when it is handed over.
     pub hooks: wgate_egress::EgressClient,
     /// Recent verdicts on tenants' callback hosts.
     pub callback_checks: CallbackChecks,
@@ -37,6 +37,8 @@ pub struct AppState {
     pub qr_cache: SessionCache,
     /// The messaging commands' pacing and body bound.
     pub messaging: Messaging,
+    /// What tenants' webhook secrets are derived from (`GET /api/v1/webhooks/secret`).
+    pub signing_key: wgate_webhooks::SigningKey,
 }
 
 /// How the messaging commands pace sends and bound their bodies.

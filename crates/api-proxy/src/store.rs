@@ -1,6 +1,8 @@
 //! The job store as the API uses it: every call bounded in time, every failure counted in
 //! `wgate_redis_errors_total{op}` and turned into an `ApiError` (unreachable Redis: 503).
 
+mod webhooks;
+
 use std::{future::Future, sync::Arc, time::Duration};
 
 use wgate_queue::{Enqueued, HookTarget, JobStore, QueueError, RateAnswer, RateDraw, Replay, SessionOwner};

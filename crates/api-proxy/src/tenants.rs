@@ -7,6 +7,9 @@
 //! max_sessions = 10
 //! send_per_minute = 20
 //! frame_ancestors = "https://app.acme.example"
+//! webhook_url = "https://hooks.acme.example/whatsapp"
+//! webhook_events = ["message", "ack"]
+//! webhook_secret = ["whsec_...", "whsec_..."]
 //! ```
 //!
 //! The file is read at start (a bad file stops the process) and again on SIGHUP or when its modification time
@@ -31,6 +34,13 @@ pub struct TenantOverride {
     /// Sends per minute of each of the tenant's sessions (default `WGATE_SEND_PER_MINUTE`).
     pub send_per_minute: Option<u32>,
     pub frame_ancestors: Option<String>,
+    /// Where events go for sessions without a callback of their own.
+    #[serde(default, deserialize_with = "wgate_webhooks::tenants::deserialize_url")]
+    pub webhook_url: Option<wgate_types::CallbackUrl>,
+    /// Only these event actions are delivered (all are stored for events-get).
+    pub webhook_events: Option<Vec<String>>,
+    /// The secrets deliveries are signed with (several during a rotation); unset: derived.
+    pub webhook_secret: Option<wgate_webhooks::WebhookSecrets>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

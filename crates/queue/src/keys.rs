@@ -6,6 +6,35 @@ use wgate_types::{JobId, JobKind, TenantId};
 /// The consumer group every worker reads the job stream through.
 pub const GROUP: &str = "workers";
 
+/// A queue of the backend: each has its own stream, scheduled set, dead set and dead-letter list, and the same
+/// machinery (fetcher, takeover, promotion, trimming, dead letters) runs each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Queue {
+    /// `session-create` jobs.
+    #[default]
+    SessionCreate,
+    /// Webhook deliveries to tenants.
+    Webhook,
+}
+
+impl Queue {
+    /// The name in key names and in the `queue` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SessionCreate => "session-create",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+impl From<JobKind> for Queue {
+    fn from(kind: JobKind) -> Self {
+        match kind {
+            JobKind::SessionCreate => Self::SessionCreate,
+        }
+    }
+}
+
 /// Builds every key of one namespace: `{<namespace>}:...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
@@ -27,20 +56,67 @@ impl Keys {
     }
 
     pub fn stream(&self, kind: JobKind) -> String {
-        format!("{}queue:{}", self.prefix, kind.as_str())
+        self.queue_stream(kind.into())
     }
 
     pub fn scheduled(&self) -> String {
-        format!("{}scheduled", self.prefix)
+        self.queue_scheduled(Queue::SessionCreate)
     }
 
     pub fn dead(&self) -> String {
-        format!("{}dead", self.prefix)
+        self.queue_dead(Queue::SessionCreate)
     }
 
     /// Stream entries that could not be run, with their raw fields (capped, expiring; see `dead_letter.lua`).
     pub fn dead_letters(&self, kind: JobKind) -> String {
-        format!("{}dead-letters:{}", self.prefix, kind.as_str())
+        self.queue_dead_letters(kind.into())
+    }
+
+    /// A queue's stream (consumer group [`GROUP`]); entry field `job` = the record's id.
+    pub fn queue_stream(&self, q: Queue) -> String {
+        format!("{}queue:{}", self.prefix, q.as_str())
+    }
+
+    /// A queue's retries waiting for their time (score = due ms).
+    pub fn queue_scheduled(&self, q: Queue) -> String {
+        match q {
+            Queue::SessionCreate => format!("{}scheduled", self.prefix),
+            other => format!("{}scheduled:{}", self.prefix, other.as_str()),
+        }
+    }
+
+    /// A queue's dead records (score = ms they died), kept for inspection and replay.
+    pub fn queue_dead(&self, q: Queue) -> String {
+        match q {
+            Queue::SessionCreate => format!("{}dead", self.prefix),
+            other => format!("{}dead:{}", self.prefix, other.as_str()),
+        }
+    }
+
+    pub fn queue_dead_letters(&self, q: Queue) -> String {
+        format!("{}dead-letters:{}", self.prefix, q.as_str())
+    }
+
+    /// A webhook event as received and its delivery state (hash, expires with the retention).
+    pub fn delivery(&self, id: JobId) -> String {
+        format!("{}delivery:{id}", self.prefix)
+    }
+
+    /// WhatsGate's event id seen on a hook token -> the delivery that stored it (WhatsGate's redeliveries). The
+    /// event id is hashed: it is upstream's text, of any length.
+    pub fn event_seen(&self, hook_token: &str, event_id: &str) -> String {
+        let h = sha256_hex(event_id.as_bytes());
+        format!("{}event:{hook_token}:{}", self.prefix, &h[..32])
+    }
+
+    /// A tenant's stored events (sorted set of delivery ids, score = received ms), for listing and events-get.
+    pub fn tenant_deliveries(&self, tenant: &TenantId) -> String {
+        format!("{}tenant:{}:deliveries", self.prefix, tenant.as_str())
+    }
+
+    /// The random key tenants' webhook secrets are derived from when no signing key is configured.
+    pub fn webhook_signing_key(&self) -> String {
+        format!("{}webhook:signing-key", self.prefix)
     }
 
     pub fn hook(&self, token: &str) -> String {

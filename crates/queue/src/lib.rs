@@ -20,6 +20,8 @@ mod scripts;
 mod sessions;
 mod settings;
 mod store;
+mod webhook;
+mod webhook_batch;
 
 pub use attempt::{
     DEAD_LETTER_CAP, DEAD_LETTER_VALUE_MAX, Delivery, Finished, MAX_RECONCILE_PASSES, Outcome, Poison, Started, Written,
@@ -28,9 +30,14 @@ pub use backend::{Starter, StopHandle, StreamAck, StreamBackend, StreamConfig, c
 pub use completions::{Completions, Waiter};
 pub use config::{QueueConfig, RedisMode, RedisTls};
 pub use error::QueueError;
-pub use keys::{GROUP, Keys};
+pub use keys::{GROUP, Keys, Queue};
 pub use messaging::{Pace, PaceAnswer, SendClaim};
 pub use qr::QrTarget;
 pub use redis_conn::redact_url;
 pub use settings::RedisSettings;
 pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, RateAnswer, RateDraw, Replay, SessionOwner};
+pub use webhook::{
+    DELIVERY_STATUSES, DeliveryFilter, DeliveryFinish, DeliveryOutcome, DeliveryPage, DeliveryRecord, DeliveryReplay,
+    DeliveryStart, HookState, NewEvent, Received, SCAN_LIMIT,
+};
+pub use webhook_batch::DeliveryBatcher;

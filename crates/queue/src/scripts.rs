@@ -27,3 +27,11 @@ pub(crate) static RATE: LazyLock<Script> = LazyLock::new(|| Script::new(with_gcr
 pub(crate) static SEND_CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/send_claim.lua")));
 pub(crate) static SEND_FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/send_finish.lua")));
 pub(crate) static PACE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/pace.lua")));
+pub(crate) static WEBHOOK_RECEIVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/webhook_receive.lua")));
+pub(crate) static WEBHOOK_START: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/webhook_start.lua")));
+pub(crate) static WEBHOOK_FINISH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/webhook_finish.lua")));
+pub(crate) static WEBHOOK_REPLAY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/webhook_replay.lua")));

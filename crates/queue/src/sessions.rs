@@ -11,11 +11,12 @@ use wgate_types::{CallbackUrl, TenantId};
 use crate::{JobStore, QueueError};
 
 /// Changes the relay target of an existing hook only: a missing hook is not created half-filled.
+/// Setting a callback also lifts the stop a 410 Gone put on deliveries to the hook (`gone`).
 /// KEYS: 1 hook hash; ARGV: 1 callback ('' = none). Answers 1 when the hook exists, else 0.
 static SET_HOOK_CALLBACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
-         redis.call('HSET', KEYS[1], 'callback', ARGV[1]) return 1",
+         redis.call('HSET', KEYS[1], 'callback', ARGV[1]) redis.call('HDEL', KEYS[1], 'gone') return 1",
     )
 });
 

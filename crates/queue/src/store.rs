@@ -8,7 +8,7 @@ use wgate_types::{CallbackUrl, IdempotencyKey, JobId, JobRecord, JobStatus, Tena
 
 use crate::{
     Keys, QueueConfig, QueueError,
-    keys::{GROUP, sha256_hex},
+    keys::{GROUP, Queue, sha256_hex},
     record,
     redis_conn::Redis,
     scripts,
@@ -80,6 +80,8 @@ pub struct JobStore {
     redis: Redis,
     keys: Keys,
     config: QueueConfig,
+    /// The queue the backend's machinery (stream, takeover, promotion, trimming, dead letters, gauges) works on.
+    queue: Queue,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -183,7 +185,17 @@ impl JobStore {
     /// Checks the URL only; nothing is connected until the first call.
     pub fn new(config: QueueConfig) -> Result<Self, QueueError> {
         let redis = Redis::new(&config)?;
-        Ok(Self { redis, keys: Keys::new(&config.namespace), config })
+        Ok(Self { redis, keys: Keys::new(&config.namespace), config, queue: Queue::SessionCreate })
+    }
+
+    /// The same store (same connections) working on queue `q`.
+    pub fn for_queue(&self, q: Queue) -> Self {
+        Self { queue: q, ..self.clone() }
+    }
+
+    /// The queue this store's queue machinery works on.
+    pub fn queue(&self) -> Queue {
+        self.queue
     }
 
     pub(crate) fn redis(&self) -> &Redis {
@@ -353,10 +365,9 @@ impl JobStore {
     }
 
     pub async fn queue_counts(&self) -> Result<QueueCounts, QueueError> {
-        let keys = &self.keys;
-        let kind = wgate_types::JobKind::SessionCreate;
+        let (keys, q) = (&self.keys, self.queue);
         let (stream, scheduled, dead, letters) =
-            (keys.stream(kind), keys.scheduled(), keys.dead(), keys.dead_letters(kind));
+            (keys.queue_stream(q), keys.queue_scheduled(q), keys.queue_dead(q), keys.queue_dead_letters(q));
         let (pending, scheduled, running, dead, dead_letters): (i64, i64, i64, i64, i64) = self
             .redis
             .call_again("queue counts", |mut c| {

@@ -1,5 +1,5 @@
 //! Test helpers shared by every crate's integration tests: a private `redis-server` per test, ports that no other
-//! socket can take, a child process's own announcement of its address, and a test-only tracing initialiser. No
+//! socket can take, a child process's own announcement of its address, a webhook receiver, and a test-only tracing initialiser. No
 //! service depends on this crate; `wgate dev` uses its `RedisServer` for a throwaway Redis.
 #![warn(unreachable_pub)]
 
@@ -7,6 +7,7 @@ mod certs;
 mod cluster;
 mod ports;
 mod process;
+mod receiver;
 mod redis_server;
 mod sentinel;
 mod worker_process;
@@ -15,6 +16,7 @@ pub use certs::TestCertificates;
 pub use cluster::RedisCluster;
 pub use ports::{ClosedPort, free_port};
 pub use process::{ChildLog, address_in, announced, announced_with};
+pub use receiver::{Behaviour, Received, Receiver};
 pub use redis_server::{Frozen, RedisServer, RedisServerOptions, RedisTlsOptions};
 pub use sentinel::{DOWN_AFTER_MS, SentinelGroup};
 pub use worker_process::WorkerProcess;

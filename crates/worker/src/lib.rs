@@ -18,12 +18,17 @@
 //! - `WGATE_VISIBILITY_TIMEOUT_MS` (15000): a job whose worker stopped answering this long is taken over;
 //! - `WGATE_SHUTDOWN_TIMEOUT_MS` (20000): how long SIGTERM waits for in-flight jobs;
 //! - `WGATE_QUEUE_GAUGE_INTERVAL_MS` (2000): how often `wgate_queue_jobs` is read from Redis.
+//!
+//! It also delivers webhook events to tenants from the second queue ([`webhook`]): `WGATE_WEBHOOK_CONCURRENCY`,
+//! `WGATE_WEBHOOK_ENDPOINT_CONCURRENCY`, `WGATE_WEBHOOK_TIMEOUT_MS`, `WGATE_WEBHOOK_RETRY_SCHEDULE`,
+//! `WGATE_WEBHOOK_SIGNING_KEY`, `WGATE_TENANTS_FILE`, `WGATE_EGRESS_ALLOW_NETS`.
 #![warn(unreachable_pub)]
 
 pub mod job;
 pub mod metrics;
 mod settings;
 mod startup;
+pub mod webhook;
 
 pub use settings::Settings;
 pub use startup::Application;

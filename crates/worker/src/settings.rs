@@ -1,7 +1,12 @@
 //! The worker's settings: `WGATE_*` environment variables over an optional TOML file.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use wgate_queue::RedisSettings;
 use wgate_service::{ConfigError, LogSettings};
@@ -36,6 +41,23 @@ pub struct Settings {
     pub shutdown_timeout_ms: u64,
     /// How often `wgate_queue_jobs` is read from Redis.
     pub queue_gauge_interval_ms: u64,
+    /// Webhook deliveries in flight per worker process.
+    pub webhook_concurrency: usize,
+    /// Of those, at most this many to one tenant's endpoint (a slow endpoint delays only its own deliveries).
+    pub webhook_endpoint_concurrency: usize,
+    /// A delivery not answered 2xx within this time is retried.
+    pub webhook_timeout_ms: u64,
+    /// The waits between delivery attempts, e.g. `5s,5m,30m,2h` (unset: the documented three-day schedule).
+    #[serde(deserialize_with = "wgate_service::config::de::opt_string_like")]
+    pub webhook_retry_schedule: Option<String>,
+    /// The key tenants' webhook secrets are derived from (unset: a random key kept in Redis).
+    #[serde(deserialize_with = "wgate_service::config::de::secret_like")]
+    pub webhook_signing_key: Option<SecretString>,
+    /// Per-tenant settings (the worker reads `webhook_url`, `webhook_events`, `webhook_secret`).
+    pub tenants_file: Option<PathBuf>,
+    /// CIDR ranges a tenant's endpoint may be in although they are not public (comma separated; empty: none).
+    #[serde(deserialize_with = "wgate_service::config::de::string_like")]
+    pub egress_allow_nets: String,
 }
 
 impl Default for Settings {
@@ -53,6 +75,13 @@ impl Default for Settings {
             visibility_timeout_ms: 15_000,
             shutdown_timeout_ms: 20_000,
             queue_gauge_interval_ms: 2000,
+            webhook_concurrency: 64,
+            webhook_endpoint_concurrency: 8,
+            webhook_timeout_ms: 15_000,
+            webhook_retry_schedule: None,
+            webhook_signing_key: None,
+            tenants_file: None,
+            egress_allow_nets: String::new(),
         }
     }
 }
@@ -84,10 +113,29 @@ impl Settings {
         if self.worker_concurrency == 0 {
             return Err(ConfigError::setting("worker_concurrency", "must be at least 1"));
         }
+        if self.webhook_concurrency == 0 || self.webhook_endpoint_concurrency == 0 {
+            return Err(ConfigError::setting("webhook_concurrency", "must be at least 1"));
+        }
+        if self.webhook_timeout_ms == 0 {
+            return Err(ConfigError::setting("webhook_timeout_ms", "must be at least 1"));
+        }
+        self.webhook_schedule()?;
+        wgate_egress::EgressPolicy::parse_nets(&self.egress_allow_nets)
+            .map_err(|e| ConfigError::setting("egress_allow_nets", e))?;
         if wgate_types::CallbackUrl::parse(&wgate_types::relay_url(&self.public_url, "x")).is_err() {
             return Err(ConfigError::setting("public_url", "must be an absolute http(s) URL"));
         }
         Ok(())
+    }
+
+    /// The webhook retry schedule, checked by [`Settings::validate`].
+    pub fn webhook_schedule(&self) -> Result<wgate_webhooks::RetrySchedule, ConfigError> {
+        match self.webhook_retry_schedule.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(wgate_webhooks::RetrySchedule::default()),
+            Some(s) => {
+                wgate_webhooks::RetrySchedule::parse(s).map_err(|e| ConfigError::setting("webhook_retry_schedule", e))
+            }
+        }
     }
 
     /// The queue's configuration: the shared Redis settings and how long finished jobs are kept.

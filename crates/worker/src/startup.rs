@@ -5,7 +5,8 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use apalis_core::worker::{builder::WorkerBuilder, context::WorkerContext, ext::parallelize::ParallelizeExt};
-use wgate_queue::{JobStore, StopHandle, StreamBackend, StreamConfig, consumer_name};
+use futures::FutureExt as _;
+use wgate_queue::{JobStore, Queue, StopHandle, StreamBackend, StreamConfig, consumer_name};
 use wgate_service::{AdminServer, ReadyCheck};
 use wgate_types::JobKind;
 use wgate_upstream::{Upstream, UpstreamMetrics};
@@ -14,6 +15,7 @@ use crate::{
     Settings,
     job::{AttemptDeps, RetryPolicy, handle},
     metrics::WorkerMetrics,
+    webhook::{DeliveryDeps, EndpointSlots, TenantHooks},
 };
 
 type RunFuture = futures::future::BoxFuture<'static, Result<(), apalis_core::error::WorkerError>>;
@@ -22,9 +24,10 @@ pub struct Application {
     admin: actix_web::dev::Server,
     admin_addr: SocketAddr,
     worker: RunFuture,
-    context: WorkerContext,
-    stop: StopHandle,
+    contexts: Vec<WorkerContext>,
+    stops: Vec<StopHandle>,
     store: JobStore,
+    tenant_hooks: TenantHooks,
     metrics: WorkerMetrics,
     settings: Settings,
     consumer: String,
@@ -54,11 +57,14 @@ impl Application {
         let admin_addr = admin.local_addr();
 
         let consumer = consumer_name();
-        let mut stream = StreamConfig::new(consumer.clone(), settings.worker_concurrency);
-        stream.visibility_timeout = Duration::from_millis(settings.visibility_timeout_ms.max(100));
-        stream.refresh_every = stream.visibility_timeout / 5;
-        stream.takeover_every = (stream.visibility_timeout / 7).max(Duration::from_millis(50));
-        let backend = StreamBackend::new(store.clone(), stream);
+        let stream_config = |concurrency: usize| {
+            let mut stream = StreamConfig::new(consumer.clone(), concurrency);
+            stream.visibility_timeout = Duration::from_millis(settings.visibility_timeout_ms.max(100));
+            stream.refresh_every = stream.visibility_timeout / 5;
+            stream.takeover_every = (stream.visibility_timeout / 7).max(Duration::from_millis(50));
+            stream
+        };
+        let backend = StreamBackend::new(store.clone(), stream_config(settings.worker_concurrency));
         let stop = backend.stop_handle();
 
         let deps = Arc::new(AttemptDeps {
@@ -72,9 +78,46 @@ impl Application {
             metrics: metrics.clone(),
         });
         let context = WorkerContext::new(&consumer);
-        let worker = WorkerBuilder::new(&context).backend(backend).data(deps).parallelize(tokio::spawn).build(handle);
-        let worker: RunFuture = Box::pin(worker.run());
-        Ok(Self { admin: admin.into_server(), admin_addr, worker, context, stop, store, metrics, settings, consumer })
+        let jobs = WorkerBuilder::new(&context).backend(backend).data(deps).parallelize(tokio::spawn).build(handle);
+
+        // The second queue: webhook deliveries to tenants, on the same machinery with its own slots.
+        let tenant_hooks = TenantHooks::load(settings.tenants_file.clone())
+            .map_err(|e| anyhow::anyhow!("configuration error: WGATE_TENANTS_FILE: {e}"))?;
+        let hook_store = store.for_queue(Queue::Webhook);
+        let hook_backend = StreamBackend::new(hook_store.clone(), stream_config(settings.webhook_concurrency));
+        let hook_stop = hook_backend.stop_handle();
+        let schedule = settings.webhook_schedule()?;
+        let delivery = Arc::new(DeliveryDeps {
+            batcher: wgate_queue::DeliveryBatcher::start(hook_store.clone(), schedule.attempts()),
+            store: hook_store,
+            client: delivery_client(&settings, admin_addr)?,
+            tenants: tenant_hooks.clone(),
+            signing_key: wgate_webhooks::SigningKey::new(settings.webhook_signing_key.clone()),
+            schedule,
+            timeout: Duration::from_millis(settings.webhook_timeout_ms),
+            endpoints: EndpointSlots::new(settings.webhook_endpoint_concurrency),
+            metrics: metrics.clone(),
+        });
+        let hook_context = WorkerContext::new(&format!("{consumer}-webhooks"));
+        let hooks = WorkerBuilder::new(&hook_context)
+            .backend(hook_backend)
+            .data(delivery)
+            .parallelize(tokio::spawn)
+            .build(crate::webhook::handle);
+        let (jobs, hooks): (RunFuture, RunFuture) = (Box::pin(jobs.run()), Box::pin(hooks.run()));
+        let worker: RunFuture = Box::pin(futures::future::join(jobs, hooks).map(|(a, b)| a.and(b)));
+        Ok(Self {
+            admin: admin.into_server(),
+            admin_addr,
+            worker,
+            contexts: vec![context, hook_context],
+            stops: vec![stop, hook_stop],
+            store,
+            tenant_hooks,
+            metrics,
+            settings,
+            consumer,
+        })
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
@@ -84,12 +127,13 @@ impl Application {
     /// Runs until `shutdown` resolves, then stops fetching, lets in-flight jobs finish (bounded by
     /// `WGATE_SHUTDOWN_TIMEOUT_MS`) and gives fetched-but-unstarted jobs back to the queue.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Self { admin, admin_addr, worker, context, stop, store, metrics, settings, consumer } = self;
+        let Self { admin, admin_addr, worker, contexts, stops, store, tenant_hooks, metrics, settings, consumer } =
+            self;
         tracing::info!(admin = %admin_addr, consumer = %consumer, concurrency = settings.worker_concurrency, "wgate-worker started");
         let admin_handle = admin.handle();
         let admin_task = tokio::spawn(admin);
-        let gauges =
-            tokio::spawn(gauge_loop(store, metrics, Duration::from_millis(settings.queue_gauge_interval_ms.max(50))));
+        let every = Duration::from_millis(settings.queue_gauge_interval_ms.max(50));
+        let gauges = tokio::spawn(gauge_loop(store, metrics, every, tenant_hooks));
         let mut worker = tokio::spawn(worker);
         let result = tokio::select! {
             r = &mut worker => Some(r),
@@ -103,8 +147,12 @@ impl Application {
             },
             None => {
                 tracing::info!("stopping: no new jobs; waiting for those in flight");
-                stop.stop();
-                let _ = context.stop();
+                for stop in &stops {
+                    stop.stop();
+                }
+                for context in &contexts {
+                    let _ = context.stop();
+                }
                 match tokio::time::timeout(Duration::from_millis(settings.shutdown_timeout_ms), &mut worker).await {
                     Ok(_) => tracing::info!("all in-flight jobs finished"),
                     Err(_) => {
@@ -124,20 +172,44 @@ impl Application {
     }
 }
 
-async fn gauge_loop(store: JobStore, metrics: WorkerMetrics, every: Duration) {
-    let queue = JobKind::SessionCreate.as_str();
+/// The client webhook deliveries go through: the egress guard (public addresses only unless
+/// `WGATE_EGRESS_ALLOW_NETS` opens more, never the gateway's own addresses, no redirects, no proxy).
+fn delivery_client(settings: &Settings, admin: std::net::SocketAddr) -> anyhow::Result<wgate_egress::EgressClient> {
+    let nets = wgate_egress::EgressPolicy::parse_nets(&settings.egress_allow_nets)
+        .map_err(|e| anyhow::anyhow!("configuration error: WGATE_EGRESS_ALLOW_NETS: {e}"))?;
+    let timeout = Duration::from_millis(settings.webhook_timeout_ms);
+    wgate_egress::EgressPolicy::new(nets, vec![admin])
+        .with_public_url(&settings.public_url)
+        .client(
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout.min(Duration::from_secs(5)))
+                .pool_max_idle_per_host(settings.webhook_endpoint_concurrency),
+        )
+        .context("building the webhook delivery client")
+}
+
+/// Reads both queues' gauges from Redis, and follows the tenants file's webhook settings.
+async fn gauge_loop(store: JobStore, metrics: WorkerMetrics, every: Duration, tenant_hooks: TenantHooks) {
+    let queues = [JobKind::SessionCreate.into(), Queue::Webhook].map(|q: Queue| (q.as_str(), store.for_queue(q)));
     loop {
-        match store.queue_counts().await {
-            Ok(c) => {
-                for (state, v) in
-                    [("pending", c.pending), ("scheduled", c.scheduled), ("running", c.running), ("dead", c.dead)]
-                {
-                    metrics.queue_jobs.with_label_values(&[queue, state]).set(i64::try_from(v).unwrap_or(i64::MAX));
+        for (queue, store) in &queues {
+            match store.queue_counts().await {
+                Ok(c) => {
+                    for (state, v) in
+                        [("pending", c.pending), ("scheduled", c.scheduled), ("running", c.running), ("dead", c.dead)]
+                    {
+                        metrics.queue_jobs.with_label_values(&[queue, state]).set(i64::try_from(v).unwrap_or(i64::MAX));
+                    }
+                    metrics
+                        .dead_letters
+                        .with_label_values(&[queue])
+                        .set(i64::try_from(c.dead_letters).unwrap_or(i64::MAX));
                 }
-                metrics.dead_letters.with_label_values(&[queue]).set(i64::try_from(c.dead_letters).unwrap_or(i64::MAX));
+                Err(e) => tracing::debug!(error = %e, "reading queue gauges"),
             }
-            Err(e) => tracing::debug!(error = %e, "reading queue gauges"),
         }
+        tenant_hooks.refresh();
         tokio::time::sleep(every).await;
     }
 }

@@ -54,10 +54,17 @@ async fn jobs_under_faults_worker_kills_and_a_redis_restart_all_end_terminal_wit
     };
     let (report, table) = run_chaos(&args).await;
     assert_eq!(report.violations(), Vec::<String>::new(), "{table}");
-    assert_eq!(report.accepted, 60, "{table}");
-    assert_eq!(report.succeeded + report.failed + report.dead, 60, "{table}");
+    // 60 jobs, and the session whose hook the webhook events arrive at.
+    assert_eq!(report.accepted, 61, "{table}");
+    assert_eq!(report.succeeded + report.failed + report.dead, 61, "{table}");
     assert!(report.max_sessions_per_job <= 1, "{table}");
     assert_eq!((report.worker_kills, report.redis_restarts), (1, 1), "{table}");
+    assert_eq!(
+        (report.events_acknowledged, report.events_delivered, report.events_lost),
+        (args.events, args.events, 0),
+        "every webhook event acknowledged and delivered: {table}"
+    );
+    assert!(report.endpoint_failures > 0, "the endpoint failed requests, so retries were exercised: {table}");
     // The kill must have hit a worker with jobs in flight: killing an idle one proves nothing about takeover.
     assert!(report.in_flight_at_kills > 0, "the killed worker had no job in flight: {table}");
     assert!(report.accepted_before_redis_restart > 0, "the restart came before any job: {table}");

@@ -1,6 +1,7 @@
 //! The `wgate` binary, run as a user would.
 
 mod config_reference;
+mod hooks;
 mod replay;
 
 use std::process::Command;

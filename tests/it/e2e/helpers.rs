@@ -30,6 +30,15 @@ pub struct StackOptions {
     pub sim_qr_rotate_ms: u64,
     /// Run Redis over TLS only; the API, the worker and the test's own store use its certificates.
     pub redis_tls: Option<RedisTlsOptions>,
+    /// The workers' webhook retry schedule (`WGATE_WEBHOOK_RETRY_SCHEDULE`).
+    pub webhook_retry_schedule: String,
+    pub webhook_timeout_ms: u64,
+    pub webhook_concurrency: usize,
+    pub webhook_endpoint_concurrency: usize,
+    /// Where the workers may deliver webhooks besides public addresses (`WGATE_EGRESS_ALLOW_NETS`).
+    pub worker_egress_allow_nets: String,
+    /// `WGATE_TENANTS_FILE` of the API and the workers.
+    pub tenants_file: Option<std::path::PathBuf>,
 }
 
 impl Default for StackOptions {
@@ -44,6 +53,12 @@ impl Default for StackOptions {
             sim_init_ms: 50,
             sim_qr_rotate_ms: 20_000,
             redis_tls: None,
+            webhook_retry_schedule: "100ms,100ms,100ms,100ms,100ms".into(),
+            webhook_timeout_ms: 2_000,
+            webhook_concurrency: 16,
+            webhook_endpoint_concurrency: 4,
+            worker_egress_allow_nets: wgate_api_proxy::settings::LOOPBACK_NETS.into(),
+            tenants_file: None,
         }
     }
 }
@@ -52,7 +67,7 @@ pub struct Stack {
     pub api: String,
     pub sim: String,
     pub http: reqwest::Client,
-    store: JobStore,
+    pub store: JobStore,
     completions: Completions,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stop_workers: Vec<tokio::sync::oneshot::Sender<()>>,
@@ -133,6 +148,7 @@ impl Stack {
         api_settings.rate_per_second = 10_000.0;
         api_settings.rate_burst = 10_000;
         api_settings.max_sessions = options.max_sessions;
+        api_settings.tenants_file = options.tenants_file.clone();
         api_settings.redis.ca_file = redis_tls.ca_file.clone();
         api_settings.redis.client_cert = redis_tls.client_cert.clone();
         api_settings.redis.client_key = redis_tls.client_key.clone();
@@ -162,6 +178,13 @@ impl Stack {
                 public_url: api_url.clone(),
                 retry_base_ms: 10,
                 retry_max_ms: 200,
+                webhook_retry_schedule: Some(options.webhook_retry_schedule.clone()),
+                webhook_timeout_ms: options.webhook_timeout_ms,
+                webhook_concurrency: options.webhook_concurrency,
+                webhook_endpoint_concurrency: options.webhook_endpoint_concurrency,
+                egress_allow_nets: options.worker_egress_allow_nets.clone(),
+                tenants_file: options.tenants_file.clone(),
+                queue_gauge_interval_ms: 100,
                 ..Default::default()
             })
             .await
@@ -191,6 +214,14 @@ impl Stack {
     pub fn token(&self, tenant: &str) -> String {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = json!({"sub": tenant, "exp": now + 600, "iat": now, "aud": "wgate"});
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
+            .expect("signing")
+    }
+
+    /// A token with exactly these scopes (space separated).
+    pub fn token_with_scope(&self, tenant: &str, scope: &str) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = json!({"sub": tenant, "exp": now + 600, "iat": now, "aud": "wgate", "scope": scope});
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
             .expect("signing")
     }

@@ -7,6 +7,7 @@ pub(crate) mod messages;
 pub(crate) mod qr;
 pub(crate) mod session_create;
 pub(crate) mod sessions;
+pub(crate) mod webhooks;
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, http::header, web};
 use serde_json::{Value, json};
@@ -160,6 +161,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/set-name").route(web::post().to(set_name)).default_service(method_not_allowed("POST")),
     )
+    .configure(webhooks::configure)
     .service(
         web::resource("/hooks/{token}").route(web::post().to(relay_hook)).default_service(method_not_allowed("POST")),
     )

@@ -33,7 +33,7 @@ pub(crate) use configuration::{one_line_naming, run_binary};
 #[allow(unused_imports)]
 pub(crate) use redis_outage::unavailable_within_a_second;
 #[allow(unused_imports)]
-pub(crate) use relay::{callback_server, hook_token_of};
+pub(crate) use relay::hook_token_of;
 #[allow(unused_imports)]
 pub(crate) use session_create::stored_jobs;
 

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use time::OffsetDateTime;
-use wgate_types::{ErrorClass, JobError, JobKind, JobRecord};
+use wgate_types::{ErrorClass, JobError, JobRecord};
 
 use super::{
     DEAD_LETTER_CAP, Delivery, MAX_RECONCILE_PASSES, Outcome, Poison, Started, Written, consumer_fields, json,
@@ -20,8 +20,9 @@ impl JobStore {
         u64::try_from(self.config().job_ttl.as_millis()).unwrap_or(u64::MAX).max(1)
     }
 
-    fn stream_key(&self) -> String {
-        self.keys().stream(JobKind::SessionCreate)
+    /// The stream of this store's queue.
+    pub(crate) fn stream_key(&self) -> String {
+        self.keys().queue_stream(self.queue())
     }
 
     /// Creates the consumer group (and the stream) if missing.
@@ -124,7 +125,7 @@ impl JobStore {
         let now = OffsetDateTime::now_utc();
         let mut inv = scripts::DEAD_LETTER.prepare_invoke();
         inv.key(self.stream_key())
-            .key(self.keys().dead_letters(JobKind::SessionCreate))
+            .key(self.keys().queue_dead_letters(self.queue()))
             .arg(GROUP)
             .arg(DEAD_LETTER_CAP)
             .arg(self.ttl_ms());
@@ -146,7 +147,7 @@ impl JobStore {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let key = self.keys().dead_letters(JobKind::SessionCreate);
+        let key = self.keys().queue_dead_letters(self.queue());
         let stop = i64::try_from(count).unwrap_or(i64::MAX) - 1;
         let raw: Vec<String> = self
             .redis()
@@ -225,7 +226,7 @@ impl JobStore {
     /// Moves due retries to the stream, `batch` at a time; answers how many moved.
     pub async fn promote_due(&self, batch: usize) -> Result<usize, QueueError> {
         let mut inv = scripts::PROMOTE.prepare_invoke();
-        inv.key(self.keys().scheduled())
+        inv.key(self.keys().queue_scheduled(self.queue()))
             .key(self.stream_key())
             .arg(ms_of(OffsetDateTime::now_utc()))
             .arg(batch)
@@ -351,7 +352,7 @@ impl JobStore {
                 }
             }
         }
-        let dead = self.keys().dead();
+        let dead = self.keys().queue_dead(self.queue());
         let cutoff = ms_of(OffsetDateTime::now_utc()) - i64::try_from(self.ttl_ms()).unwrap_or(i64::MAX);
         self.redis()
             .call("ZREMRANGEBYSCORE dead", |mut c| async move {

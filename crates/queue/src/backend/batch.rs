@@ -11,7 +11,7 @@ const BATCH_MAX: usize = 128;
 const BATCHES_AT_ONCE: usize = 4;
 
 /// Runs `run` over batches of what `rx` receives until it closes.
-pub(super) async fn run_batches<T, F, Fut>(mut rx: mpsc::UnboundedReceiver<T>, run: F)
+pub(crate) async fn run_batches<T, F, Fut>(mut rx: mpsc::UnboundedReceiver<T>, run: F)
 where
     F: Fn(Vec<T>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

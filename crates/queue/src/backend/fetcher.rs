@@ -7,7 +7,6 @@ use std::{
 };
 
 use tokio::sync::{Semaphore, mpsc};
-use wgate_types::JobKind;
 
 use super::Shared;
 use crate::{
@@ -37,7 +36,7 @@ struct Fetcher {
 }
 
 pub(super) async fn fetch_loop(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Delivery>) {
-    let stream = shared.store.keys().stream(JobKind::SessionCreate);
+    let stream = shared.store.stream_key();
     let mut f = Fetcher {
         shared,
         tx,

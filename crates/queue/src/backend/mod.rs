@@ -41,6 +41,7 @@ use apalis_core::{
 use futures::{FutureExt, future::BoxFuture};
 use tokio::sync::{Notify, Semaphore, mpsc};
 
+pub(crate) use self::batch::run_batches;
 pub use self::{
     ack::StreamAck,
     config::{StreamConfig, consumer_name},

@@ -206,8 +206,13 @@ impl World {
 
     /// The real `wgate-worker` binary, started with these settings in this world.
     pub async fn process(&self, settings: &Settings) -> WorkerProcess {
+        self.process_with(self.env(settings)).await
+    }
+
+    /// The real `wgate-worker` binary with this environment.
+    pub async fn process_with(&self, env: Vec<(String, String)>) -> WorkerProcess {
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wgate-worker"));
-        WorkerProcess::start(bin, &self.env(settings), false).await.unwrap_or_else(|e| panic!("{e:#}"))
+        WorkerProcess::start(bin, &env, false).await.unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Environment for the real `wgate-worker` binary in this world.

@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// The body as a JSON object; an empty body is `{}` (every field of sessions-get is optional).
-pub(super) async fn body_object(
+pub(crate) async fn body_object(
     req: &HttpRequest,
     state: &AppState,
     payload: web::Payload,

@@ -1,0 +1,37 @@
+-- Start delivery attempts, a batch at a time: the attempt counter goes up before anything is sent, so a delivery
+-- that crashes its worker every time still runs out of attempts.
+-- The hook hash (current callback, 410 stop) is named from the delivery's `token` and the key prefix: it shares the
+-- delivery's hash tag.
+-- KEYS, 3 per attempt: delivery hash, stream, dead set
+-- ARGV: 1 group, 2 now (ms), 3 attempts allowed, 4 retention (ms), 5 error for a delivery whose last attempt never
+--   finished, 6 key prefix, then 2 per attempt: entry id, delivery id
+-- Answers per attempt {'skip'} (finished, not deliverable or gone: entry acked), {'dead'} (out of attempts: now
+--   dead) or {'run', delivery fields, hook fields}.
+local group, now, max, ttl, lost, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+local results = {}
+local n = (#ARGV - 6) / 2
+for i = 0, n - 1 do
+  local delivery, stream, dead = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
+  local entry, id = ARGV[7 + i * 2], ARGV[8 + i * 2]
+  local cur = redis.call('HMGET', delivery, 'status', 'attempts', 'token')
+  local status = cur[1]
+  if not status or (status ~= 'queued' and status ~= 'retrying' and status ~= 'delivering') then
+    redis.call('XACK', stream, group, entry)
+    results[i + 1] = {'skip'}
+  else
+    local attempts = tonumber(cur[2]) or 0
+    if attempts >= max then
+      redis.call('HSET', delivery, 'status', 'dead', 'updated_ms', now, 'last_error', lost)
+      redis.call('HDEL', delivery, 'next_ms')
+      redis.call('PEXPIRE', delivery, ttl)
+      redis.call('ZADD', dead, now, id)
+      redis.call('XACK', stream, group, entry)
+      results[i + 1] = {'dead'}
+    else
+      redis.call('HSET', delivery, 'status', 'delivering', 'attempts', tostring(attempts + 1), 'updated_ms', now)
+      redis.call('HDEL', delivery, 'next_ms')
+      results[i + 1] = {'run', redis.call('HGETALL', delivery), redis.call('HGETALL', prefix .. 'hook:' .. (cur[3] or ''))}
+    end
+  end
+end
+return results
