@@ -17,7 +17,7 @@ use crate::{
     routes,
     settings::ApiSettings,
     state::AppState,
-    store::Store,
+    store::BoundedStore,
     tenants::{TenantTable, Tenants},
     upstream::SessionUpstream,
 };
@@ -74,7 +74,11 @@ fn limiter_tasks(limits: &Arc<Limits>, table: &TenantTable, settings: &ApiSettin
 }
 
 /// The admin listener: metrics, liveness, and readiness (Redis answers).
-fn admin_server(settings: &ApiSettings, registry: &prometheus::Registry, store: &Store) -> anyhow::Result<AdminServer> {
+fn admin_server(
+    settings: &ApiSettings,
+    registry: &prometheus::Registry,
+    store: &BoundedStore,
+) -> anyhow::Result<AdminServer> {
     let ready_store = store.clone();
     let ready: ReadyCheck = Arc::new(move || {
         let store = ready_store.clone();
@@ -198,7 +202,7 @@ impl Application {
         let job_store = JobStore::new(queue.clone()).map_err(redis_config_error)?;
         let limits = Limits::new(Rate { per_second: settings.rate_per_second, burst: settings.rate_burst });
         let limits = Arc::new(if settings.shared_rate_limits()? { limits.shared(job_store.clone()) } else { limits });
-        let store = Store::new(job_store, settings.redis.timeout(), metrics.clone());
+        let store = BoundedStore::new(job_store, settings.redis.timeout(), metrics.clone());
         let completions = Completions::start(&queue);
 
         limits.apply(&tenants);

@@ -6,14 +6,14 @@ use wgate_queue::Completions;
 
 use crate::{
     auth::Verifier, callback_check::CallbackChecks, limits::Limits, metrics::ApiMetrics, qr_cache::SessionCache,
-    store::Store, tenants::TenantTable, upstream::SessionUpstream,
+    store::BoundedStore, tenants::TenantTable, upstream::SessionUpstream,
 };
 
 pub struct AppState {
     pub verifier: Verifier,
     pub limits: Arc<Limits>,
     pub tenants: TenantTable,
-    pub store: Store,
+    pub store: BoundedStore,
     pub completions: Completions,
     pub metrics: Arc<ApiMetrics>,
     /// Longest a synchronous session-create waits (`WGATE_SYNC_WAIT_MS`).

@@ -10,8 +10,10 @@ use wgate_types::{CallbackUrl, IdempotencyKey, JobId, JobRecord, TenantId};
 
 use crate::{error::ApiError, metrics::ApiMetrics};
 
+/// The queue's `JobStore` behind the API's bounds: each call within `WGATE_REDIS_TIMEOUT_MS` (plus the replicas'
+/// wait for acknowledged writes), counted when it fails, and answered as an `ApiError`.
 #[derive(Clone)]
-pub struct Store {
+pub struct BoundedStore {
     inner: JobStore,
     timeout: Duration,
     /// Added to the bound of the writes that wait for replicas (`WGATE_REDIS_WAIT_TIMEOUT_MS` and one more round
@@ -20,7 +22,7 @@ pub struct Store {
     metrics: Arc<ApiMetrics>,
 }
 
-impl Store {
+impl BoundedStore {
     pub fn new(inner: JobStore, timeout: Duration, metrics: Arc<ApiMetrics>) -> Self {
         let config = inner.config();
         let acknowledged_extra =
@@ -90,8 +92,8 @@ impl Store {
         self.call_within("replay", self.timeout + self.acknowledged_extra, self.inner.replay(id, max_sessions)).await
     }
 
-    pub async fn hook(&self, token: &str) -> Result<Option<HookTarget>, ApiError> {
-        self.call("hook", self.inner.hook(token)).await
+    pub async fn hook_target(&self, token: &str) -> Result<Option<HookTarget>, ApiError> {
+        self.call("hook", self.inner.hook_target(token)).await
     }
 
     pub async fn qr_target(&self, token: &str) -> Result<Option<wgate_queue::QrTarget>, ApiError> {

@@ -387,7 +387,7 @@ impl JobStore {
     }
 
     /// The relay target of a hook token; `None` for an unknown (or malformed) token.
-    pub async fn hook(&self, token: &str) -> Result<Option<HookTarget>, QueueError> {
+    pub async fn hook_target(&self, token: &str) -> Result<Option<HookTarget>, QueueError> {
         if !wgate_types::is_capability_token(token) {
             return Ok(None);
         }

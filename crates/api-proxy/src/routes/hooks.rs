@@ -60,7 +60,7 @@ pub async fn relay_hook(
     if !wgate_types::is_capability_token(&token) {
         return Err(ApiError::NotFound("hook"));
     }
-    let Some(target) = state.store.hook(&token).await? else {
+    let Some(target) = state.store.hook_target(&token).await? else {
         return Err(ApiError::NotFound("hook"));
     };
     record_job(&req, target.job_id);

@@ -5,13 +5,13 @@ use std::time::Duration;
 use wgate_queue::{DeliveryFilter, DeliveryPage, DeliveryReplay, NewEvent, Received};
 use wgate_types::{JobId, TenantId};
 
-use super::Store;
+use super::BoundedStore;
 use crate::error::ApiError;
 
 /// A filtered listing looks through many records: it gets this long.
 const LISTING_BOUND: Duration = Duration::from_secs(5);
 
-impl Store {
+impl BoundedStore {
     pub async fn receive_event(&self, event: &NewEvent<'_>) -> Result<Received, ApiError> {
         self.call_within("receive_event", self.timeout + self.acknowledged_extra, self.inner.receive_event(event)).await
     }

@@ -65,7 +65,7 @@ async fn set_hook_refuses_a_callback_at_a_refused_address_and_keeps_the_old_one(
         let problem = problem_on(r, "callback").await;
         assert!(problem.contains("public address"), "{callback}: {problem}");
     }
-    let hook = rig.app.store.hook(&owned.job.hook_token).await.unwrap().unwrap();
+    let hook = rig.app.store.hook_target(&owned.job.hook_token).await.unwrap().unwrap();
     assert_eq!(hook.callback.map(|c| c.as_str().to_owned()).as_deref(), Some("https://acme.example/old"));
 }
 

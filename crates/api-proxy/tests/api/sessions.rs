@@ -280,7 +280,7 @@ async fn a_foreign_or_unknown_whatsapp_id_is_the_same_404_for_every_command() {
     let upstream = rig.upstream_session(&theirs.unique_id).await.expect("globex's session is untouched");
     assert_eq!(upstream["name"], "Theirs");
     assert_eq!(upstream["callback"], format!("{PUBLIC}/hooks/{}", theirs.job.hook_token));
-    let hook = rig.app.store.hook(&theirs.job.hook_token).await.unwrap().unwrap();
+    let hook = rig.app.store.hook_target(&theirs.job.hook_token).await.unwrap().unwrap();
     assert_eq!(hook.callback.unwrap().as_str(), "https://globex.example/hook");
 }
 
@@ -312,7 +312,7 @@ async fn set_hook_moves_the_relay_target_while_upstream_keeps_the_relay_url() {
     assert_eq!(body["data"]["callback"], "https://acme.example/new");
     assert_eq!(body["data"]["unique_id"], owned.unique_id.as_str());
     assert_eq!(rig.upstream_session(&owned.unique_id).await.unwrap()["callback"], relay, "WhatsGate keeps the relay");
-    let hook = rig.app.store.hook(&owned.job.hook_token).await.unwrap().unwrap();
+    let hook = rig.app.store.hook_target(&owned.job.hook_token).await.unwrap().unwrap();
     assert_eq!(hook.callback.unwrap().as_str(), "https://acme.example/new");
     let page = json_of(rig.command("acme", "sessions-get", &json!({})).await).await;
     assert_eq!(page["data"][0]["callback"], "https://acme.example/new");
@@ -320,7 +320,7 @@ async fn set_hook_moves_the_relay_target_while_upstream_keeps_the_relay_url() {
     let r = rig.command("acme", "set-hook", &json!({"WhatsappID": owned.unique_id, "callback": null})).await;
     assert_eq!(r.status(), 200);
     assert_eq!(json_of(r).await["data"]["callback"], Value::Null);
-    assert_eq!(rig.app.store.hook(&owned.job.hook_token).await.unwrap().unwrap().callback, None);
+    assert_eq!(rig.app.store.hook_target(&owned.job.hook_token).await.unwrap().unwrap().callback, None);
     assert_eq!(rig.upstream_session(&owned.unique_id).await.unwrap()["callback"], relay);
 }
 

@@ -50,8 +50,8 @@ async fn a_job_record_round_trips_through_redis_exactly() {
 async fn an_unknown_job_hook_or_session_is_none() {
     let q = TestQueue::start().await;
     assert_eq!(q.store.get(JobId::new()).await.unwrap(), None);
-    assert_eq!(q.store.hook("nope").await.unwrap(), None);
-    assert_eq!(q.store.hook("../../x y").await.unwrap(), None);
+    assert_eq!(q.store.hook_target("nope").await.unwrap(), None);
+    assert_eq!(q.store.hook_target("../../x y").await.unwrap(), None);
     assert_eq!(q.store.session_owner("123").await.unwrap(), None);
 }
 
@@ -60,12 +60,12 @@ async fn an_accepted_job_is_queued_with_its_hook_and_counted_as_pending() {
     let q = TestQueue::start().await;
     let j = job("acme", json!({"name":"Shop","callback":"https://t.example/h"}));
     q.store.enqueue(&j, None, None).await.unwrap();
-    let hook = q.store.hook(&j.hook_token).await.unwrap().unwrap();
+    let hook = q.store.hook_target(&j.hook_token).await.unwrap().unwrap();
     assert_eq!((hook.tenant.as_str(), hook.job_id), ("acme", j.id));
     assert_eq!(hook.callback.unwrap().as_str(), "https://t.example/h");
     let j2 = job("acme", json!({"name":"No callback"}));
     q.store.enqueue(&j2, None, None).await.unwrap();
-    assert_eq!(q.store.hook(&j2.hook_token).await.unwrap().unwrap().callback, None);
+    assert_eq!(q.store.hook_target(&j2.hook_token).await.unwrap().unwrap().callback, None);
 
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.pending, counts.scheduled, counts.running, counts.dead), (2, 0, 0, 0));

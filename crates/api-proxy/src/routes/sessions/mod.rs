@@ -244,7 +244,7 @@ pub(super) async fn presentation(
     state: &AppState,
     owner: &SessionOwner,
 ) -> Result<(Option<String>, Option<String>), ApiError> {
-    let (hook, job) = futures::try_join!(state.store.hook(&owner.hook_token), state.store.get(owner.job_id))?;
+    let (hook, job) = futures::try_join!(state.store.hook_target(&owner.hook_token), state.store.get(owner.job_id))?;
     let callback = match (&hook, &job) {
         (Some(hook), _) => hook.callback.as_ref().map(|c| c.as_str().to_owned()),
         (None, Some(job)) => job.request.callback().map(|c| c.as_str().to_owned()),
