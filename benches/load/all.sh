@@ -9,7 +9,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
-if [ "$quick" = 1 ]; then dur=5s; jobs=10000; rounds=1; chaos_jobs=300; else dur=10s; jobs=30000; rounds=3; chaos_jobs=1000; fi
+if [ "$quick" = 1 ]; then dur=5s; jobs=10000; rounds=1; chaos_jobs=300; else dur=10s; jobs=30000; rounds=5; chaos_jobs=1000; fi
 logs="$(mktemp -d -t wgate-bench-XXXXXX)"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -26,8 +26,8 @@ benches/load/sync.sh "$dur" 8 1 >"$logs/sync.log" 2>&1
 step "worker and queue: pickup, no-op drain, end to end, bytes per job" queue
 BENCH_JOBS="$jobs" BENCH_CONCURRENCY=256 cargo bench -p wgate-worker --bench queue --quiet >"$logs/queue.log" 2>&1
 step "worker throughput with the real binaries: 1 and 2 processes, concurrency sweep" workers
-if [ "$quick" = 1 ]; then benches/load/workers.sh "1 2" "16 256" >"$logs/workers.log" 2>&1
-else benches/load/workers.sh "1 2" "1 4 16 64 256" >"$logs/workers.log" 2>&1; fi
+if [ "$quick" = 1 ]; then benches/load/workers.sh "1 2" "16 32 256" >"$logs/workers.log" 2>&1
+else benches/load/workers.sh "1 2" "1 4 16 32 64 256" >"$logs/workers.log" 2>&1; fi
 step "peer baseline: BullMQ vs our no-op drain, same redis-server" peers
 benches/load/peers.sh "$jobs" 256 "$rounds" >"$logs/peers.log" 2>&1
 step "chaos: faults, worker SIGKILLs, redis-server restart" chaos
