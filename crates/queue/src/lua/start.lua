@@ -17,8 +17,14 @@ local n = (#ARGV - 9) / 3
 for i = 0, n - 1 do
   local job, stream, dead = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
   local entry, taken_over, id = ARGV[10 + i * 3], ARGV[11 + i * 3], ARGV[12 + i * 3]
-  local cur = redis.call('HMGET', job, 'status', 'attempts', 'max_attempts', 'tenant', 'hook_token', 'next_attempt_at',
-    'maybe_sent', 'reconciles')
+  -- One read of the whole record: the fields decided on here, and (for a run) the record answered, patched below.
+  local flat = redis.call('HGETALL', job)
+  local h = {}
+  for f = 1, #flat, 2 do
+    h[flat[f]] = flat[f + 1]
+  end
+  local cur = {h.status, h.attempts, h.max_attempts, h.tenant, h.hook_token, h.next_attempt_at, h.maybe_sent,
+    h.reconciles}
   local status = cur[1]
   if not status or status == 'succeeded' or status == 'failed' or status == 'dead' then
     redis.call('XACK', stream, group, entry)
@@ -27,6 +33,7 @@ for i = 0, n - 1 do
     local maybe = cur[7] == '1'
     if taken_over == '1' then
       redis.call('HSET', job, 'maybe_sent', '1')
+      h.maybe_sent = '1'
       maybe = true
     end
     local attempts = tonumber(cur[2]) or 0
@@ -64,7 +71,14 @@ for i = 0, n - 1 do
       if cur[6] then
         redis.call('HDEL', job, 'next_attempt_at')
       end
-      results[i + 1] = {'run', redis.call('HGETALL', job)}
+      -- The record as these writes left it, without reading it again.
+      h.status, h.attempts, h.updated_at, h.next_attempt_at = 'running', tostring(attempts + 1), now_ns, nil
+      local record = {}
+      for f, v in pairs(h) do
+        record[#record + 1] = f
+        record[#record + 1] = v
+      end
+      results[i + 1] = {'run', record}
     end
   end
 end

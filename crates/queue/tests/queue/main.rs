@@ -379,6 +379,31 @@ async fn an_attempt_that_was_taken_over_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_job_that_succeeds_after_a_retry_keeps_no_error_due_time_or_maybe_sent_mark() {
+    let q = TestQueue::start().await;
+    let j = job("acme", json!({"name":"Shop"}));
+    q.store.enqueue(&j, None, None).await.unwrap();
+    let d = deliver(&q).await;
+    let wgate_queue::Started::Run { record, .. } = q.store.start_attempt(&d).await.unwrap() else { panic!() };
+    let due = OffsetDateTime::now_utc() - Duration::from_millis(1);
+    let retry = wgate_queue::Outcome::Retry { error: boom(), due, maybe_sent: true };
+    assert_eq!(q.store.finish_attempt(&d, &record, &retry).await.unwrap(), wgate_queue::Written::Ok);
+    assert_eq!(q.store.promote_due(10).await.unwrap(), 1);
+    let d2 = deliver(&q).await;
+    let wgate_queue::Started::Run { record: second, reconcile } = q.store.start_attempt(&d2).await.unwrap() else {
+        panic!("the retry did not start")
+    };
+    assert_eq!((second.attempts, reconcile, second.next_attempt_at), (2, true, None));
+    let done = wgate_queue::Outcome::Succeeded { response: json!({"unique_id": "77"}), unique_id: "77".into() };
+    assert_eq!(q.store.finish_attempt(&d2, &second, &done).await.unwrap(), wgate_queue::Written::Ok);
+    let r = q.store.get(j.id).await.unwrap().unwrap();
+    assert_eq!((r.status, r.error, r.next_attempt_at), (JobStatus::Succeeded, None, None));
+    let mut c = q.conn().await;
+    let marked: bool = c.hexists(q.key(&format!("job:{}", j.id)), "maybe_sent").await.unwrap();
+    assert!(!marked, "a succeeded job keeps no maybe_sent mark");
+}
+
+#[tokio::test]
 async fn a_job_whose_last_attempt_and_every_reconcile_pass_never_finished_is_dead_at_its_next_start() {
     let q = TestQueue::start().await;
     let mut j = job("acme", json!({"name":"Crash"}));
