@@ -3,7 +3,8 @@
 # ids) to POST /hooks/<token> for DURATION seconds (default 10) with CONNECTIONS connections (default 32); one
 # wgate-worker delivers them to a Node endpoint on loopback. Prints the rate the API stored and acknowledged events
 # at, the rate the worker delivered them at (until every acknowledged event arrived), and the idle latency from the
-# worker's wgate_webhook_lag_seconds histogram. Build first: cargo build --release -p wgate -p wgate-api-proxy
+# worker's wgate_webhook_lag_seconds histogram, measured with an empty store and again after the posting phase (so a
+# long DURATION shows pickup with a million stored events: DURATION=130 at about 8k events/s). Build first: cargo build --release -p wgate -p wgate-api-proxy
 # -p wgate-worker -p wgate-upstream-sim.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,14 +34,40 @@ job=$(curl -s -i -X POST "http://127.0.0.1:$api_port/api/v1/session-create" -H "
 hook=$(redis-cli -p "$redis_port" HGET "{bench}:job:$job" hook_token)
 url="http://127.0.0.1:$api_port/hooks/$hook"
 
-# Idle latency first: 200 events one at a time.
-for i in $(seq 1 200); do
-  curl -s -o /dev/null -X POST "$url" -H 'Content-Type: application/json' \
-    -d "{\"id\":$i,\"whatsapp_id\":\"1\",\"event_action\":\"message\",\"event_date\":\"2026-01-01 00:00:00\",\"status_code\":200,\"event_data\":{}}"
-  sleep 0.01
-done
-sleep 1
-idle=$(curl -s "http://127.0.0.1:$worker_admin/metrics" | grep -E '^wgate_webhook_lag_seconds_(bucket|count)')
+lag() { curl -s "http://127.0.0.1:$worker_admin/metrics" | grep -E '^wgate_webhook_lag_seconds_(bucket|count)'; }
+# Idle latency: 200 events one at a time (ids from $1), then the worker's lag histogram over just those 200: how
+# many arrived within each bucket bound, and the bucket holding the median.
+idle_phase() {
+  local first=$1 i lag_before lag_after
+  lag_before=$(lag)
+  for i in $(seq "$first" $((first + 199))); do
+    curl -s -o /dev/null -X POST "$url" -H 'Content-Type: application/json' \
+      -d "{\"id\":$i,\"whatsapp_id\":\"1\",\"event_action\":\"message\",\"event_date\":\"2026-01-01 00:00:00\",\"status_code\":200,\"event_data\":{}}"
+    sleep 0.01
+  done
+  sleep 1
+  lag_after=$(lag)
+  python3 - "$lag_before" "$lag_after" <<'PY'
+import re, sys
+def parse(text):
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'wgate_webhook_lag_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
+before, after = parse(sys.argv[1]), parse(sys.argv[2])
+rows, median = [], None
+for le in sorted(after, key=lambda b: float("inf") if b == "+Inf" else float(b)):
+    n = after[le] - before.get(le, 0)
+    rows.append(f"<= {le} s: {n:.0f}")
+    if median is None and n >= 100:
+        median = le
+print("  " + ", ".join(rows[:8]) + f"; p50 <= {median} s")
+PY
+}
+echo "idle lag, empty store (200 events, one every 10 ms):"
+idle_phase 1
 before=$(curl -s "http://127.0.0.1:$receiver_port/count")
 
 start=$(date +%s.%N)
@@ -59,6 +86,7 @@ start, end, delivered, duration = float(sys.argv[1]), float(sys.argv[2]), int(sy
 print(f"delivered {delivered} events in {end - start:.2f} s from the first post: {delivered / (end - start):.0f} events/s "
       f"received to delivered (posting lasted {duration:.0f} s)")
 PY
-echo "idle lag (200 events, one every 10 ms):"
-echo "$idle"
+stored=$(redis-cli -p "$redis_port" dbsize)
+echo "idle lag with $(( $(curl -s "http://127.0.0.1:$receiver_port/count") )) events stored ($stored Redis keys):"
+idle_phase 900000000
 echo "reproduce: DURATION=$duration CONNECTIONS=$connections benches/load/webhooks.sh"
