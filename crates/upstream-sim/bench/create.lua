@@ -5,16 +5,6 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Api-Key"] = os.getenv("WGATE_SIM_KEY") or "sim-key"
 wrk.body = '{"name":"bench","callback":"http://127.0.0.1:9/hook"}'
 
--- Count answers other than 200 so a fault or a bad key cannot pass for throughput.
-local non_200 = 0
-function response(status, headers, body)
-  if status ~= 200 then non_200 = non_200 + 1 end
-end
-
-done = function(summary, latency, requests)
-  io.write(string.format("requests/s: %.0f\n", summary.requests / (summary.duration / 1e6)))
-  io.write(string.format("latency p50: %.2f ms, p99: %.2f ms, max: %.2f ms\n",
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
-  io.write(string.format("non-2xx or socket errors: %d\n",
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
+-- Non-2xx answers count as errors in the report, so a fault or a bad key cannot pass for throughput. Run from the
+-- repository root (the report is shared with the latency scripts).
+dofile("benches/load/wrk_report.lua")
