@@ -15,6 +15,8 @@ use tokio::sync::Notify;
 pub enum Behaviour {
     /// This status, at once (`Retry-After` in seconds when given).
     Answer { status: u16, retry_after: Option<u64> },
+    /// This status with `Retry-After` as an HTTP date this many seconds after the request.
+    AnswerRetryAt { status: u16, after_secs: u64 },
     /// Never answers (the caller's timeout ends the request).
     Hang,
     /// 200 to every `ok_every`-th request, 503 to the others: an endpoint that fails most of the time.
@@ -85,7 +87,7 @@ async fn take(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>
         other => other,
     };
     let answered = match &behaviour {
-        Behaviour::Answer { status, .. } => *status,
+        Behaviour::Answer { status, .. } | Behaviour::AnswerRetryAt { status, .. } => *status,
         Behaviour::Hang | Behaviour::Flaky { .. } => 0,
     };
     let got = Received { headers, body: String::from_utf8_lossy(&body).into_owned(), answered, at: Instant::now() };
@@ -103,6 +105,11 @@ async fn take(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>
                 answer.insert_header(("retry-after", secs.to_string()));
             }
             answer.body("ok")
+        }
+        Behaviour::AnswerRetryAt { status, after_secs } => {
+            let code = actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::OK);
+            let at = std::time::SystemTime::now() + Duration::from_secs(after_secs);
+            HttpResponse::build(code).insert_header(("retry-after", httpdate::fmt_http_date(at))).body("ok")
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod idempotency;
 pub mod job;
 pub mod messaging;
+pub mod retry_after;
 pub mod session;
 pub mod session_commands;
 pub mod session_view;
@@ -23,6 +24,7 @@ pub use error::{ErrorBody, FieldProblem};
 pub use idempotency::IdempotencyKey;
 pub use job::{ErrorClass, JobError, JobErrorView, JobId, JobKind, JobRecord, JobStatus, JobView, NewJob, relay_url};
 pub use messaging::{ChatCommand, CheckNumber, GetMedia, Message, MessageKind, Recipient, SendMessage, SessionOnly};
+pub use retry_after::retry_after;
 pub use session::{
     AuthType, CallbackUrl, PhoneNumber, SessionCreate, SessionCreateBody, SessionName, ValidationErrors,
 };

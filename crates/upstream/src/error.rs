@@ -154,8 +154,9 @@ fn classify_name(name: &str) -> Option<ErrorClass> {
     }
 }
 
+/// Seconds or an HTTP date, at most an hour.
 fn parse_retry_after(v: &str) -> Option<Duration> {
-    v.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(3600)))
+    wgate_types::retry_after(v, std::time::SystemTime::now()).map(|d| d.min(Duration::from_secs(3600)))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -221,7 +222,10 @@ mod tests {
         let e = UpstreamError::from_response(429, Some("7"), b"");
         assert_eq!((e.class(), e.maybe_sent()), (ErrorClass::Unavailable, false));
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
-        assert_eq!(UpstreamError::from_response(429, Some("Wed, 21 Oct 2015 07:28:00 GMT"), b"").retry_after(), None);
+        // An HTTP date is honoured too; one already past asks for no wait.
+        let past = UpstreamError::from_response(429, Some("Wed, 21 Oct 2015 07:28:00 GMT"), b"");
+        assert_eq!(past.retry_after(), Some(Duration::ZERO));
+        assert_eq!(UpstreamError::from_response(429, Some("later"), b"").retry_after(), None);
         assert_eq!(UpstreamError::from_response(500, Some("7"), &body("InternalError")).retry_after(), None);
     }
 }

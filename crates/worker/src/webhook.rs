@@ -278,8 +278,7 @@ async fn attempt(deps: &DeliveryDeps, record: &DeliveryRecord, hook: &HookState)
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+                .and_then(|v| wgate_types::retry_after(v, std::time::SystemTime::now()));
             // Read (a bounded part of) the answer so the connection can serve the next delivery.
             let mut read = 0;
             while read < ANSWER_READ_MAX {

@@ -104,6 +104,42 @@ async fn a_worker_sigkilled_mid_delivery_loses_no_event_and_another_delivers_it_
     check_all_delivered_with_stable_ids(&got, 1..=5);
 }
 
+/// The gap between the first two requests of event `n`, once there are two.
+async fn first_retry_gap(receiver: &Receiver, n: u64) -> Duration {
+    let got = receiver
+        .wait_until("a second attempt of the event", Duration::from_secs(15), |got| {
+            got.iter().filter(|r| event_id(r) == Some(n)).count() >= 2
+        })
+        .await;
+    let at: Vec<_> = got.iter().filter(|r| event_id(r) == Some(n)).map(|r| r.at).collect();
+    at[1] - at[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_retry_after_wins_over_the_schedule_in_seconds_or_as_an_http_date() {
+    let world = World::start(json!({})).await;
+    // The schedule retries after 100 ms; the endpoint asks for more.
+    let receiver = Receiver::start(Behaviour::Answer { status: 503, retry_after: Some(2) }).await;
+    hook(&world, &receiver.url).await;
+    let _worker = world.process_with(env(&world)).await;
+    receive(&world, 1).await;
+    let gap = first_retry_gap(&receiver, 1).await;
+    assert!(gap >= Duration::from_millis(1900), "Retry-After: 2 honoured, the retry came after {gap:?}");
+
+    // An HTTP date three seconds ahead (whole seconds, so the wait is between 2 and 3 s).
+    receiver.set(Behaviour::AnswerRetryAt { status: 503, after_secs: 3 });
+    receive(&world, 2).await;
+    let gap = first_retry_gap(&receiver, 2).await;
+    assert!(gap >= Duration::from_millis(1500), "a Retry-After date honoured, the retry came after {gap:?}");
+    receiver.set(Behaviour::OK);
+    let got = receiver
+        .wait_until("both events delivered", Duration::from_secs(15), |got| {
+            (1..=2).all(|n| got.iter().any(|r| r.delivered() && event_id(r) == Some(n)))
+        })
+        .await;
+    check_all_delivered_with_stable_ids(&got, 1..=2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_mid_run_loses_no_acknowledged_event() {
     let mut world = World::start_with(json!({}), RedisServerOptions { appendonly: true }).await;
