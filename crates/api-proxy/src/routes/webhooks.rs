@@ -9,7 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 use wgate_queue::{DELIVERY_STATUSES, DeliveryFilter, DeliveryRecord, DeliveryReplay};
 use wgate_types::{ErrorBody, FieldProblem, JobId, Scope, TenantId, ValidationErrors};
 
-use super::{authorize, sessions::request::body_object};
+use super::{
+    authorize,
+    sessions::{owned, request::body_object},
+};
 use crate::{error::ApiError, fallback::method_not_allowed, limits::Bucket, state::AppState};
 
 /// The webhook routes: the secret, the deliveries, and events-get on both base paths.
@@ -336,10 +339,7 @@ pub(crate) async fn events_get(
     let fields = body_object(&req, &state, payload).await?;
     let session = text_field(&fields, "WhatsappID")?;
     if let Some(id) = &session {
-        let owned = state.store.session_owner(id).await?;
-        if owned.is_none_or(|o| o.tenant != principal.tenant) {
-            return Err(ApiError::UnknownSession);
-        }
+        owned(&state, &principal.tenant, id).await?;
     }
     let action = text_field(&fields, "action")?;
     if let Some(a) = &action
