@@ -1,5 +1,7 @@
-//! Completion notifications: one pub/sub subscription per process on `{ns}:done`, fanned out in memory to the
-//! requests waiting for a job. Waiting costs no Redis call per waiter.
+//! Completion notifications: one pub/sub subscription per process to every partition's `{tag}:done` channel,
+//! fanned out in memory to the requests waiting for a job. Waiting costs no Redis call per waiter. On a cluster the
+//! channels are shard channels (`SSUBSCRIBE`, answered by the node that owns the partition's slot, so a publish
+//! does not travel to every node); one Redis or Sentinel uses plain `SUBSCRIBE`.
 //!
 //! A publish can be missed while the subscription is down, so every (re)subscription wakes every waiter; a woken
 //! waiter re-reads the job and waits again if it is not finished.
@@ -20,7 +22,7 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 use wgate_types::JobId;
 
-use crate::{Keys, QueueConfig, redis_conn::Redis};
+use crate::{Layout, QueueConfig, RedisMode, redis_conn::Redis};
 
 type Registry = HashMap<JobId, Vec<(u64, oneshot::Sender<()>)>>;
 
@@ -130,12 +132,16 @@ impl Completions {
 }
 
 async fn run(inner: Weak<Inner>, config: QueueConfig) {
-    let channel = Keys::new(&config.namespace).done_channel();
+    let layout = Layout::new(&config.namespace, config.partitions);
+    let channels: Vec<String> = layout.all().iter().map(crate::Keys::done_channel).collect();
     let mut backoff = Duration::from_millis(50);
     let redis = Redis::new(&config);
     loop {
         let listened = match &redis {
-            Ok(redis) => subscribe_and_listen(&inner, redis, config.command_timeout, &channel).await,
+            Ok(_) if config.mode == RedisMode::Cluster => {
+                shard_subscribe_and_listen(&inner, &config, &layout, &channels).await
+            }
+            Ok(redis) => subscribe_and_listen(&inner, redis, config.command_timeout, &channels).await,
             Err(e) => Err(e.to_string()),
         };
         match listened {
@@ -152,7 +158,12 @@ async fn run(inner: Weak<Inner>, config: QueueConfig) {
 
 /// Subscribes, wakes everyone (a publish may have been missed before), then relays messages until the connection
 /// fails (`Err`) or the handles are dropped (`Ok`).
-async fn subscribe_and_listen(inner: &Weak<Inner>, redis: &Redis, t: Duration, channel: &str) -> Result<(), String> {
+async fn subscribe_and_listen(
+    inner: &Weak<Inner>,
+    redis: &Redis,
+    t: Duration,
+    channels: &[String],
+) -> Result<(), String> {
     // In Sentinel mode this is the primary the sentinels name now.
     let client = redis.client().await.map_err(|e| e.to_string())?;
     let pubsub = tokio::time::timeout(t, client.get_async_pubsub())
@@ -160,7 +171,7 @@ async fn subscribe_and_listen(inner: &Weak<Inner>, redis: &Redis, t: Duration, c
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
     let (mut sink, mut stream) = pubsub.split();
-    tokio::time::timeout(t, sink.subscribe(channel))
+    tokio::time::timeout(t, sink.subscribe(channels))
         .await
         .map_err(|_| "subscribe timed out".to_string())?
         .map_err(|e| e.to_string())?;
@@ -191,6 +202,67 @@ async fn subscribe_and_listen(inner: &Weak<Inner>, redis: &Redis, t: Duration, c
                 // A demoted primary keeps the connection open; subscribe again where the sentinels point.
                 if redis.moved_from(&client).await {
                     return Err("the primary moved".into());
+                }
+            }
+        }
+    }
+}
+
+/// The cluster's way: one RESP3 cluster connection subscribed to every partition's shard channel. The client
+/// subscribes on the node that owns each slot and, after a failover or a moved slot, again on the new owner; every
+/// (re)subscription and every lost link wakes everyone (a publish may have been missed). A keyed call per partition
+/// every few seconds makes the client notice a dead node even when nothing else is sent.
+async fn shard_subscribe_and_listen(
+    inner: &Weak<Inner>,
+    config: &QueueConfig,
+    layout: &Layout,
+    channels: &[String],
+) -> Result<(), String> {
+    let t = config.command_timeout;
+    let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+    let client = crate::redis_conn::cluster_subscriber(config, tx).map_err(|e| e.to_string())?;
+    let mut conn = tokio::time::timeout(t, client.get_async_connection())
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(t * 2, conn.ssubscribe(channels))
+        .await
+        .map_err(|_| "subscribe timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    match inner.upgrade() {
+        Some(i) => i.wake_all(),
+        None => return Ok(()),
+    }
+    let mut ping = tokio::time::interval(Duration::from_secs(2));
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            push = pushes.recv() => {
+                let Some(push) = push else { return Err("subscription closed".into()) };
+                let Some(inner) = inner.upgrade() else { return Ok(()) };
+                match push.kind {
+                    redis::PushKind::SMessage | redis::PushKind::Message => {
+                        let id = push.data.get(1).and_then(crate::store::text).and_then(|s| s.parse::<JobId>().ok());
+                        match id {
+                            Some(id) => inner.wake(id),
+                            None => tracing::warn!("ignoring a malformed completion message"),
+                        }
+                    }
+                    // Subscribed (again, maybe on a new owner) or a link lost: a publish may have been missed.
+                    redis::PushKind::SSubscribe | redis::PushKind::Disconnection => inner.wake_all(),
+                    _ => {}
+                }
+            }
+            _ = ping.tick() => {
+                if inner.strong_count() == 0 {
+                    return Ok(());
+                }
+                for keys in layout.all() {
+                    let mut probe = redis::cmd("PTTL");
+                    probe.arg(keys.done_channel());
+                    if let Ok(Err(e)) = tokio::time::timeout(t, probe.query_async::<i64>(&mut conn)).await {
+                        tracing::debug!(error = %e, "probing a partition's node");
+                    }
                 }
             }
         }

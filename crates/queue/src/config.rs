@@ -6,7 +6,8 @@ use std::{path::PathBuf, time::Duration};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueConfig {
     pub redis_url: String,
-    /// Every key is `{<namespace>}:...`; the braces are a Redis Cluster hash tag.
+    /// Every key is `{<namespace>}:...` or, with several partitions, `{<namespace>:<n>}:...`; the braces are a
+    /// Redis Cluster hash tag.
     pub namespace: String,
     /// Bound on every Redis call: a dead Redis turns into [`crate::QueueError::Unavailable`] within this time.
     pub command_timeout: Duration,
@@ -23,6 +24,9 @@ pub struct QueueConfig {
     pub wait_replicas: u32,
     /// How long that `WAIT` may take before the write is reported unavailable.
     pub wait_timeout: Duration,
+    /// Hash tags the keys and queues are split into (`WGATE_QUEUE_PARTITIONS`, see [`crate::Layout`]); 1 keeps
+    /// every key under `{<namespace>}`.
+    pub partitions: u16,
 }
 
 /// How `redis_url` is read: one server, or the sentinels that name the current primary.
@@ -100,6 +104,7 @@ impl QueueConfig {
             mode: RedisMode::Standalone,
             wait_replicas: 0,
             wait_timeout: Duration::from_millis(500),
+            partitions: 1,
         }
     }
 }

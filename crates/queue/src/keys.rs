@@ -1,4 +1,9 @@
 //! The Redis key layout (mirrored in `docs/ARCHITECTURE.md`).
+//!
+//! Keys are spread over `WGATE_QUEUE_PARTITIONS` hash tags ([`Layout`]): everything of one tenant lives under its
+//! partition's tag, and each partition has its own queues, so a script only ever touches keys of one slot and a
+//! Redis Cluster's primaries share the work. With one partition the tag is `{<namespace>}`, the names every
+//! deployment had before partitions existed.
 
 use sha2::{Digest, Sha256};
 use wgate_types::{JobId, JobKind, TenantId};
@@ -35,10 +40,132 @@ impl From<JobKind> for Queue {
     }
 }
 
-/// Builds every key of one namespace: `{<namespace>}:...`.
+/// Builds every key of one partition: `{<tag>}:...` (with one partition the tag is the namespace).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     prefix: String,
+}
+
+/// Most partitions a deployment may have (`WGATE_QUEUE_PARTITIONS`).
+pub const MAX_PARTITIONS: u16 = 256;
+
+/// Hash slots of a Redis Cluster.
+const SLOTS: u32 = 16384;
+
+/// The Redis Cluster hash slot of a key (CRC16 of its hash tag, or of the whole key without one).
+pub fn key_slot(key: &str) -> u16 {
+    let b = key.as_bytes();
+    let hashed = match b.iter().position(|&c| c == b'{') {
+        Some(open) => match b[open + 1..].iter().position(|&c| c == b'}') {
+            Some(len) if len > 0 => &b[open + 1..open + 1 + len],
+            _ => b,
+        },
+        None => b,
+    };
+    // The remainder of a division by 16384 always fits.
+    u16::try_from(u32::from(crc16::State::<crc16::XMODEM>::calculate(hashed)) % SLOTS).unwrap_or(0)
+}
+
+/// FNV-1a: a stable hash (the same in every process and every version) of tenant ids and tokens.
+fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The key layout of one namespace split into partitions. A tenant's partition is a stable hash of its id; a
+/// capability token's is a stable hash of the token (tokens are minted to land in their tenant's partition), so
+/// an unauthenticated `/hooks/<token>` or `/qr/<token>` finds its records without a lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// `{<namespace>}`: keys of the whole deployment, not of a tenant (the webhook signing key).
+    base: Keys,
+    parts: Vec<Keys>,
+}
+
+impl Layout {
+    /// `partitions` is clamped to `1..=`[`MAX_PARTITIONS`]. Partition `p`'s tag is `{<namespace>}` when there is
+    /// one, else `{<namespace>:<n>}` with the smallest `n` whose slot lies in `[p*16384/P, (p+1)*16384/P)`: the
+    /// partitions spread evenly over any cluster's slot ranges.
+    pub fn new(namespace: &str, partitions: u16) -> Self {
+        let count = u32::from(partitions.clamp(1, MAX_PARTITIONS));
+        let base = Keys::new(namespace);
+        if count == 1 {
+            return Self { parts: vec![base.clone()], base };
+        }
+        let mut parts = Vec::with_capacity(count as usize);
+        let mut n = 0u64;
+        for p in 0..count {
+            let range = (p * SLOTS / count)..((p + 1) * SLOTS / count);
+            loop {
+                let tag = format!("{namespace}:{n}");
+                n += 1;
+                if range.contains(&u32::from(key_slot(&tag))) {
+                    parts.push(Keys { prefix: format!("{{{tag}}}:") });
+                    break;
+                }
+            }
+            n = 0;
+        }
+        Self { base, parts }
+    }
+
+    /// How many partitions there are.
+    pub fn count(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Partition `p`'s keys (`p` is taken modulo the count).
+    pub fn part(&self, p: usize) -> &Keys {
+        &self.parts[p % self.parts.len()]
+    }
+
+    /// Every partition's keys, partition 0 first.
+    pub fn all(&self) -> &[Keys] {
+        &self.parts
+    }
+
+    /// Keys of the whole deployment (`{<namespace>}:...`), whatever the partitions.
+    pub fn base(&self) -> &Keys {
+        &self.base
+    }
+
+    fn bucket(&self, bytes: &[u8]) -> usize {
+        match self.parts.len() {
+            1 => 0,
+            n => usize::try_from(stable_hash(bytes) % n as u64).unwrap_or(0),
+        }
+    }
+
+    /// The partition of a tenant.
+    pub fn of_tenant(&self, tenant: &TenantId) -> usize {
+        self.bucket(tenant.as_str().as_bytes())
+    }
+
+    /// The partition of a capability token (hook or QR).
+    pub fn of_token(&self, token: &str) -> usize {
+        self.bucket(token.as_bytes())
+    }
+
+    /// The keys of a tenant's partition.
+    pub fn tenant(&self, tenant: &TenantId) -> &Keys {
+        self.part(self.of_tenant(tenant))
+    }
+
+    /// The keys of a token's partition.
+    pub fn token(&self, token: &str) -> &Keys {
+        self.part(self.of_token(token))
+    }
+
+    /// A token from `draw` that lands in the tenant's partition: drawn again until it does (`count` draws are
+    /// expected; with one partition the first one does).
+    pub fn mint_token(&self, tenant: &TenantId, mut draw: impl FnMut() -> String) -> String {
+        let want = self.of_tenant(tenant);
+        loop {
+            let token = draw();
+            if self.of_token(&token) == want {
+                return token;
+            }
+        }
+    }
 }
 
 impl Keys {
@@ -46,7 +173,7 @@ impl Keys {
         Self { prefix: format!("{{{namespace}}}:") }
     }
 
-    /// `{ns}:` — scripts build keys of records they only learn about inside Redis from it (same hash slot).
+    /// `{tag}:` — scripts build keys of records they only learn about inside Redis from it (same hash slot).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
@@ -165,7 +292,7 @@ impl Keys {
         format!("{}session:{unique_id}", self.prefix)
     }
 
-    /// The pub/sub channel terminal job ids are published on.
+    /// The pub/sub channel terminal job ids of this partition are published on (a shard channel on a cluster).
     pub fn done_channel(&self) -> String {
         format!("{}done", self.prefix)
     }
@@ -173,4 +300,113 @@ impl Keys {
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(s: &str) -> TenantId {
+        TenantId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn one_partition_keeps_every_key_name_of_a_deployment_without_partitions() {
+        let layout = Layout::new("wgate", 1);
+        let (k, t) = (layout.tenant(&tenant("acme")), tenant("acme"));
+        let id: JobId = "0192f3a4-5b6c-7d8e-9f00-112233445566".parse().unwrap();
+        assert_eq!(k.prefix(), "{wgate}:");
+        assert_eq!(k.job(id), "{wgate}:job:0192f3a4-5b6c-7d8e-9f00-112233445566");
+        assert_eq!(k.stream(JobKind::SessionCreate), "{wgate}:queue:session-create");
+        assert_eq!(k.queue_stream(Queue::Webhook), "{wgate}:queue:webhook");
+        assert_eq!(k.scheduled(), "{wgate}:scheduled");
+        assert_eq!(k.queue_dead(Queue::Webhook), "{wgate}:dead:webhook");
+        assert_eq!(k.tenant_pending(&t), "{wgate}:tenant:acme:pending");
+        assert_eq!(k.rate("write", &t), "{wgate}:rate:write:acme");
+        assert_eq!(k.done_channel(), "{wgate}:done");
+        assert_eq!(layout.token("anything").hook("x"), "{wgate}:hook:x");
+        assert_eq!(layout.base().webhook_signing_key(), "{wgate}:webhook:signing-key");
+        assert_eq!(Keys::new("wgate"), *k);
+    }
+
+    #[test]
+    fn the_slot_of_a_key_is_the_one_redis_computes() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(key_slot("123456789"), 0x31C3);
+        assert_eq!(key_slot("foo"), 12182);
+        assert_eq!(key_slot("{foo}:bar"), 12182);
+        assert_eq!(key_slot("{}foo"), key_slot("{}foo"));
+        assert_eq!(key_slot("bar"), 5061);
+    }
+
+    #[test]
+    fn partition_slots_fall_evenly_over_the_slot_space() {
+        for count in [2u16, 3, 16, 100, 256] {
+            let layout = Layout::new("wgate", count);
+            assert_eq!(layout.count(), usize::from(count));
+            for (p, keys) in layout.all().iter().enumerate() {
+                let slot = u32::from(key_slot(keys.prefix()));
+                let (p, n) = (p as u32, u32::from(count));
+                assert!((p * SLOTS / n..(p + 1) * SLOTS / n).contains(&slot), "{count} partitions: {p} at {slot}");
+            }
+        }
+        assert_eq!(Layout::new("wgate", 0).count(), 1);
+        assert_eq!(Layout::new("wgate", 1000).count(), usize::from(MAX_PARTITIONS));
+    }
+
+    #[test]
+    fn a_minted_token_lands_in_its_tenants_partition() {
+        let layout = Layout::new("ns", 16);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            let t = tenant(&format!("tenant-{i}"));
+            seen.insert(layout.of_tenant(&t));
+            let mut n = 0u32;
+            let token = layout.mint_token(&t, || {
+                n += 1;
+                format!("{:0>43}", format!("{i}x{n}"))
+            });
+            assert!(wgate_types::is_capability_token(&token), "{token}");
+            assert_eq!(layout.of_token(&token), layout.of_tenant(&t), "{token}");
+            assert_eq!(layout.token(&token), layout.tenant(&t));
+        }
+        assert_eq!(seen.len(), 16, "200 tenants use every one of 16 partitions");
+    }
+
+    #[test]
+    fn every_key_of_one_tenant_shares_one_slot() {
+        let layout = Layout::new("ns", 16);
+        let t = tenant("acme");
+        let k = layout.tenant(&t);
+        let id = JobId::new();
+        let token = layout.mint_token(&t, || format!("{:0>43}", rand::random::<u32>()));
+        let names = [
+            k.job(id),
+            layout.token(&token).hook(&token),
+            layout.token(&token).qr(&token),
+            k.idempotency(&t, "key"),
+            k.tenant_pending(&t),
+            k.tenant_sessions(&t),
+            k.rate("write", &t),
+            k.send_idempotency(&t, "key"),
+            k.send_pace(&t, "s1"),
+            k.send_pace_next(&t, "s1"),
+            k.session("s1"),
+            k.delivery(id),
+            k.event_seen(&token, "ev"),
+            k.tenant_deliveries(&t),
+            k.stream(JobKind::SessionCreate),
+            k.scheduled(),
+            k.dead(),
+            k.queue_stream(Queue::Webhook),
+            k.queue_scheduled(Queue::Webhook),
+            k.queue_dead_letters(Queue::Webhook),
+            k.done_channel(),
+        ];
+        let slot = key_slot(&names[0]);
+        for n in &names {
+            assert_eq!(key_slot(n), slot, "{n}");
+        }
+        assert_ne!(key_slot(&layout.part(layout.of_tenant(&t) + 1).job(id)), slot);
+    }
 }

@@ -2,7 +2,8 @@
 //! completion notifications a synchronous request waits on, and the apalis backend over a Redis Streams consumer
 //! group that the worker runs on.
 //!
-//! Every key starts with `{<namespace>}:` (a Redis Cluster hash tag), so each script's keys share one slot.
+//! Every key starts with its partition's hash tag (`{<namespace>}:` with one partition, see [`Layout`]), and a
+//! script only gets keys of one partition, so each script's keys share one slot.
 //! `docs/ARCHITECTURE.md` holds the key table; keep it true when a key changes here.
 #![warn(unreachable_pub)]
 
@@ -30,7 +31,7 @@ pub use backend::{Starter, StopHandle, StreamAck, StreamBackend, StreamConfig, c
 pub use completions::{Completions, Waiter};
 pub use config::{QueueConfig, RedisMode, RedisTls};
 pub use error::QueueError;
-pub use keys::{GROUP, Keys, Queue};
+pub use keys::{GROUP, Keys, Layout, MAX_PARTITIONS, Queue, key_slot};
 pub use messaging::{Pace, PaceAnswer, SendClaim};
 pub use qr::QrTarget;
 pub use redis_conn::redact_url;

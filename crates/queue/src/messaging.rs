@@ -54,7 +54,7 @@ impl JobStore {
         ttl: Duration,
     ) -> Result<SendClaim, QueueError> {
         let mut inv = scripts::SEND_CLAIM.prepare_invoke();
-        inv.key(self.keys().send_idempotency(tenant, key)).arg(fingerprint).arg(ttl.as_millis().max(1) as u64);
+        inv.key(self.layout().tenant(tenant).send_idempotency(tenant, key)).arg(fingerprint).arg(ttl.as_millis().max(1) as u64);
         let answer: Vec<String> =
             self.redis().call_acknowledged("send claim", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         Ok(match answer.first().map(String::as_str) {
@@ -80,7 +80,7 @@ impl JobStore {
     ) -> Result<(), QueueError> {
         let mut inv = scripts::SEND_FINISH.prepare_invoke();
         let (status, body) = answer.map_or((String::new(), ""), |(s, b)| (s.to_string(), b));
-        inv.key(self.keys().send_idempotency(tenant, key))
+        inv.key(self.layout().tenant(tenant).send_idempotency(tenant, key))
             .arg(fingerprint)
             .arg(status)
             .arg(body)
@@ -95,8 +95,8 @@ impl JobStore {
     /// Admits one send of the tenant's session `unique_id` at `pace`, or says how long until one fits.
     pub async fn pace_send(&self, tenant: &TenantId, unique_id: &str, pace: Pace) -> Result<PaceAnswer, QueueError> {
         let mut inv = scripts::PACE.prepare_invoke();
-        inv.key(self.keys().send_pace(tenant, unique_id))
-            .key(self.keys().send_pace_next(tenant, unique_id))
+        inv.key(self.layout().tenant(tenant).send_pace(tenant, unique_id))
+            .key(self.layout().tenant(tenant).send_pace_next(tenant, unique_id))
             .arg(pace.per_minute.max(1))
             .arg(micros(pace.min_interval))
             .arg(micros(pace.jitter))

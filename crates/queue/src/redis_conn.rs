@@ -453,6 +453,23 @@ fn seed_urls(config: &QueueConfig) -> Result<Vec<&str>, QueueError> {
 /// The cluster client for the seed nodes of `WGATE_REDIS_URL`, with the certificates of `config.tls`, and every
 /// reply bounded by `response_timeout` (the command timeout when `None`).
 fn cluster_client(config: &QueueConfig, response_timeout: Option<Duration>) -> Result<ClusterClient, QueueError> {
+    build_cluster(config, response_timeout, |b| b)
+}
+
+/// A cluster client speaking RESP3 whose shard-channel messages (`SSUBSCRIBE`) arrive on `pushes`: it subscribes
+/// on the node that owns each channel's slot, and subscribes again where the slot went after a failover.
+pub(crate) fn cluster_subscriber(
+    config: &QueueConfig,
+    pushes: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+) -> Result<ClusterClient, QueueError> {
+    build_cluster(config, None, |b| b.use_protocol(redis::ProtocolVersion::RESP3).push_sender(pushes))
+}
+
+fn build_cluster(
+    config: &QueueConfig,
+    response_timeout: Option<Duration>,
+    finish: impl FnOnce(redis::cluster::ClusterClientBuilder) -> redis::cluster::ClusterClientBuilder,
+) -> Result<ClusterClient, QueueError> {
     let urls = seed_urls(config)?;
     let mut builder = redis::cluster::ClusterClientBuilder::new(urls.iter().copied())
         .connection_timeout(config.command_timeout)
@@ -463,7 +480,7 @@ fn cluster_client(config: &QueueConfig, response_timeout: Option<Duration>) -> R
     if let Some(certs) = tls_certificates(urls.first().copied().unwrap_or_default(), config)? {
         builder = builder.certs(certs);
     }
-    builder.build().map_err(|e| {
+    finish(builder).build().map_err(|e| {
         QueueError::Config(format!(
             "WGATE_REDIS_URL {:?} does not name cluster nodes: {e}",
             redact_url(&config.redis_url)

@@ -24,7 +24,7 @@ impl JobStore {
     /// The `unique_id`s of the tenant's live sessions (`{ns}:tenant:<tenant>:sessions`), sorted, so that callers
     /// see a stable order whatever Redis's set order is.
     pub async fn tenant_sessions(&self, tenant: &TenantId) -> Result<Vec<String>, QueueError> {
-        let key = self.keys().tenant_sessions(tenant);
+        let key = self.layout().tenant(tenant).tenant_sessions(tenant);
         let mut ids: Vec<String> = self
             .redis()
             .call_again("SMEMBERS tenant sessions", |mut c| {
@@ -48,7 +48,7 @@ impl JobStore {
             return Ok(false);
         }
         let mut inv = SET_HOOK_CALLBACK.prepare_invoke();
-        inv.key(self.keys().hook(hook_token)).arg(callback.map_or("", CallbackUrl::as_str));
+        inv.key(self.layout().token(hook_token).hook(hook_token)).arg(callback.map_or("", CallbackUrl::as_str));
         let set: i64 =
             self.redis().call("set hook callback", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         Ok(set == 1)

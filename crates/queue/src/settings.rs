@@ -35,6 +35,9 @@ pub struct RedisSettings {
     /// Every key starts with `{<namespace>}:`; processes that share it share the queue.
     #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub namespace: String,
+    /// Hash tags the keys and queues are split into, 1..=256 (unset: 1, or 16 in cluster mode). Every process of
+    /// a deployment must use the same number.
+    pub queue_partitions: Option<u32>,
 }
 
 impl Default for RedisSettings {
@@ -48,6 +51,7 @@ impl Default for RedisSettings {
             sentinel_service: None,
             timeout_ms: 1_000,
             namespace: "wgate".into(),
+            queue_partitions: None,
         }
     }
 }
@@ -67,7 +71,22 @@ impl RedisSettings {
             return Err(ConfigError::setting("namespace", "must be non-empty, without braces or spaces"));
         }
         self.redis_mode()?;
+        self.partitions()?;
         Ok(())
+    }
+
+    /// `WGATE_QUEUE_PARTITIONS`, or its default for the mode: 1 for one Redis or Sentinel, 16 for a cluster.
+    pub fn partitions(&self) -> Result<u16, ConfigError> {
+        match self.queue_partitions {
+            None if self.redis_mode()? == RedisMode::Cluster => Ok(16),
+            None => Ok(1),
+            Some(n) => u16::try_from(n).ok().filter(|n| (1..=crate::MAX_PARTITIONS).contains(n)).ok_or_else(|| {
+                ConfigError::setting(
+                    "queue_partitions",
+                    &format!("must be 1 to {} (16 suits a cluster of up to 16 primaries)", crate::MAX_PARTITIONS),
+                )
+            }),
+        }
     }
 
     /// Standalone or Sentinel.
@@ -90,6 +109,7 @@ impl RedisSettings {
             client_key: self.client_key.clone(),
         };
         queue.mode = self.redis_mode()?;
+        queue.partitions = self.partitions()?;
         Ok(queue)
     }
 }
@@ -106,6 +126,7 @@ impl std::fmt::Debug for RedisSettings {
             .field("sentinel_service", &self.sentinel_service)
             .field("timeout_ms", &self.timeout_ms)
             .field("namespace", &self.namespace)
+            .field("queue_partitions", &self.queue_partitions)
             .finish()
     }
 }
@@ -126,5 +147,20 @@ mod tests {
         s.namespace = "ns".into();
         s.mode = "sentinel".into();
         assert!(s.check().unwrap_err().to_string().contains("WGATE_REDIS_SENTINEL_SERVICE"));
+    }
+
+    #[test]
+    fn partitions_default_by_mode_and_stay_within_1_to_256() {
+        let mut s = RedisSettings::new("redis://x", "ns");
+        assert_eq!(s.queue_config().unwrap().partitions, 1);
+        s.mode = "cluster".into();
+        assert_eq!(s.queue_config().unwrap().partitions, 16);
+        s.queue_partitions = Some(3);
+        assert_eq!(s.queue_config().unwrap().partitions, 3);
+        for bad in [0, 257, 70_000] {
+            s.queue_partitions = Some(bad);
+            let e = s.check().unwrap_err().to_string();
+            assert!(e.contains("WGATE_QUEUE_PARTITIONS") && e.contains("1 to 256"), "{e}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use wgate_types::{CallbackUrl, IdempotencyKey, JobId, JobRecord, JobStatus, TenantId};
 
 use crate::{
-    Keys, QueueConfig, QueueError,
+    Keys, Layout, QueueConfig, QueueError,
     keys::{GROUP, Queue, sha256_hex},
     record,
     redis_conn::Redis,
@@ -78,7 +78,9 @@ pub struct SessionOwner {
 #[derive(Clone)]
 pub struct JobStore {
     redis: Redis,
-    keys: Keys,
+    layout: std::sync::Arc<Layout>,
+    /// The partition the queue machinery works on (the fetcher, takeover, promotion, trimming of one partition).
+    part: usize,
     config: QueueConfig,
     /// The queue the backend's machinery (stream, takeover, promotion, trimming, dead letters, gauges) works on.
     queue: Queue,
@@ -185,7 +187,28 @@ impl JobStore {
     /// Checks the URL only; nothing is connected until the first call.
     pub fn new(config: QueueConfig) -> Result<Self, QueueError> {
         let redis = Redis::new(&config)?;
-        Ok(Self { redis, keys: Keys::new(&config.namespace), config, queue: Queue::SessionCreate })
+        let layout = std::sync::Arc::new(Layout::new(&config.namespace, config.partitions));
+        Ok(Self { redis, layout, part: 0, config, queue: Queue::SessionCreate })
+    }
+
+    /// The same store (same connections) whose queue machinery works on partition `p`.
+    pub fn for_partition(&self, p: usize) -> Self {
+        Self { part: p % self.layout.count(), ..self.clone() }
+    }
+
+    /// The partition this store's queue machinery works on.
+    pub fn partition(&self) -> usize {
+        self.part
+    }
+
+    /// The key layout: partitions, and which tenant and token lives in which.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// This store's partition as a store of each partition, partition 0 first (with one partition, this one).
+    pub(crate) fn partitions(&self) -> impl Iterator<Item = Self> + '_ {
+        (0..self.layout.count()).map(|p| self.for_partition(p))
     }
 
     /// The same store (same connections) working on queue `q`.
@@ -202,8 +225,9 @@ impl JobStore {
         &self.redis
     }
 
+    /// The keys of this store's partition.
     pub fn keys(&self) -> &Keys {
-        &self.keys
+        self.layout.part(self.part)
     }
 
     pub fn config(&self) -> &QueueConfig {
@@ -247,7 +271,12 @@ impl JobStore {
         max_sessions: Option<u32>,
         draw: Option<RateDraw<'_>>,
     ) -> Result<(Option<RateAnswer>, Option<Enqueued>), QueueError> {
-        let keys = &self.keys;
+        let keys = self.layout.tenant(&job.tenant);
+        let p = self.layout.of_tenant(&job.tenant);
+        if self.layout.of_token(&job.hook_token) != p || (!job.qr_token.is_empty() && self.layout.of_token(&job.qr_token) != p)
+        {
+            return Err(QueueError::Corrupt("the job's tokens were not minted in its tenant's partition".into()));
+        }
         let request_hash = sha256_hex(job.request.canonical_json().as_bytes());
         let idem_key = idempotency_key.map(|k| keys.idempotency(&job.tenant, k.as_str()));
         let fields = record::to_fields(job)?;
@@ -304,16 +333,27 @@ impl JobStore {
         burst: u32,
     ) -> Result<RateAnswer, QueueError> {
         let mut inv = scripts::RATE.prepare_invoke();
-        inv.key(self.keys.rate(bucket, tenant)).arg(interval_us(interval)).arg(burst.max(1));
+        inv.key(self.layout.tenant(tenant).rate(bucket, tenant)).arg(interval_us(interval)).arg(burst.max(1));
         let answer = self.redis.call("rate", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         Ok(rate_answer(answer))
     }
 
-    pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {
-        match self.read_record("job", self.keys.job(id)).await? {
+    /// A tenant's job (`None` when unknown, expired, or in another tenant's partition).
+    pub async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Option<JobRecord>, QueueError> {
+        match self.read_record("job", self.layout.tenant(tenant).job(id)).await? {
             Some(record) => record::from_map(&record.fields),
             None => Ok(None),
         }
+    }
+
+    /// A job of any tenant: looked for in every partition (the command line, which knows no tenant).
+    pub async fn find(&self, id: JobId) -> Result<Option<JobRecord>, QueueError> {
+        for keys in self.layout.all() {
+            if let Some(record) = self.read_record("job", keys.job(id)).await? {
+                return record::from_map(&record.fields);
+            }
+        }
+        Ok(None)
     }
 
     /// One record hash (`HGETALL`), retried once on a dropped connection; `None` when the key does not exist.
@@ -333,8 +373,8 @@ impl JobStore {
     /// live sessions plus unfinished creates already reach `max_sessions` (the quota session-create enforces). A job
     /// whose attempts may have created its session upstream keeps `maybe_sent`, so its first new attempt looks for
     /// that session before creating one.
-    pub async fn replay(&self, id: JobId, max_sessions: Option<u32>) -> Result<Replay, QueueError> {
-        let keys = &self.keys;
+    pub async fn replay(&self, tenant: &TenantId, id: JobId, max_sessions: Option<u32>) -> Result<Replay, QueueError> {
+        let keys = self.layout.tenant(tenant);
         let mut inv = scripts::REPLAY.prepare_invoke();
         inv.key(keys.job(id))
             .key(keys.stream(wgate_types::JobKind::SessionCreate))
@@ -364,8 +404,22 @@ impl JobStore {
         }
     }
 
+    /// The queue's gauges, summed over every partition.
     pub async fn queue_counts(&self) -> Result<QueueCounts, QueueError> {
-        let (keys, q) = (&self.keys, self.queue);
+        let mut sum = QueueCounts::default();
+        for part in self.partitions() {
+            let c = part.partition_counts().await?;
+            sum.pending += c.pending;
+            sum.scheduled += c.scheduled;
+            sum.running += c.running;
+            sum.dead += c.dead;
+            sum.dead_letters += c.dead_letters;
+        }
+        Ok(sum)
+    }
+
+    async fn partition_counts(&self) -> Result<QueueCounts, QueueError> {
+        let (keys, q) = (self.keys(), self.queue);
         let (stream, scheduled, dead, letters) =
             (keys.queue_stream(q), keys.queue_scheduled(q), keys.queue_dead(q), keys.queue_dead_letters(q));
         let (pending, scheduled, running, dead, dead_letters): (i64, i64, i64, i64, i64) = self
@@ -391,7 +445,7 @@ impl JobStore {
         if !wgate_types::is_capability_token(token) {
             return Ok(None);
         }
-        let Some(record) = self.read_record("hook", self.keys.hook(token)).await? else { return Ok(None) };
+        let Some(record) = self.read_record("hook", self.layout.token(token).hook(token)).await? else { return Ok(None) };
         let callback = match record.optional("callback") {
             Some(c) => Some(CallbackUrl::parse(c).map_err(|_| record.bad("callback"))?),
             None => None,
@@ -399,12 +453,14 @@ impl JobStore {
         Ok(Some(HookTarget { tenant: record.tenant()?, job_id: record.job()?, callback }))
     }
 
-    /// The owner of an upstream session created through the gateway; `None` for any other id.
-    pub async fn session_owner(&self, unique_id: &str) -> Result<Option<SessionOwner>, QueueError> {
+    /// The owner of an upstream session created through the gateway, looked for in `tenant`'s partition; `None`
+    /// for any other id (the caller still compares the owner with the tenant).
+    pub async fn session_owner(&self, tenant: &TenantId, unique_id: &str) -> Result<Option<SessionOwner>, QueueError> {
         if !safe_key_part(unique_id) {
             return Ok(None);
         }
-        let Some(record) = self.read_record("session", self.keys.session(unique_id)).await? else { return Ok(None) };
+        let key = self.layout.tenant(tenant).session(unique_id);
+        let Some(record) = self.read_record("session", key).await? else { return Ok(None) };
         let hook_token = record.optional("hook_token").ok_or_else(|| record.bad("hook_token"))?.to_owned();
         Ok(Some(SessionOwner { tenant: record.tenant()?, job_id: record.job()?, hook_token }))
     }
@@ -414,12 +470,13 @@ impl JobStore {
     /// After a successful upstream `session-delete`: removes the session's owner record and its place in the
     /// tenant's sessions set (freeing a quota slot), and lets its relay hook expire with the job TTL. Answers the
     /// owner it had, `None` when the session was not known.
-    pub async fn forget_session(&self, unique_id: &str) -> Result<Option<SessionOwner>, QueueError> {
+    pub async fn forget_session(&self, tenant: &TenantId, unique_id: &str) -> Result<Option<SessionOwner>, QueueError> {
         if !safe_key_part(unique_id) {
             return Ok(None);
         }
+        let keys = self.layout.tenant(tenant);
         let mut inv = scripts::FORGET_SESSION.prepare_invoke();
-        inv.key(self.keys.session(unique_id)).arg(unique_id).arg(self.keys.prefix()).arg(ms(self.config.job_ttl));
+        inv.key(keys.session(unique_id)).arg(unique_id).arg(keys.prefix()).arg(ms(self.config.job_ttl));
         let owner: Vec<Option<String>> =
             self.redis.call("forget session", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         let [Some(tenant), Some(job), Some(hook_token)] = owner.as_slice() else { return Ok(None) };

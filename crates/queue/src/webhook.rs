@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use wgate_types::{JobId, TenantId};
 
 use crate::{
-    Delivery, JobStore, QueueError, Written,
+    Delivery, JobStore, Keys, QueueError, Written,
+    attempt::per_partition,
     keys::{GROUP, Queue},
     scripts,
     store::{tagged, text},
@@ -248,7 +249,7 @@ impl JobStore {
     /// `WGATE_REDIS_WAIT_REPLICAS`, on that many replicas); an event already stored for the same hook token and
     /// event id stores nothing.
     pub async fn receive_event(&self, ev: &NewEvent<'_>) -> Result<Received, QueueError> {
-        let keys = self.keys();
+        let keys = self.layout().tenant(ev.tenant);
         let now = now_ms();
         let id = ev.id.to_string();
         let mut inv = scripts::WEBHOOK_RECEIVE.prepare_invoke();
@@ -295,8 +296,19 @@ impl JobStore {
         }
     }
 
-    /// Starts delivery attempts (one script run for the batch); `max_attempts` counts the first one.
+    /// Starts delivery attempts (one script run per partition among them); `max_attempts` counts the first one.
     pub async fn start_deliveries(
+        &self,
+        deliveries: &[Delivery],
+        max_attempts: u32,
+    ) -> Result<Vec<DeliveryStart>, QueueError> {
+        per_partition(deliveries, |d| d.partition, |p, group| async move {
+            self.for_partition(p).start_deliveries_here(&group, max_attempts).await
+        })
+        .await
+    }
+
+    async fn start_deliveries_here(
         &self,
         deliveries: &[Delivery],
         max_attempts: u32,
@@ -346,8 +358,16 @@ impl JobStore {
         Ok(started)
     }
 
-    /// Writes finished attempts (fenced by their attempt number), acks their entries; one script run.
+    /// Writes finished attempts (fenced by their attempt number), acks their entries; one script run per
+    /// partition among them.
     pub async fn finish_deliveries(&self, items: &[DeliveryFinish<'_>]) -> Result<Vec<Written>, QueueError> {
+        per_partition(items, |f| f.delivery.partition, |p, group| async move {
+            self.for_partition(p).finish_deliveries_here(&group).await
+        })
+        .await
+    }
+
+    async fn finish_deliveries_here(&self, items: &[DeliveryFinish<'_>]) -> Result<Vec<Written>, QueueError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -385,26 +405,30 @@ impl JobStore {
         Ok(reply.iter().map(|r| if r == "ok" { Written::Ok } else { Written::Stale }).collect())
     }
 
-    /// A stored event and its delivery state; `None` when unknown or expired.
+    /// A stored event and its delivery state, looked for in every partition; `None` when unknown or expired.
     pub async fn delivery(&self, id: JobId) -> Result<Option<DeliveryRecord>, QueueError> {
-        let key = self.keys().delivery(id);
-        let map: HashMap<String, String> = self
-            .redis()
-            .call_again("HGETALL delivery", |mut c| {
-                let key = key.clone();
-                async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await }
-            })
-            .await?;
-        DeliveryRecord::from_map(&map)
+        for keys in self.layout().all() {
+            let key = keys.delivery(id);
+            let map: HashMap<String, String> = self
+                .redis()
+                .call_again("HGETALL delivery", |mut c| {
+                    let key = key.clone();
+                    async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await }
+                })
+                .await?;
+            if let Some(found) = DeliveryRecord::from_map(&map)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     /// Records by id, in order; missing (expired) ones are left out.
-    async fn deliveries_by_id(&self, ids: &[String]) -> Result<Vec<DeliveryRecord>, QueueError> {
+    async fn deliveries_by_id(&self, keys: &Keys, ids: &[String]) -> Result<Vec<DeliveryRecord>, QueueError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> =
-            ids.iter().filter_map(|i| i.parse::<JobId>().ok()).map(|id| self.keys().delivery(id)).collect();
+        let keys: Vec<String> = ids.iter().filter_map(|i| i.parse::<JobId>().ok()).map(|id| keys.delivery(id)).collect();
         let maps: Vec<HashMap<String, String>> = self
             .redis()
             .call_again("HGETALL deliveries", |mut c| {
@@ -433,7 +457,8 @@ impl JobStore {
         skip: usize,
         take: usize,
     ) -> Result<DeliveryPage, QueueError> {
-        let key = self.keys().tenant_deliveries(tenant);
+        let keys = self.layout().tenant(tenant);
+        let key = keys.tenant_deliveries(tenant);
         let range = |start: usize, stop: usize| {
             let key = key.clone();
             move |mut c: crate::redis_conn::Conn| {
@@ -455,14 +480,14 @@ impl JobStore {
                 return Ok(DeliveryPage { items: Vec::new(), total });
             }
             let ids: Vec<String> = self.redis().call_again("ZREVRANGE deliveries", range(skip, skip + take)).await?;
-            return Ok(DeliveryPage { items: self.deliveries_by_id(&ids).await?, total });
+            return Ok(DeliveryPage { items: self.deliveries_by_id(keys, &ids).await?, total });
         }
         let (mut total, mut items, mut at) = (0, Vec::new(), 0);
         const CHUNK: usize = 500;
         while at < SCAN_LIMIT {
             let ids: Vec<String> = self.redis().call_again("ZREVRANGE deliveries", range(at, at + CHUNK)).await?;
             let got = ids.len();
-            for r in self.deliveries_by_id(&ids).await? {
+            for r in self.deliveries_by_id(keys, &ids).await? {
                 if filter.matches(&r) {
                     if total >= skip && items.len() < take {
                         items.push(r);
@@ -480,8 +505,26 @@ impl JobStore {
 
     /// Sends a finished delivery again (a fresh attempt budget, the same `webhook-id`); `tenant` restricts it to
     /// that tenant's deliveries (another tenant's is `NotFound`).
+    /// Without a tenant (the command line) every partition is looked in.
     pub async fn replay_delivery(&self, id: JobId, tenant: Option<&TenantId>) -> Result<DeliveryReplay, QueueError> {
-        let keys = self.keys();
+        if let Some(t) = tenant {
+            return self.replay_delivery_in(self.layout().tenant(t), id, tenant).await;
+        }
+        for keys in self.layout().all() {
+            match self.replay_delivery_in(keys, id, None).await? {
+                DeliveryReplay::NotFound => continue,
+                found => return Ok(found),
+            }
+        }
+        Ok(DeliveryReplay::NotFound)
+    }
+
+    async fn replay_delivery_in(
+        &self,
+        keys: &Keys,
+        id: JobId,
+        tenant: Option<&TenantId>,
+    ) -> Result<DeliveryReplay, QueueError> {
         let mut inv = scripts::WEBHOOK_REPLAY.prepare_invoke();
         inv.key(keys.delivery(id))
             .key(keys.queue_stream(Queue::Webhook))
@@ -507,7 +550,7 @@ impl JobStore {
     /// The deployment's random key tenants' webhook secrets are derived from (when none is configured): the
     /// first process to ask creates it (`SET NX`), every process reads the same one.
     pub async fn webhook_signing_key(&self) -> Result<String, QueueError> {
-        let key = self.keys().webhook_signing_key();
+        let key = self.layout().base().webhook_signing_key();
         let fresh: [u8; 32] = rand::random();
         let candidate = hex::encode(fresh);
         let current: Option<String> = self

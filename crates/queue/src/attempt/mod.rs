@@ -2,6 +2,8 @@
 //! background (promotion of due retries, takeover, refresh, release).
 mod store;
 
+pub(crate) use store::per_partition;
+
 use serde_json::Value;
 use time::OffsetDateTime;
 use wgate_types::{JobError, JobId, JobRecord};
@@ -19,6 +21,8 @@ pub struct Delivery {
     pub entry_id: String,
     /// The entry was taken over from a consumer that stopped answering: its attempt may have reached upstream.
     pub taken_over: bool,
+    /// The partition whose stream the entry is in (that of the job's tenant).
+    pub partition: usize,
 }
 
 /// What [`JobStore::start_attempt`] found.
@@ -154,7 +158,7 @@ fn parse_started(item: redis::Value) -> Result<Started, QueueError> {
 
 /// Parses `[[id, [field, value, ...]], ...]` into deliveries, and the entries without a valid `job` field into
 /// poison to dead-letter.
-pub(crate) fn parse_entries(v: &redis::Value, taken_over: bool) -> (Vec<Delivery>, Vec<Poison>) {
+pub(crate) fn parse_entries(v: &redis::Value, taken_over: bool, partition: usize) -> (Vec<Delivery>, Vec<Poison>) {
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     let redis::Value::Array(entries) = v else { return (good, bad) };
     for e in entries {
@@ -171,7 +175,7 @@ pub(crate) fn parse_entries(v: &redis::Value, taken_over: bool) -> (Vec<Delivery
         let job = fields.iter().find(|(k, _)| k == "job").map(|(_, v)| v.as_str());
         let reason = match job.map(str::parse::<JobId>) {
             Some(Ok(job_id)) => {
-                good.push(Delivery { job_id, entry_id, taken_over });
+                good.push(Delivery { job_id, entry_id, taken_over, partition });
                 continue;
             }
             Some(Err(_)) => "the entry's job field is not a job id",

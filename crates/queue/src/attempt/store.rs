@@ -20,6 +20,12 @@ impl JobStore {
         u64::try_from(self.config().job_ttl.as_millis()).unwrap_or(u64::MAX).max(1)
     }
 
+    /// How scripts publish completions: `SPUBLISH` to a shard channel on a cluster (it stays on the shard that owns
+    /// the partition's slot), `PUBLISH` elsewhere (Redis 6 has no shard channels).
+    fn publish_command(&self) -> &'static str {
+        if self.config().mode == crate::RedisMode::Cluster { "SPUBLISH" } else { "PUBLISH" }
+    }
+
     /// The stream of this store's queue.
     pub(crate) fn stream_key(&self) -> String {
         self.keys().queue_stream(self.queue())
@@ -53,8 +59,15 @@ impl JobStore {
         started.into_iter().next().ok_or_else(|| QueueError::Corrupt("start script answered nothing".into()))
     }
 
-    /// [`JobStore::start_attempt`] for many entries in one script run.
+    /// [`JobStore::start_attempt`] for many entries: one script run per partition among them.
     pub async fn start_attempts(&self, deliveries: &[Delivery]) -> Result<Vec<Started>, QueueError> {
+        per_partition(deliveries, |d| d.partition, |p, group| async move {
+            self.for_partition(p).start_attempts_here(&group).await
+        })
+        .await
+    }
+
+    async fn start_attempts_here(&self, deliveries: &[Delivery]) -> Result<Vec<Started>, QueueError> {
         let keys = self.keys();
         let now = OffsetDateTime::now_utc();
         let lost = JobError {
@@ -79,7 +92,8 @@ impl JobStore {
             .arg(keys.prefix())
             .arg(json(&lost))
             .arg(MAX_RECONCILE_PASSES)
-            .arg(json(&unreconciled));
+            .arg(json(&unreconciled))
+            .arg(self.publish_command());
         for d in deliveries {
             inv.key(keys.job(d.job_id)).key(&stream).key(&dead);
             inv.arg(&d.entry_id).arg(if d.taken_over { "1" } else { "0" }).arg(d.job_id.to_string());
@@ -142,8 +156,21 @@ impl JobStore {
         self.redis().call("dead letter", |mut c| async move { inv.invoke_async(&mut c).await }).await
     }
 
-    /// The newest dead letters first, at most `count`, as JSON (`entry_id`, `fields`, `reason`, `at_ms`).
+    /// The newest dead letters of every partition first, at most `count`, as JSON (`entry_id`, `fields`,
+    /// `reason`, `at_ms`).
     pub async fn dead_letters(&self, count: usize) -> Result<Vec<Value>, QueueError> {
+        let mut all = Vec::new();
+        for part in self.partitions() {
+            all.extend(part.partition_dead_letters(count).await?);
+        }
+        if self.layout().count() > 1 {
+            all.sort_by_key(|l| std::cmp::Reverse(l.get("at_ms").and_then(Value::as_i64).unwrap_or(0)));
+            all.truncate(count);
+        }
+        Ok(all)
+    }
+
+    async fn partition_dead_letters(&self, count: usize) -> Result<Vec<Value>, QueueError> {
         if count == 0 {
             return Ok(Vec::new());
         }
@@ -173,8 +200,19 @@ impl JobStore {
         written.into_iter().next().ok_or_else(|| QueueError::Corrupt("finish script answered nothing".into()))
     }
 
-    /// [`JobStore::finish_attempt`] for many attempts in one script run (each fenced on its own).
+    /// [`JobStore::finish_attempt`] for many attempts (each fenced on its own): one script run per partition among
+    /// them.
     pub async fn finish_attempts(
+        &self,
+        items: &[(&Delivery, &JobRecord, &Outcome)],
+    ) -> Result<Vec<Written>, QueueError> {
+        per_partition(items, |(d, _, _)| d.partition, |p, group| async move {
+            self.for_partition(p).finish_attempts_here(&group).await
+        })
+        .await
+    }
+
+    async fn finish_attempts_here(
         &self,
         items: &[(&Delivery, &JobRecord, &Outcome)],
     ) -> Result<Vec<Written>, QueueError> {
@@ -183,7 +221,7 @@ impl JobStore {
         let stream = self.stream_key();
         let (scheduled, dead) = (keys.scheduled(), keys.dead());
         let mut inv = scripts::FINISH.prepare_invoke();
-        inv.arg(GROUP).arg(ts(now)).arg(ms_of(now)).arg(self.ttl_ms()).arg(keys.done_channel());
+        inv.arg(GROUP).arg(ts(now)).arg(ms_of(now)).arg(self.ttl_ms()).arg(keys.done_channel()).arg(self.publish_command());
         for (d, job, outcome) in items {
             let (kind, error, response, due, maybe_sent, unique_id) = match outcome {
                 Outcome::Succeeded { response, unique_id } => {
@@ -279,7 +317,7 @@ impl JobStore {
         };
         let next = parts.first().and_then(crate::store::text).unwrap_or_else(|| "0-0".into());
         let (entries, poison) = match parts.get(1) {
-            Some(v) => parse_entries(v, true),
+            Some(v) => parse_entries(v, true, self.partition()),
             None => (Vec::new(), Vec::new()),
         };
         // The entries claimed with them are ours now: run them even if the poison must wait for the next takeover.
@@ -302,8 +340,16 @@ impl JobStore {
         self.redis().call("refresh", |mut c| async move { inv.invoke_async(&mut c).await }).await
     }
 
-    /// Puts entries that were fetched but never started back on the queue.
+    /// Puts entries that were fetched but never started back on the queue (one script run per partition).
     pub async fn release(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
+        per_partition(deliveries, |d| d.partition, |p, group| async move {
+            self.for_partition(p).release_here(&group).await.map(|()| vec![(); group.len()])
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn release_here(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
         if deliveries.is_empty() {
             return Ok(());
         }
@@ -360,4 +406,40 @@ impl JobStore {
             })
             .await
     }
+}
+
+/// Runs `run` once per partition found among `items` (`part` tells an item's), each with that partition's items
+/// in order, and answers the results in the order of `items`. The usual case, every item in one partition, is
+/// one call with the items as they are.
+pub(crate) async fn per_partition<T, R, P, F, Fut>(items: &[T], part: P, run: F) -> Result<Vec<R>, QueueError>
+where
+    T: Clone,
+    P: Fn(&T) -> usize,
+    F: Fn(usize, Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<R>, QueueError>>,
+{
+    let Some(first) = items.first().map(&part) else { return Ok(Vec::new()) };
+    if items.iter().all(|i| part(i) == first) {
+        return run(first, items.to_vec()).await;
+    }
+    let mut parts: Vec<usize> = items.iter().map(&part).collect();
+    parts.sort_unstable();
+    parts.dedup();
+    let groups: Vec<Vec<usize>> =
+        parts.iter().map(|&p| (0..items.len()).filter(|&i| part(&items[i]) == p).collect()).collect();
+    // The partitions' scripts run at once: on a cluster they go to different primaries.
+    let answers = futures::future::try_join_all(
+        parts.iter().zip(&groups).map(|(&p, at)| run(p, at.iter().map(|&i| items[i].clone()).collect())),
+    )
+    .await?;
+    let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    for (at, results) in groups.into_iter().zip(answers) {
+        if results.len() != at.len() {
+            return Err(QueueError::Corrupt("a script answered a list of another length".into()));
+        }
+        for (i, r) in at.into_iter().zip(results) {
+            out[i] = Some(r);
+        }
+    }
+    out.into_iter().map(|r| r.ok_or_else(|| QueueError::Corrupt("a result is missing".into()))).collect()
 }

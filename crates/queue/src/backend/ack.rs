@@ -45,10 +45,10 @@ impl Acknowledge<Finished> for StreamAck {
         async move {
             match finished {
                 Ok(f) => {
-                    let entry_id = f.delivery.entry_id.clone();
+                    let delivery = f.delivery.clone();
                     if let Some((job, outcome)) = f.write {
                         let (done, written) = oneshot::channel();
-                        let request = AckRequest { delivery: f.delivery, job, outcome, done };
+                        let request = AckRequest { delivery: f.delivery.clone(), job, outcome, done };
                         match shared.acks.send(request) {
                             Ok(()) => {
                                 let _ = written.await;
@@ -56,14 +56,14 @@ impl Acknowledge<Finished> for StreamAck {
                             Err(mpsc::error::SendError(r)) => write_batch(&shared, vec![r]).await,
                         }
                     }
-                    shared.release_slot(&entry_id);
+                    shared.release_slot(&delivery);
                 }
                 Err(e) => {
                     // Left un-acked and no longer kept alive: taken over after the visibility timeout, and the
                     // next start counts the attempt.
                     tracing::error!(error = %e, job.id = ?delivery.as_ref().map(|d| d.job_id.to_string()), "job handler failed");
                     if let Some(d) = delivery {
-                        shared.release_slot(&d.entry_id);
+                        shared.release_slot(&d);
                     }
                 }
             }

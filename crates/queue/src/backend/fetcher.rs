@@ -25,6 +25,8 @@ async fn reader(store: &JobStore, block: Duration) -> Result<Conn, QueueError> {
 /// What the fetch loop keeps between rounds.
 struct Fetcher {
     shared: Arc<Shared>,
+    /// The store of this fetcher's partition.
+    store: JobStore,
     tx: mpsc::UnboundedSender<Delivery>,
     stream: String,
     /// The dedicated reader connection; `None` until made, and after a failure.
@@ -35,10 +37,11 @@ struct Fetcher {
     group_ready: bool,
 }
 
-pub(super) async fn fetch_loop(shared: Arc<Shared>, tx: mpsc::UnboundedSender<Delivery>) {
-    let stream = shared.store.stream_key();
+pub(super) async fn fetch_loop(shared: Arc<Shared>, store: JobStore, tx: mpsc::UnboundedSender<Delivery>) {
+    let stream = store.stream_key();
     let mut f = Fetcher {
         shared,
+        store,
         tx,
         stream,
         conn: None,
@@ -47,9 +50,25 @@ pub(super) async fn fetch_loop(shared: Arc<Shared>, tx: mpsc::UnboundedSender<De
         group_ready: false,
     };
     let mut backoff = Duration::from_millis(50);
+    // With several partitions the fetchers share the slots: a fetcher must not sit on them in a blocking read of
+    // an idle stream while another partition has work, so it reads without blocking with the slots it took, and
+    // blocks holding one slot only.
+    let sharing = f.store.layout().count() > 1;
     loop {
-        let Some(n) = f.claim_slots().await else { break };
-        match f.fetch(n).await {
+        let Some(mut n) = f.claim_slots().await else { break };
+        let fetched = if sharing {
+            match f.fetch(n, false).await {
+                Ok(got) if got.is_empty() => {
+                    f.shared.slots.add_permits(n - 1);
+                    n = 1;
+                    f.fetch(n, true).await
+                }
+                other => other,
+            }
+        } else {
+            f.fetch(n, true).await
+        };
+        match fetched {
             Ok(got) => {
                 backoff = Duration::from_millis(50);
                 f.hand_out(n, got);
@@ -101,15 +120,16 @@ impl Fetcher {
         Some(n)
     }
 
-    /// Up to `n` entries: those due for takeover first, then new ones.
-    async fn fetch(&mut self, n: usize) -> Result<Vec<Delivery>, QueueError> {
+    /// Up to `n` entries: those due for takeover first, then new ones (waiting up to the block time for them when
+    /// `block`).
+    async fn fetch(&mut self, n: usize, block: bool) -> Result<Vec<Delivery>, QueueError> {
         if !self.group_ready {
-            self.shared.store.ensure_group().await?;
+            self.store.ensure_group().await?;
             self.group_ready = true;
         }
         let mut got = self.take_over_idle(n).await?;
         if got.len() < n {
-            self.read_new(n - got.len(), &mut got).await?;
+            self.read_new(n - got.len(), block, &mut got).await?;
         }
         Ok(got)
     }
@@ -122,7 +142,7 @@ impl Fetcher {
         }
         self.next_takeover = Instant::now() + config.takeover_every;
         let (claimed, next) =
-            self.shared.store.take_over(&config.consumer, config.visibility_timeout, &self.cursor, n).await?;
+            self.store.take_over(&config.consumer, config.visibility_timeout, &self.cursor, n).await?;
         if !claimed.is_empty() {
             tracing::warn!(count = claimed.len(), "took over jobs of a consumer that stopped answering");
         }
@@ -132,26 +152,19 @@ impl Fetcher {
 
     /// Up to `count` new entries (`XREADGROUP ... BLOCK`) added to `got`; entries that cannot be parsed are
     /// dead-lettered.
-    async fn read_new(&mut self, count: usize, got: &mut Vec<Delivery>) -> Result<(), QueueError> {
-        let (store, config) = (&self.shared.store, &self.shared.config);
+    async fn read_new(&mut self, count: usize, block: bool, got: &mut Vec<Delivery>) -> Result<(), QueueError> {
+        let (store, config) = (&self.store, &self.shared.config);
         if self.conn.is_none() {
             self.conn = Some(reader(store, config.block).await?);
         }
         let c = self.conn.as_mut().ok_or_else(|| QueueError::Unavailable("no reader".into()))?;
-        let read: Result<redis::Value, QueueError> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg(&config.consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(u64::try_from(config.block.as_millis()).unwrap_or(500))
-            .arg("STREAMS")
-            .arg(&self.stream)
-            .arg(">")
-            .query_async(c)
-            .await
-            .map_err(QueueError::from);
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(GROUP).arg(&config.consumer).arg("COUNT").arg(count);
+        if block {
+            cmd.arg("BLOCK").arg(u64::try_from(config.block.as_millis()).unwrap_or(500));
+        }
+        let read: Result<redis::Value, QueueError> =
+            cmd.arg("STREAMS").arg(&self.stream).arg(">").query_async(c).await.map_err(QueueError::from);
         let reply = match read {
             Ok(reply) => reply,
             // Entries just taken over are ours now: run them rather than leave them to idle again.
@@ -168,7 +181,7 @@ impl Fetcher {
                 if let redis::Value::Array(parts) = s
                     && let Some(entries) = parts.get(1)
                 {
-                    let (good, bad) = parse_entries(entries, false);
+                    let (good, bad) = parse_entries(entries, false, store.partition());
                     got.extend(good);
                     poison.extend(bad);
                 }
@@ -188,12 +201,12 @@ impl Fetcher {
         {
             let mut in_flight = shared.in_flight();
             for d in &got {
-                in_flight.insert(d.entry_id.clone());
+                in_flight.insert((d.partition, d.entry_id.clone()));
             }
         }
         for d in got {
             if self.tx.send(d.clone()).is_err() {
-                shared.release_slot(&d.entry_id);
+                shared.release_slot(&d);
             }
         }
     }

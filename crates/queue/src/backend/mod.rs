@@ -59,8 +59,8 @@ struct Shared {
     store: JobStore,
     config: StreamConfig,
     slots: Semaphore,
-    /// Entry ids handed out and not yet acknowledged: the ones the janitor keeps alive.
-    in_flight: Mutex<HashSet<String>>,
+    /// Entries (partition, entry id) handed out and not yet acknowledged: the ones the janitor keeps alive.
+    in_flight: Mutex<HashSet<(usize, String)>>,
     stopping: AtomicBool,
     stop: Notify,
     /// Outcomes on their way to the batching writer.
@@ -70,12 +70,12 @@ struct Shared {
 }
 
 impl Shared {
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<(usize, String)>> {
         self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn release_slot(&self, entry_id: &str) {
-        if self.in_flight().remove(entry_id) {
+    fn release_slot(&self, d: &Delivery) {
+        if self.in_flight().remove(&(d.partition, d.entry_id.clone())) {
             self.slots.add_permits(1);
         }
     }
@@ -116,7 +116,8 @@ pub struct StreamBackend {
     shared: Arc<Shared>,
     tx: Option<mpsc::UnboundedSender<Delivery>>,
     rx: mpsc::UnboundedReceiver<Delivery>,
-    fetcher: Option<tokio::task::JoinHandle<()>>,
+    /// One fetcher per partition.
+    fetchers: Vec<tokio::task::JoinHandle<()>>,
     janitor: Option<tokio::task::JoinHandle<()>>,
     writer: Option<tokio::task::JoinHandle<()>>,
     starter: Option<tokio::task::JoinHandle<()>>,
@@ -152,7 +153,7 @@ impl StreamBackend {
             shared,
             tx: Some(tx),
             rx,
-            fetcher: None,
+            fetchers: Vec::new(),
             janitor: None,
             writer: None,
             starter: None,
@@ -173,7 +174,10 @@ impl StreamBackend {
 
     fn start(&mut self) {
         if let Some(tx) = self.tx.take() {
-            self.fetcher = Some(tokio::spawn(fetch_loop(self.shared.clone(), tx)));
+            // Every partition has its fetcher; they share the slots, so the concurrency stays the worker's total.
+            for part in self.shared.store.partitions() {
+                self.fetchers.push(tokio::spawn(fetch_loop(self.shared.clone(), part, tx.clone())));
+            }
             self.janitor = Some(tokio::spawn(janitor_loop(self.shared.clone())));
         }
         if let Some(rx) = self.ack_rx.take() {
@@ -215,7 +219,7 @@ impl Backend for StreamBackend {
     fn poll_close(&mut self, cx: &mut Context<'_>, _worker: &WorkerContext) -> Poll<Result<(), Self::Error>> {
         if self.closing.is_none() {
             self.shared.request_stop();
-            let fetcher = self.fetcher.take();
+            let fetchers = std::mem::take(&mut self.fetchers);
             let janitor = self.janitor.take();
             let writer = self.writer.take();
             let starter = self.starter.take();
@@ -224,7 +228,7 @@ impl Backend for StreamBackend {
             let mut rx = std::mem::replace(&mut self.rx, mpsc::unbounded_channel().1);
             self.closing = Some(
                 async move {
-                    if let Some(f) = fetcher {
+                    for f in fetchers {
                         let _ = f.await;
                     }
                     let mut unstarted = Vec::new();
@@ -237,7 +241,7 @@ impl Backend for StreamBackend {
                             Err(e) => tracing::warn!(error = %e, "could not give unstarted jobs back; they will be taken over"),
                         }
                         for d in &unstarted {
-                            shared.release_slot(&d.entry_id);
+                            shared.release_slot(d);
                         }
                     }
                     // Every acknowledgement has been awaited before the worker closes its backend.

@@ -5,14 +5,15 @@
 -- already finished, writes nothing ('stale').
 -- KEYS, 8 per attempt: job hash, stream, scheduled set, dead set, tenant pending set, tenant sessions set,
 --   session hash (used when succeeded), hook hash
--- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL (ms), 5 completion channel, then 13 per attempt: entry id, attempt,
+-- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL (ms), 5 completion channel, 6 publish command (PUBLISH, or
+--   SPUBLISH on a cluster), then 13 per attempt: entry id, attempt,
 --   outcome (succeeded|failed|retry|dead), job id, error JSON, response JSON, due (ns), due (ms), maybe_sent,
 --   session unique id, tenant, hook token, `updated_at` written by the attempt's start (ns)
-local group, now_ns, now_ms, ttl, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local group, now_ns, now_ms, ttl, channel, publish = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local results, acks = {}, {}
-local n = (#ARGV - 5) / 13
+local n = (#ARGV - 6) / 13
 for i = 0, n - 1 do
-  local k, a = i * 8, 5 + i * 13
+  local k, a = i * 8, 6 + i * 13
   local job, stream, scheduled, dead = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local pending, sessions, session, hook = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8]
   local entry, attempt, outcome, id = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -46,7 +47,7 @@ for i = 0, n - 1 do
       end
       redis.call('PEXPIRE', job, ttl)
       redis.call('SREM', pending, id)
-      redis.call('PUBLISH', channel, id)
+      redis.call(publish, channel, id)
     end
     acks[stream] = acks[stream] or {}
     table.insert(acks[stream], entry)

@@ -6,17 +6,18 @@
 -- KEYS, 3 per attempt: job hash, stream, dead set
 -- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL of terminal records (ms), 5 completion channel, 6 key prefix,
 --   7 error JSON for a job whose last attempt never finished, 8 reconcile-only passes allowed, 9 error JSON for a
---   job whose reconcile passes could not reach upstream, then 3 per attempt: entry id, '1' when the entry was taken
+--   job whose reconcile passes could not reach upstream, 10 publish command (PUBLISH, or SPUBLISH on a cluster),
+--   then 3 per attempt: entry id, '1' when the entry was taken
 --   over from a dead consumer, job id
 -- Answers per attempt {'skip'} (finished or missing: entry acked), {'dead', record}, {'run', record} or
 --   {'reconcile', record}.
 local group, now_ns, now_ms, ttl, channel, prefix, lost = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local max_reconciles, unreconciled = tonumber(ARGV[8]), ARGV[9]
+local max_reconciles, unreconciled, publish = tonumber(ARGV[8]), ARGV[9], ARGV[10]
 local results = {}
-local n = (#ARGV - 9) / 3
+local n = (#ARGV - 10) / 3
 for i = 0, n - 1 do
   local job, stream, dead = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
-  local entry, taken_over, id = ARGV[10 + i * 3], ARGV[11 + i * 3], ARGV[12 + i * 3]
+  local entry, taken_over, id = ARGV[11 + i * 3], ARGV[12 + i * 3], ARGV[13 + i * 3]
   -- One read of the whole record: the fields decided on here, and (for a run) the record answered, patched below.
   local flat = redis.call('HGETALL', job)
   local h = {}
@@ -64,7 +65,7 @@ for i = 0, n - 1 do
         redis.call('SREM', prefix .. 'tenant:' .. cur[4] .. ':pending', id)
       end
       redis.call('XACK', stream, group, entry)
-      redis.call('PUBLISH', channel, id)
+      redis.call(publish, channel, id)
       results[i + 1] = {'dead', redis.call('HGETALL', job)}
     else
       redis.call('HSET', job, 'status', 'running', 'attempts', tostring(attempts + 1), 'updated_at', now_ns)
