@@ -65,17 +65,17 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<()> {
     let store = args.redis.store()?;
     match args.command {
         JobsCommand::Show { id } => {
-            let record = store.get(parse(&id)?).await?.with_context(|| format!("no job {id}"))?;
+            let record = store.find(parse(&id)?).await?.with_context(|| format!("no job {id}"))?;
             println!("{}", serde_json::to_string_pretty(&record)?);
         }
         JobsCommand::Replay { id } => {
-            let job = store.get(parse(&id)?).await?.with_context(|| format!("no job {id}"))?;
+            let job = store.find(parse(&id)?).await?.with_context(|| format!("no job {id}"))?;
             let tenants = match &args.tenants_file {
                 Some(path) => Tenants::load(path).map_err(|e| anyhow::anyhow!("--tenants-file: {e}"))?,
                 None => Tenants::default(),
             };
             let quota = tenants.get(&job.tenant).and_then(|o| o.max_sessions).or(args.max_sessions);
-            match store.replay(job.id, quota).await? {
+            match store.replay(&job.tenant, job.id, quota).await? {
                 Replay::Requeued(record) => {
                     println!("job {} requeued ({} attempts allowed)", record.id, record.max_attempts)
                 }

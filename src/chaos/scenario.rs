@@ -150,7 +150,7 @@ impl Stack {
         anyhow::ensure!(r.status() == 202, "creating the hooked session answered {}", r.status());
         let job = r.headers().get("x-job-id").and_then(|v| v.to_str().ok()).context("X-Job-Id")?.to_owned();
         let store = JobStore::new(QueueConfig::new(self.redis.url(), self.namespace.clone()))?;
-        let record = store.get(job.parse().context("the job id")?).await?.context("the hooked session's job")?;
+        let record = store.find(job.parse().context("the job id")?).await?.context("the hooked session's job")?;
         let url = format!("{}/hooks/{}", self.api_url, record.hook_token);
         Ok((url, Accepted { name, id: job, at: Instant::now() }))
     }

@@ -84,12 +84,18 @@ impl BoundedStore {
         .await
     }
 
-    pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, ApiError> {
-        self.call("get", self.inner.get(id)).await
+    /// A hook or QR token for a new job of `tenant`: from `draw`, in the tenant's partition.
+    pub fn mint_token(&self, tenant: &TenantId, draw: impl FnMut() -> String) -> String {
+        self.inner.layout().mint_token(tenant, draw)
     }
 
-    pub async fn replay(&self, id: JobId, max_sessions: Option<u32>) -> Result<Replay, ApiError> {
-        self.call_within("replay", self.timeout + self.acknowledged_extra, self.inner.replay(id, max_sessions)).await
+    pub async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Option<JobRecord>, ApiError> {
+        self.call("get", self.inner.get(tenant, id)).await
+    }
+
+    pub async fn replay(&self, tenant: &TenantId, id: JobId, max_sessions: Option<u32>) -> Result<Replay, ApiError> {
+        self.call_within("replay", self.timeout + self.acknowledged_extra, self.inner.replay(tenant, id, max_sessions))
+            .await
     }
 
     pub async fn hook_target(&self, token: &str) -> Result<Option<HookTarget>, ApiError> {
@@ -102,16 +108,16 @@ impl BoundedStore {
 
     // --- the session commands ---
 
-    pub async fn session_owner(&self, unique_id: &str) -> Result<Option<SessionOwner>, ApiError> {
-        self.call("session_owner", self.inner.session_owner(unique_id)).await
+    pub async fn session_owner(&self, tenant: &TenantId, unique_id: &str) -> Result<Option<SessionOwner>, ApiError> {
+        self.call("session_owner", self.inner.session_owner(tenant, unique_id)).await
     }
 
     pub async fn tenant_sessions(&self, tenant: &TenantId) -> Result<Vec<String>, ApiError> {
         self.call("tenant_sessions", self.inner.tenant_sessions(tenant)).await
     }
 
-    pub async fn forget_session(&self, unique_id: &str) -> Result<Option<SessionOwner>, ApiError> {
-        self.call("forget_session", self.inner.forget_session(unique_id)).await
+    pub async fn forget_session(&self, tenant: &TenantId, unique_id: &str) -> Result<Option<SessionOwner>, ApiError> {
+        self.call("forget_session", self.inner.forget_session(tenant, unique_id)).await
     }
 
     pub async fn set_hook_callback(&self, token: &str, callback: Option<&CallbackUrl>) -> Result<bool, ApiError> {

@@ -54,7 +54,9 @@ impl JobStore {
         ttl: Duration,
     ) -> Result<SendClaim, QueueError> {
         let mut inv = scripts::SEND_CLAIM.prepare_invoke();
-        inv.key(self.layout().tenant(tenant).send_idempotency(tenant, key)).arg(fingerprint).arg(ttl.as_millis().max(1) as u64);
+        inv.key(self.layout().tenant(tenant).send_idempotency(tenant, key))
+            .arg(fingerprint)
+            .arg(ttl.as_millis().max(1) as u64);
         let answer: Vec<String> =
             self.redis().call_acknowledged("send claim", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         Ok(match answer.first().map(String::as_str) {

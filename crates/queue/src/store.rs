@@ -273,7 +273,8 @@ impl JobStore {
     ) -> Result<(Option<RateAnswer>, Option<Enqueued>), QueueError> {
         let keys = self.layout.tenant(&job.tenant);
         let p = self.layout.of_tenant(&job.tenant);
-        if self.layout.of_token(&job.hook_token) != p || (!job.qr_token.is_empty() && self.layout.of_token(&job.qr_token) != p)
+        if self.layout.of_token(&job.hook_token) != p
+            || (!job.qr_token.is_empty() && self.layout.of_token(&job.qr_token) != p)
         {
             return Err(QueueError::Corrupt("the job's tokens were not minted in its tenant's partition".into()));
         }
@@ -445,7 +446,9 @@ impl JobStore {
         if !wgate_types::is_capability_token(token) {
             return Ok(None);
         }
-        let Some(record) = self.read_record("hook", self.layout.token(token).hook(token)).await? else { return Ok(None) };
+        let Some(record) = self.read_record("hook", self.layout.token(token).hook(token)).await? else {
+            return Ok(None);
+        };
         let callback = match record.optional("callback") {
             Some(c) => Some(CallbackUrl::parse(c).map_err(|_| record.bad("callback"))?),
             None => None,

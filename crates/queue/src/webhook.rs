@@ -302,9 +302,11 @@ impl JobStore {
         deliveries: &[Delivery],
         max_attempts: u32,
     ) -> Result<Vec<DeliveryStart>, QueueError> {
-        per_partition(deliveries, |d| d.partition, |p, group| async move {
-            self.for_partition(p).start_deliveries_here(&group, max_attempts).await
-        })
+        per_partition(
+            deliveries,
+            |d| d.partition,
+            |p, group| async move { self.for_partition(p).start_deliveries_here(&group, max_attempts).await },
+        )
         .await
     }
 
@@ -361,9 +363,11 @@ impl JobStore {
     /// Writes finished attempts (fenced by their attempt number), acks their entries; one script run per
     /// partition among them.
     pub async fn finish_deliveries(&self, items: &[DeliveryFinish<'_>]) -> Result<Vec<Written>, QueueError> {
-        per_partition(items, |f| f.delivery.partition, |p, group| async move {
-            self.for_partition(p).finish_deliveries_here(&group).await
-        })
+        per_partition(
+            items,
+            |f| f.delivery.partition,
+            |p, group| async move { self.for_partition(p).finish_deliveries_here(&group).await },
+        )
         .await
     }
 
@@ -428,7 +432,8 @@ impl JobStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().filter_map(|i| i.parse::<JobId>().ok()).map(|id| keys.delivery(id)).collect();
+        let keys: Vec<String> =
+            ids.iter().filter_map(|i| i.parse::<JobId>().ok()).map(|id| keys.delivery(id)).collect();
         let maps: Vec<HashMap<String, String>> = self
             .redis()
             .call_again("HGETALL deliveries", |mut c| {

@@ -38,7 +38,7 @@ async fn bury(redis: &wgate_testkit::RedisServer, store: &JobStore) {
         .unwrap();
     let entry = &reply.keys[0].ids[0];
     let id: String = entry.get("job").unwrap();
-    let d = Delivery { job_id: id.parse().unwrap(), entry_id: entry.id.clone(), taken_over: false };
+    let d = Delivery { job_id: id.parse().unwrap(), entry_id: entry.id.clone(), taken_over: false, partition: 0 };
     let Started::Run { record, .. } = store.start_attempt(&d).await.unwrap() else { panic!("not started") };
     let error = JobError { name: "Timeout".into(), message: "no answer".into(), class: ErrorClass::Timeout };
     store.finish_attempt(&d, &record, &Outcome::Dead(error)).await.unwrap();
@@ -59,7 +59,7 @@ async fn jobs_replay_is_refused_when_the_tenants_session_quota_is_reached_and_a_
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("session quota of 1") && err.contains("max_sessions"), "{err}");
-    assert_eq!(store.get(dead.id).await.unwrap().unwrap().status, wgate_types::JobStatus::Dead);
+    assert_eq!(store.find(dead.id).await.unwrap().unwrap().status, wgate_types::JobStatus::Dead);
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tenants.toml");
@@ -68,5 +68,5 @@ async fn jobs_replay_is_refused_when_the_tenants_session_quota_is_reached_and_a_
     let args = ["jobs", "--redis-url", &url, "--namespace", "cli", "--max-sessions", "1", "--tenants-file", file];
     let out = wgate(&[&args[..], &["replay", &id]].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(store.get(dead.id).await.unwrap().unwrap().status, wgate_types::JobStatus::Queued);
+    assert_eq!(store.find(dead.id).await.unwrap().unwrap().status, wgate_types::JobStatus::Queued);
 }

@@ -253,7 +253,7 @@ impl Stack {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let waiter = self.completions.waiter(id);
-            let record = self.store.get(id).await.expect("redis").expect("job exists");
+            let record = self.store.find(id).await.expect("redis").expect("job exists");
             if record.status.is_terminal() {
                 return record;
             }

@@ -168,7 +168,12 @@ async fn whatsgate_sending_an_event_again_is_acknowledged_and_stored_once() {
     let receiver = Receiver::start(Behaviour::OK).await;
     let stack = Stack::start().await;
     let (uid, _) = session(&stack, "acme", &receiver.url).await;
-    let owner = stack.store.session_owner(&uid).await.expect("redis").expect("owner");
+    let owner = stack
+        .store
+        .session_owner(&wgate_types::TenantId::parse("acme").unwrap(), &uid)
+        .await
+        .expect("redis")
+        .expect("owner");
     let relay = format!("{}/hooks/{}", stack.api, owner.hook_token);
     let body = json!({"id": 987654, "whatsapp_id": uid, "event_action": "message",
         "event_date": "2026-01-02 03:04:05", "status_code": 200, "event_data": {"body": "again"}});

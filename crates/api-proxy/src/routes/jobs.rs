@@ -17,7 +17,7 @@ fn job_id(req: &HttpRequest) -> Option<JobId> {
 
 async fn own_job(state: &AppState, tenant: &TenantId, id: Option<JobId>) -> Result<JobRecord, ApiError> {
     let Some(id) = id else { return Err(NOT_FOUND) };
-    match state.store.get(id).await? {
+    match state.store.get(tenant, id).await? {
         Some(job) if &job.tenant == tenant => Ok(job),
         _ => Err(NOT_FOUND),
     }
@@ -75,7 +75,7 @@ pub async fn replay_job(req: HttpRequest, state: web::Data<AppState>) -> Result<
     let principal = authorize(&req, &state, Scope::Admin, Bucket::Write).await?;
     let job = own_job(&state, &principal.tenant, job_id(&req)).await?;
     record_job(&req, job.id);
-    match state.store.replay(job.id, state.max_sessions(&principal.tenant)).await? {
+    match state.store.replay(&principal.tenant, job.id, state.max_sessions(&principal.tenant)).await? {
         Replay::Requeued(job) => {
             tracing::info!(job_id = %job.id, "dead job replayed");
             Ok(accepted(&state, &job))

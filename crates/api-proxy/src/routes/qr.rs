@@ -46,7 +46,7 @@ async fn resolve(state: &AppState, token: &str) -> Result<(WindowState, Option<w
     tracing::Span::current().record("tenant", target.tenant.as_str());
     tracing::Span::current().record("job_id", tracing::field::display(target.job_id));
     let tenant = Some(target.tenant.clone());
-    let job = match state.store.get(target.job_id).await? {
+    let job = match state.store.get(&target.tenant, target.job_id).await? {
         Some(job) if job.tenant == target.tenant => job,
         _ => return Ok((WindowState::Broken, tenant)),
     };

@@ -97,8 +97,8 @@ pub async fn session_create(
         request,
         max_attempts: state.max_attempts,
         request_id,
-        hook_token: hook_token(),
-        qr_token: qr_token(),
+        hook_token: state.store.mint_token(&principal.tenant, hook_token),
+        qr_token: state.store.mint_token(&principal.tenant, qr_token),
     };
     let job = JobRecord::accepted(JobId::new(), new, OffsetDateTime::now_utc());
     let (job, waiter) = enqueue(&req, &state, &principal, job, key.as_ref(), wait, draw).await?;
@@ -214,7 +214,7 @@ async fn enqueue(
         Enqueued::Existing(existing) if !wait.is_zero() && !existing.status.is_terminal() => {
             let waiter = state.completions.waiter(existing.id);
             // It may have finished between the script's read and this registration: read once more.
-            let fresh = state.store.get(existing.id).await.ok().flatten().unwrap_or(existing);
+            let fresh = state.store.get(&existing.tenant, existing.id).await.ok().flatten().unwrap_or(existing);
             Ok((fresh, Some(waiter)))
         }
         Enqueued::Existing(existing) => Ok((existing, None)),
@@ -257,7 +257,7 @@ async fn wait_for(
         }
         // Register again before reading, so a finish between the read and the next wait is not missed.
         waiter = state.completions.waiter(job.id);
-        match state.store.get(job.id).await {
+        match state.store.get(&job.tenant, job.id).await {
             Ok(Some(fresh)) if fresh.status.is_terminal() => break Some(finished(state, &fresh)),
             Ok(Some(fresh)) => job = fresh,
             // The job was stored: a read failure now does not undo that; answer 202 with what we know.

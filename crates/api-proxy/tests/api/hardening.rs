@@ -189,7 +189,11 @@ async fn only_whatsgates_own_not_found_answer_forgets_a_session() {
             assert!(answer.is_server_error() || answer == 422, "{status} {answer_body}: {command}: {answer}");
         }
         assert!(
-            app.store.session_owner("6345454545454").await.unwrap().is_some(),
+            app.store
+                .session_owner(&wgate_types::TenantId::parse("acme").unwrap(), "6345454545454")
+                .await
+                .unwrap()
+                .is_some(),
             "{status} {answer_body}: still owned"
         );
     }

@@ -165,7 +165,8 @@ impl TestApp {
             .expect("XREADGROUP");
         let entry = reply.keys.first().and_then(|k| k.ids.first()).expect("a queued job within 10 s").clone();
         let id: String = entry.get("job").expect("job field");
-        let delivery = Delivery { job_id: id.parse().expect("job id"), entry_id: entry.id, taken_over: false };
+        let delivery =
+            Delivery { job_id: id.parse().expect("job id"), entry_id: entry.id, taken_over: false, partition: 0 };
         let Started::Run { record, .. } = self.store.start_attempt(&delivery).await.expect("start") else {
             panic!("the job could not be started");
         };

@@ -77,7 +77,7 @@ async fn a_finished_job_links_the_gateways_window_and_keeps_upstreams_link_aside
     assert_eq!(response["upstream_qr_link"], "https://whatsgate.ru/qr/6345454545454");
     let target = app.store.qr_target(token).await.expect("redis").expect("the token is stored");
     assert_eq!(target.tenant.as_str(), "acme");
-    let record = app.store.get(target.job_id).await.expect("redis").expect("the job");
+    let record = app.store.find(target.job_id).await.expect("redis").expect("the job");
     assert_ne!(record.qr_token, record.hook_token, "the window's token is not the relay's");
 }
 
@@ -108,7 +108,7 @@ async fn a_window_shows_loading_until_the_job_made_the_session_and_breaks_when_i
     let app = TestApp::spawn().await;
     let accepted = json_of(app.create_async("acme", &json!({"name": "Slow"})).await).await;
     let id = accepted["data"]["id"].as_str().expect("job id").to_owned();
-    let record = app.store.get(id.parse().expect("id")).await.expect("redis").expect("job");
+    let record = app.store.find(id.parse().expect("id")).await.expect("redis").expect("job");
     let path = format!("/qr/{}", record.qr_token);
     assert_eq!(state(&app, &path).await, (200, json!({"status": "loading"})));
     app.work_one(|_| Outcome::Failed(job_error("ValidationError", "bad", wgate_types::ErrorClass::Rejected))).await;
@@ -177,7 +177,7 @@ async fn deleting_the_session_or_losing_it_upstream_breaks_its_window() {
     let job = finished_job(&app, "acme", Outcome::Succeeded { response: data, unique_id: unique_id.clone() }).await;
     let path = window_path(&job["response"]);
     assert_eq!(state(&app, &path).await.0, 200);
-    app.store.forget_session(&unique_id).await.expect("redis");
+    app.store.forget_session(&wgate_types::TenantId::parse("acme").unwrap(), &unique_id).await.expect("redis");
     assert_eq!(state(&app, &path).await, (404, json!({"status": "broken"})));
 
     // A session upstream never had (or lost): broken too, from upstream's answer.

@@ -31,7 +31,7 @@ async fn a_sync_create_answers_200_with_the_upstream_body_and_the_tenants_callba
     assert!(start.elapsed() < Duration::from_secs(5), "woken by the completion, not by the timeout");
     assert_eq!(header(r.headers(), "x-job-id"), Some(id.to_string().as_str()));
     let b = json_of(r).await;
-    let qr_token = app.store.get(id).await.unwrap().unwrap().qr_token;
+    let qr_token = app.store.find(id).await.unwrap().unwrap().qr_token;
     let expected = tenant_data("My WhatsApp", "https://callback.example/hook", &qr_token);
     assert_eq!(b, json!({"result": "OK", "data": expected}), "upstream's body, with the tenant's own callback");
     let job = json_of(app.get_job(&app.token("acme"), &id.to_string()).await).await;
@@ -122,7 +122,7 @@ async fn the_same_idempotency_key_and_body_give_the_same_job_and_another_body_is
     let done = app.create_session("acme", &body(), &[("idempotency-key", "order-42")]).await;
     assert_eq!(done.status(), 200);
     assert_eq!(header(done.headers(), "x-job-id"), Some(id.as_str()));
-    let qr_token = app.store.get(id.parse().unwrap()).await.unwrap().unwrap().qr_token;
+    let qr_token = app.store.find(id.parse().unwrap()).await.unwrap().unwrap().qr_token;
     assert_eq!(json_of(done).await["data"], tenant_data("My WhatsApp", "https://callback.example/hook", &qr_token));
 }
 

@@ -61,9 +61,11 @@ impl JobStore {
 
     /// [`JobStore::start_attempt`] for many entries: one script run per partition among them.
     pub async fn start_attempts(&self, deliveries: &[Delivery]) -> Result<Vec<Started>, QueueError> {
-        per_partition(deliveries, |d| d.partition, |p, group| async move {
-            self.for_partition(p).start_attempts_here(&group).await
-        })
+        per_partition(
+            deliveries,
+            |d| d.partition,
+            |p, group| async move { self.for_partition(p).start_attempts_here(&group).await },
+        )
         .await
     }
 
@@ -206,9 +208,11 @@ impl JobStore {
         &self,
         items: &[(&Delivery, &JobRecord, &Outcome)],
     ) -> Result<Vec<Written>, QueueError> {
-        per_partition(items, |(d, _, _)| d.partition, |p, group| async move {
-            self.for_partition(p).finish_attempts_here(&group).await
-        })
+        per_partition(
+            items,
+            |(d, _, _)| d.partition,
+            |p, group| async move { self.for_partition(p).finish_attempts_here(&group).await },
+        )
         .await
     }
 
@@ -221,7 +225,12 @@ impl JobStore {
         let stream = self.stream_key();
         let (scheduled, dead) = (keys.scheduled(), keys.dead());
         let mut inv = scripts::FINISH.prepare_invoke();
-        inv.arg(GROUP).arg(ts(now)).arg(ms_of(now)).arg(self.ttl_ms()).arg(keys.done_channel()).arg(self.publish_command());
+        inv.arg(GROUP)
+            .arg(ts(now))
+            .arg(ms_of(now))
+            .arg(self.ttl_ms())
+            .arg(keys.done_channel())
+            .arg(self.publish_command());
         for (d, job, outcome) in items {
             let (kind, error, response, due, maybe_sent, unique_id) = match outcome {
                 Outcome::Succeeded { response, unique_id } => {
@@ -342,9 +351,11 @@ impl JobStore {
 
     /// Puts entries that were fetched but never started back on the queue (one script run per partition).
     pub async fn release(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
-        per_partition(deliveries, |d| d.partition, |p, group| async move {
-            self.for_partition(p).release_here(&group).await.map(|()| vec![(); group.len()])
-        })
+        per_partition(
+            deliveries,
+            |d| d.partition,
+            |p, group| async move { self.for_partition(p).release_here(&group).await.map(|()| vec![(); group.len()]) },
+        )
         .await
         .map(drop)
     }

@@ -71,8 +71,7 @@ async fn housekeep(
     }
     if result.is_ok() && refresh {
         let p = store.partition();
-        let ids: Vec<String> =
-            shared.in_flight().iter().filter(|(q, _)| *q == p).map(|(_, id)| id.clone()).collect();
+        let ids: Vec<String> = shared.in_flight().iter().filter(|(q, _)| *q == p).map(|(_, id)| id.clone()).collect();
         match store.refresh(&config.consumer, &ids).await {
             Ok(lost) => {
                 for id in lost {

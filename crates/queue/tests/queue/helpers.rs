@@ -75,7 +75,12 @@ pub async fn deliver_up_to(q: &TestQueue, count: usize) -> Vec<wgate_queue::Deli
         .iter()
         .map(|e| {
             let job: String = e.get("job").unwrap();
-            wgate_queue::Delivery { job_id: job.parse().unwrap(), entry_id: e.id.clone(), taken_over: false }
+            wgate_queue::Delivery {
+                job_id: job.parse().unwrap(),
+                entry_id: e.id.clone(),
+                taken_over: false,
+                partition: 0,
+            }
         })
         .collect()
 }

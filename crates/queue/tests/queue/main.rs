@@ -38,21 +38,21 @@ async fn a_job_record_round_trips_through_redis_exactly() {
         Some(JobError { name: "InternalError".into(), message: "boom \"x\"".into(), class: ErrorClass::Unavailable });
     j.response = Some(json!({"id": 151, "unique_id": "6345", "qr": null}));
     assert_eq!(q.store.enqueue(&j, None, None).await.unwrap(), Enqueued::Created);
-    assert_eq!(q.store.get(j.id).await.unwrap(), Some(j.clone()));
+    assert_eq!(q.store.find(j.id).await.unwrap(), Some(j.clone()));
 
     let plain = job("acme", json!({"name":"Plain"}));
     let plain = wgate_types::JobRecord { request_id: None, ..plain };
     q.store.enqueue(&plain, None, None).await.unwrap();
-    assert_eq!(q.store.get(plain.id).await.unwrap(), Some(plain));
+    assert_eq!(q.store.find(plain.id).await.unwrap(), Some(plain));
 }
 
 #[tokio::test]
 async fn an_unknown_job_hook_or_session_is_none() {
     let q = TestQueue::start().await;
-    assert_eq!(q.store.get(JobId::new()).await.unwrap(), None);
+    assert_eq!(q.store.find(JobId::new()).await.unwrap(), None);
     assert_eq!(q.store.hook_target("nope").await.unwrap(), None);
     assert_eq!(q.store.hook_target("../../x y").await.unwrap(), None);
-    assert_eq!(q.store.session_owner("123").await.unwrap(), None);
+    assert_eq!(q.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), "123").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -85,7 +85,7 @@ async fn the_same_idempotency_key_and_body_return_the_existing_job() {
     assert_eq!(q.store.enqueue(&first, Some(&key("k1")), None).await.unwrap(), Enqueued::Created);
     let again = job("acme", json!({"name":"Shop"}));
     assert_eq!(q.store.enqueue(&again, Some(&key("k1")), None).await.unwrap(), Enqueued::Existing(first.clone()));
-    assert_eq!(q.store.get(again.id).await.unwrap(), None, "no second job is stored");
+    assert_eq!(q.store.find(again.id).await.unwrap(), None, "no second job is stored");
     let mut c = q.conn().await;
     let ttl: i64 = c.pttl(q.key(&format!("idem:acme:{}", sha256_hex("k1")))).await.unwrap();
     assert!(ttl > 23 * 3600 * 1000 && ttl <= 24 * 3600 * 1000, "idempotency TTL {ttl} ms");
@@ -102,7 +102,7 @@ async fn the_same_idempotency_key_with_another_body_is_a_conflict() {
     q.store.enqueue(&job("acme", json!({"name":"Shop"})), Some(&key("k")), None).await.unwrap();
     let other = job("acme", json!({"name":"Other shop"}));
     assert_eq!(q.store.enqueue(&other, Some(&key("k")), None).await.unwrap(), Enqueued::IdempotencyConflict);
-    assert_eq!(q.store.get(other.id).await.unwrap(), None);
+    assert_eq!(q.store.find(other.id).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -176,7 +176,7 @@ async fn calls_fail_fast_while_redis_is_dead_and_work_again_once_it_is_back() {
     q.redis.kill();
     for _ in 0..3 {
         let started = std::time::Instant::now();
-        let err = q.store.get(j.id).await.unwrap_err();
+        let err = q.store.find(j.id).await.unwrap_err();
         assert!(err.is_unavailable(), "{err:?}");
         assert!(started.elapsed() <= HUNG_BOUND, "{:?}", started.elapsed());
     }
@@ -186,7 +186,7 @@ async fn calls_fail_fast_while_redis_is_dead_and_work_again_once_it_is_back() {
     q.redis.start_again().await;
     within("recovery", Duration::from_secs(5), async {
         loop {
-            if let Ok(Some(r)) = q.store.get(j.id).await {
+            if let Ok(Some(r)) = q.store.find(j.id).await {
                 assert_eq!(r, j);
                 break;
             }
@@ -206,11 +206,11 @@ async fn calls_to_a_frozen_redis_fail_within_a_second_and_the_first_call_after_i
     let q = TestQueue::start().await;
     let j = job("acme", json!({"name":"Shop"}));
     q.store.enqueue(&j, None, None).await.unwrap();
-    assert_eq!(q.store.get(j.id).await.unwrap(), Some(j.clone()));
+    assert_eq!(q.store.find(j.id).await.unwrap(), Some(j.clone()));
     let frozen = q.redis.freeze();
     for round in 0..3 {
         let started = std::time::Instant::now();
-        let err = within("a read of a hung Redis", SECS5, q.store.get(j.id)).await.unwrap_err();
+        let err = within("a read of a hung Redis", SECS5, q.store.find(j.id)).await.unwrap_err();
         assert!(err.is_unavailable(), "{err:?}");
         assert!(started.elapsed() <= HUNG_BOUND, "read {round} took {:?}", started.elapsed());
         let started = std::time::Instant::now();
@@ -225,7 +225,7 @@ async fn calls_to_a_frozen_redis_fail_within_a_second_and_the_first_call_after_i
     frozen.thaw();
     // No error once Redis answers again: the calls that timed out left nothing behind that the next one waits on.
     let started = std::time::Instant::now();
-    assert_eq!(q.store.get(j.id).await.unwrap(), Some(j.clone()), "the first read after the thaw");
+    assert_eq!(q.store.find(j.id).await.unwrap(), Some(j.clone()), "the first read after the thaw");
     q.store.enqueue(&job("acme", json!({"name":"after"})), None, None).await.unwrap();
     q.store.ping().await.unwrap();
     assert!(started.elapsed() < Duration::from_millis(500), "service came back after {:?}", started.elapsed());
@@ -276,7 +276,10 @@ async fn waiters_are_woken_when_the_subscription_comes_back_after_a_redis_restar
 #[tokio::test]
 async fn a_dead_job_is_replayed_with_its_attempts_reset_and_other_jobs_are_not() {
     let q = TestQueue::start().await;
-    assert_eq!(q.store.replay(JobId::new(), None).await.unwrap(), Replay::NotFound);
+    assert_eq!(
+        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), JobId::new(), None).await.unwrap(),
+        Replay::NotFound
+    );
     let mut dead = job("acme", json!({"name":"Shop"}));
     dead.status = JobStatus::Dead;
     dead.attempts = 6;
@@ -285,13 +288,20 @@ async fn a_dead_job_is_replayed_with_its_attempts_reset_and_other_jobs_are_not()
     let mut c = q.conn().await;
     let _: () = c.zadd(q.key("dead"), dead.id.to_string(), 1).await.unwrap();
     let _: () = c.expire(q.key(&format!("job:{}", dead.id)), 100).await.unwrap();
-    let Replay::Requeued(r) = q.store.replay(dead.id, None).await.unwrap() else { panic!("not requeued") };
+    let Replay::Requeued(r) =
+        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), dead.id, None).await.unwrap()
+    else {
+        panic!("not requeued")
+    };
     assert_eq!((r.status, r.attempts, r.error.as_ref()), (JobStatus::Queued, 0, None));
     let ttl: i64 = c.ttl(q.key(&format!("job:{}", dead.id))).await.unwrap();
     assert_eq!(ttl, -1, "a queued job does not expire");
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.dead, counts.pending), (0, 2), "{counts:?}");
-    assert_eq!(q.store.replay(dead.id, None).await.unwrap(), Replay::NotDead(JobStatus::Queued));
+    assert_eq!(
+        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), dead.id, None).await.unwrap(),
+        Replay::NotDead(JobStatus::Queued)
+    );
 }
 
 #[tokio::test]
@@ -303,7 +313,7 @@ async fn sessions_are_found_by_their_owner_record() {
         .hset_multiple(q.key("session:6345"), &[("tenant", "acme"), ("job", &id.to_string()), ("hook_token", "tok")])
         .await
         .unwrap();
-    let owner = q.store.session_owner("6345").await.unwrap().unwrap();
+    let owner = q.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), "6345").await.unwrap().unwrap();
     assert_eq!((owner.tenant, owner.job_id, owner.hook_token.as_str()), (tenant("acme"), id, "tok"));
 }
 
@@ -345,7 +355,7 @@ async fn a_finished_attempt_acks_its_entry_and_terminal_records_get_their_ttl() 
     assert_eq!(len, 0, "the acked entry is trimmed");
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.pending, counts.running), (0, 0));
-    assert_eq!(q.store.get(j.id).await.unwrap().unwrap().status, JobStatus::Failed);
+    assert_eq!(q.store.find(j.id).await.unwrap().unwrap().status, JobStatus::Failed);
 }
 
 #[tokio::test]
@@ -363,7 +373,7 @@ async fn an_attempt_that_was_taken_over_writes_nothing() {
     assert_eq!((second.attempts, reconcile), (2, true));
     let late = wgate_queue::Outcome::Dead(boom());
     assert_eq!(q.store.finish_attempt(&d, &first, &late).await.unwrap(), wgate_queue::Written::Stale);
-    assert_eq!(q.store.get(j.id).await.unwrap().unwrap().status, JobStatus::Running);
+    assert_eq!(q.store.find(j.id).await.unwrap().unwrap().status, JobStatus::Running);
     let due = OffsetDateTime::now_utc() - Duration::from_millis(1);
     let retry = wgate_queue::Outcome::Retry { error: boom(), due, maybe_sent: true };
     assert_eq!(q.store.finish_attempt(&taken, &second, &retry).await.unwrap(), wgate_queue::Written::Ok);
@@ -371,7 +381,7 @@ async fn an_attempt_that_was_taken_over_writes_nothing() {
     assert_eq!(q.store.promote_due(10).await.unwrap(), 1);
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.scheduled, counts.pending), (0, 1));
-    let r = q.store.get(j.id).await.unwrap().unwrap();
+    let r = q.store.find(j.id).await.unwrap().unwrap();
     assert_eq!(
         (r.status, r.attempts, r.next_attempt_at.map(|t| t.unix_timestamp())),
         (JobStatus::Retrying, 2, Some(due.unix_timestamp()))
@@ -396,7 +406,7 @@ async fn a_job_that_succeeds_after_a_retry_keeps_no_error_due_time_or_maybe_sent
     assert_eq!((second.attempts, reconcile, second.next_attempt_at), (2, true, None));
     let done = wgate_queue::Outcome::Succeeded { response: json!({"unique_id": "77"}), unique_id: "77".into() };
     assert_eq!(q.store.finish_attempt(&d2, &second, &done).await.unwrap(), wgate_queue::Written::Ok);
-    let r = q.store.get(j.id).await.unwrap().unwrap();
+    let r = q.store.find(j.id).await.unwrap().unwrap();
     assert_eq!((r.status, r.error, r.next_attempt_at), (JobStatus::Succeeded, None, None));
     let mut c = q.conn().await;
     let marked: bool = c.hexists(q.key(&format!("job:{}", j.id)), "maybe_sent").await.unwrap();
@@ -468,13 +478,13 @@ async fn forgetting_a_deleted_session_frees_its_quota_slot_and_lets_its_hook_exp
         q.store.enqueue(&job("acme", json!({"name":"x"})), None, Some(1)).await.unwrap(),
         Enqueued::QuotaExceeded { limit: 1 }
     );
-    let owner = q.store.forget_session("777").await.unwrap().unwrap();
+    let owner = q.store.forget_session(&wgate_types::TenantId::parse("acme").unwrap(), "777").await.unwrap().unwrap();
     assert_eq!((owner.tenant.as_str(), owner.job_id, owner.hook_token.as_str()), ("acme", id, "tok"));
-    assert_eq!(q.store.session_owner("777").await.unwrap(), None);
+    assert_eq!(q.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), "777").await.unwrap(), None);
     let ttl: i64 = c.ttl(q.key("hook:tok")).await.unwrap();
     assert!(ttl > 0);
     assert_eq!(q.store.enqueue(&job("acme", json!({"name":"x"})), None, Some(1)).await.unwrap(), Enqueued::Created);
-    assert_eq!(q.store.forget_session("777").await.unwrap(), None);
+    assert_eq!(q.store.forget_session(&wgate_types::TenantId::parse("acme").unwrap(), "777").await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ async fn a_jobs_qr_token_is_stored_with_it_and_expires_with_the_job_ttl() {
     assert_eq!(q.store.enqueue(&j, None, None).await.unwrap(), Enqueued::Created);
     let target = q.store.qr_target(TOKEN).await.unwrap();
     assert_eq!(target, Some(QrTarget { tenant: tenant("acme"), job_id: j.id }));
-    assert_eq!(q.store.get(j.id).await.unwrap().unwrap().qr_token, TOKEN);
+    assert_eq!(q.store.find(j.id).await.unwrap().unwrap().qr_token, TOKEN);
     let mut c = q.conn().await;
     let ttl: i64 = c.pttl(q.key(&format!("qr:{TOKEN}"))).await.unwrap();
     let job_ttl = i64::try_from(q.config.job_ttl.as_millis()).unwrap();
@@ -46,6 +46,6 @@ async fn deleting_the_session_closes_its_qr_window() {
         .hset_multiple(q.key("session:777"), &[("tenant", "acme"), ("job", &j.id.to_string()), ("hook_token", "t")])
         .await
         .unwrap();
-    assert!(q.store.forget_session("777").await.unwrap().is_some());
+    assert!(q.store.forget_session(&wgate_types::TenantId::parse("acme").unwrap(), "777").await.unwrap().is_some());
     assert_eq!(q.store.qr_target(TOKEN).await.unwrap(), None);
 }

@@ -59,7 +59,10 @@ async fn a_job_out_of_attempts_that_may_have_created_its_session_is_reconciled_a
     assert_eq!(maybe.as_deref(), Some("1"), "the dead job still says an attempt may have created the session");
 
     // The replay's first attempt looks upstream before creating.
-    assert!(matches!(q.store.replay(id, None).await.unwrap(), Replay::Requeued(_)));
+    assert!(matches!(
+        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), id, None).await.unwrap(),
+        Replay::Requeued(_)
+    ));
     let d = deliver(&q).await;
     let Started::Run { record, reconcile } = q.store.start_attempt(&d).await.unwrap() else { panic!("not started") };
     assert_eq!((record.attempts, reconcile), (1, true));
@@ -75,7 +78,7 @@ async fn a_taken_over_last_attempt_is_reconciled_and_ends_dead_as_worker_lost_wh
     // Nothing upstream: the worker ends it dead with the error it has.
     let dead = Outcome::Dead(record.error.clone().unwrap());
     assert_eq!(q.store.finish_attempt(&taken, &record, &dead).await.unwrap(), Written::Ok);
-    let r = q.store.get(id).await.unwrap().unwrap();
+    let r = q.store.find(id).await.unwrap().unwrap();
     assert_eq!((r.status, r.attempts), (JobStatus::Dead, 1));
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.dead, counts.running, counts.pending), (1, 0, 0));
@@ -95,7 +98,7 @@ async fn a_reconcile_only_pass_that_was_taken_over_writes_nothing() {
     assert_eq!(q.store.finish_attempt(&taken, &first, &late).await.unwrap(), Written::Stale);
     let adopted = Outcome::Succeeded { response: json!({"unique_id": "42"}), unique_id: "42".into() };
     assert_eq!(q.store.finish_attempt(&taken, &second, &adopted).await.unwrap(), Written::Ok);
-    assert_eq!(q.store.get(id).await.unwrap().unwrap().status, JobStatus::Succeeded);
+    assert_eq!(q.store.find(id).await.unwrap().unwrap().status, JobStatus::Succeeded);
 }
 
 #[tokio::test]
@@ -106,7 +109,13 @@ async fn a_replay_is_refused_when_the_tenants_session_quota_is_reached() {
     // Another create of the tenant is under way: with a quota of 1 there is no room for the replay.
     q.store.enqueue(&job("acme", json!({"name":"Live one"})), None, None).await.unwrap();
 
-    assert_eq!(q.store.replay(id, Some(1)).await.unwrap(), Replay::QuotaExceeded { limit: 1 });
-    assert_eq!(q.store.get(id).await.unwrap().unwrap().status, JobStatus::Dead, "the refused replay changed nothing");
-    assert!(matches!(q.store.replay(id, Some(2)).await.unwrap(), Replay::Requeued(_)));
+    assert_eq!(
+        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), id, Some(1)).await.unwrap(),
+        Replay::QuotaExceeded { limit: 1 }
+    );
+    assert_eq!(q.store.find(id).await.unwrap().unwrap().status, JobStatus::Dead, "the refused replay changed nothing");
+    assert!(matches!(
+        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), id, Some(2)).await.unwrap(),
+        Replay::Requeued(_)
+    ));
 }

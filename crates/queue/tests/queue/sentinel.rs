@@ -87,7 +87,7 @@ async fn the_store_and_the_completion_subscription_follow_a_promoted_replica() {
     eprintln!(
         "sentinel failover seen by the store: +switch-master {switch_time:?}, first answer {recovered:?} after the kill"
     );
-    assert_eq!(store.get(before.id).await.unwrap().map(|j| j.id), Some(before.id), "the replicated job is there");
+    assert_eq!(store.find(before.id).await.unwrap().map(|j| j.id), Some(before.id), "the replicated job is there");
     let after = job("acme", json!({"name":"After"}));
     assert_eq!(store.enqueue(&after, None, None).await.unwrap(), Enqueued::Created);
     let mut c = group.replica.connection().await;

@@ -39,7 +39,7 @@ async fn over_mutual_tls_jobs_are_stored_read_and_their_completion_wakes_a_waite
     store.ping().await.unwrap();
     let j = job("acme", json!({"name":"Shop"}));
     assert_eq!(store.enqueue(&j, None, None).await.unwrap(), Enqueued::Created);
-    assert_eq!(store.get(j.id).await.unwrap(), Some(j.clone()));
+    assert_eq!(store.find(j.id).await.unwrap(), Some(j.clone()));
 
     let done = format!("{{{}}}:done", config.namespace);
     let mut c = server.connection().await;

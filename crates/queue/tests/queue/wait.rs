@@ -79,7 +79,10 @@ async fn without_any_replica_a_waiting_write_is_unavailable_and_without_waiting_
     assert_eq!(plain.enqueue(&dead, None, None).await.unwrap(), Enqueued::Created);
     let mut c = server.connection().await;
     let _: () = c.zadd(format!("{{{}}}:dead", store.config().namespace), dead.id.to_string(), 1).await.unwrap();
-    let err = store.replay(dead.id, None).await.unwrap_err();
+    let err = store.replay(&wgate_types::TenantId::parse("acme").unwrap(), dead.id, None).await.unwrap_err();
     assert!(err.is_unavailable(), "a replay waits too: {err:?}");
-    assert!(matches!(plain.replay(JobId::new(), None).await.unwrap(), Replay::NotFound));
+    assert!(matches!(
+        plain.replay(&wgate_types::TenantId::parse("acme").unwrap(), JobId::new(), None).await.unwrap(),
+        Replay::NotFound
+    ));
 }

@@ -165,7 +165,7 @@ impl World {
         let wait = async {
             loop {
                 let waiter = self.completions.waiter(id);
-                if let Ok(Some(r)) = self.store.get(id).await
+                if let Ok(Some(r)) = self.store.find(id).await
                     && r.status.is_terminal()
                 {
                     return r;
@@ -176,7 +176,7 @@ impl World {
         };
         match tokio::time::timeout(within, wait).await {
             Ok(r) => r,
-            Err(_) => panic!("job {id} not finished within {within:?}: {:?}", self.store.get(id).await),
+            Err(_) => panic!("job {id} not finished within {within:?}: {:?}", self.store.find(id).await),
         }
     }
 
@@ -184,7 +184,7 @@ impl World {
     pub async fn until(&self, id: JobId, within: Duration, f: impl Fn(&JobRecord) -> bool) -> JobRecord {
         let wait = async {
             loop {
-                if let Ok(Some(r)) = self.store.get(id).await
+                if let Ok(Some(r)) = self.store.find(id).await
                     && f(&r)
                 {
                     return r;
@@ -195,7 +195,7 @@ impl World {
         match tokio::time::timeout(within, wait).await {
             Ok(r) => r,
             Err(_) => {
-                panic!("job {id} did not reach the expected state within {within:?}: {:?}", self.store.get(id).await)
+                panic!("job {id} did not reach the expected state within {within:?}: {:?}", self.store.find(id).await)
             }
         }
     }

@@ -33,7 +33,8 @@ async fn a_queued_job_creates_its_session_upstream_records_the_owner_and_publish
     let upstream = world.sim.sessions("  Shop №1 ").await;
     assert_eq!(upstream.len(), 1);
     assert_eq!(upstream[0]["callback"], format!("{PUBLIC_URL}/hooks/{}", job.hook_token));
-    let owner = world.store.session_owner(&unique_id).await.unwrap().unwrap();
+    let owner =
+        world.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), &unique_id).await.unwrap().unwrap();
     assert_eq!(
         (owner.tenant.as_str(), owner.job_id, owner.hook_token.as_str()),
         ("acme", job.id, job.hook_token.as_str())
@@ -109,7 +110,10 @@ async fn a_job_that_keeps_failing_is_dead_after_max_attempts_and_can_be_replayed
 
     world.sim.faults(json!({"error_rate": 0.0})).await;
     let waiter = world.completions.waiter(job.id);
-    assert!(matches!(world.store.replay(job.id, None).await.unwrap(), Replay::Requeued(_)));
+    assert!(matches!(
+        world.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), job.id, None).await.unwrap(),
+        Replay::Requeued(_)
+    ));
     tokio::time::timeout(SECS(10), waiter).await.unwrap();
     let done = world.finished(job.id, SECS(10)).await;
     assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 1));
@@ -230,7 +234,7 @@ async fn sigterm_lets_in_flight_jobs_finish_and_the_worker_exits_zero() {
     let status = w.terminate(SECS(20)).await.unwrap();
     assert_eq!(status.code(), Some(0));
     for j in &jobs {
-        let r = world.store.get(j.id).await.unwrap().unwrap();
+        let r = world.store.find(j.id).await.unwrap().unwrap();
         assert_eq!((r.status, r.attempts), (JobStatus::Succeeded, 1), "{r:?}");
     }
 }
@@ -252,7 +256,7 @@ async fn a_job_still_running_at_the_shutdown_timeout_is_left_for_another_worker_
     assert!(took >= Duration::from_millis(700), "exited after {took:?}, before WGATE_SHUTDOWN_TIMEOUT_MS");
     assert!(took < SECS(5), "exited after {took:?}: WGATE_SHUTDOWN_TIMEOUT_MS is 700 ms");
     // The job was not finished or given up: it stays running, in the stream's pending list, for a takeover.
-    let r = world.store.get(job.id).await.unwrap().unwrap();
+    let r = world.store.find(job.id).await.unwrap().unwrap();
     assert_eq!((r.status, r.attempts), (JobStatus::Running, 1), "{r:?}");
     assert_eq!(world.store.queue_counts().await.unwrap().running, 1);
 }

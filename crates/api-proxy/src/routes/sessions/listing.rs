@@ -22,7 +22,7 @@ pub const FETCH_CONCURRENCY: usize = 8;
 /// One listed session as its tenant sees it.
 pub(super) async fn present_listed(state: &AppState, tenant: &TenantId, session: Value) -> Result<Value, ApiError> {
     let owner = match unique_id_of(&session) {
-        Some(id) => state.store.session_owner(&id).await?.filter(|o| &o.tenant == tenant),
+        Some(id) => state.store.session_owner(tenant, &id).await?.filter(|o| &o.tenant == tenant),
         None => None,
     };
     let (callback, qr_token) = match &owner {
@@ -40,6 +40,7 @@ pub(super) async fn fetch_each(
     state: &AppState,
     upstream: &SessionUpstream,
     list: &SessionsList,
+    tenant: &TenantId,
     owned: Vec<String>,
 ) -> Result<Vec<Value>, ApiError> {
     let found: Vec<Option<Value>> = stream::iter(owned.into_iter().map(|id| async move {
@@ -69,7 +70,7 @@ pub(super) async fn fetch_each(
         };
         if session.is_none() && !list.filtered() {
             tracing::info!(session.unique_id = %id, "upstream no longer knows the session; forgetting it");
-            state.store.forget_session(&id).await?;
+            state.store.forget_session(tenant, &id).await?;
         }
         Ok(session)
     }))

@@ -66,7 +66,7 @@ pub async fn sessions_get(
         None => owned,
     };
     let budget = upstream.budget();
-    let mut sessions = tokio::time::timeout(budget, fetch_each(&state, upstream, &list, owned))
+    let mut sessions = tokio::time::timeout(budget, fetch_each(&state, upstream, &list, &principal.tenant, owned))
         .await
         .map_err(|_| deadline_error(budget))??;
     sessions.sort_by_cached_key(|s| (upstream_id(s), unique_id_of(s)));
@@ -119,8 +119,8 @@ pub async fn session_delete(
             async move { u.session_delete(&id).await }
         })
         .await;
-    let body = forget_if_gone(&state, &id, answer).await?;
-    state.store.forget_session(&id).await?;
+    let body = forget_if_gone(&state, &tenant, &id, answer).await?;
+    state.store.forget_session(&tenant, &id).await?;
     tracing::info!(session.unique_id = %id, "session deleted");
     Ok(HttpResponse::Ok().json(present_body(&state, body, callback.as_deref(), qr_token.as_deref())))
 }
@@ -164,7 +164,7 @@ pub async fn set_hook(
             async move { u.set_hook(&id, &relay).await }
         })
         .await;
-    let body = forget_if_gone(&state, &id, answer).await?;
+    let body = forget_if_gone(&state, &tenant, &id, answer).await?;
     if !state.store.set_hook_callback(&owner.hook_token, callback.as_ref()).await? {
         return Err(UNKNOWN);
     }
@@ -206,7 +206,7 @@ pub async fn set_name(
             async move { u.set_name(&id, name.as_str()).await }
         })
         .await;
-    let body = forget_if_gone(&state, &id, answer).await?;
+    let body = forget_if_gone(&state, &tenant, &id, answer).await?;
     Ok(HttpResponse::Ok().json(present_body(&state, body, callback.as_deref(), qr_token.as_deref())))
 }
 
@@ -232,7 +232,7 @@ pub(crate) fn upstream_of(state: &AppState) -> Result<&SessionUpstream, ApiError
 
 /// The owner record of a session of `tenant`; any other id, foreign or unknown, is the same 404.
 pub(crate) async fn owned(state: &AppState, tenant: &TenantId, id: &str) -> Result<SessionOwner, ApiError> {
-    match state.store.session_owner(id).await? {
+    match state.store.session_owner(tenant, id).await? {
         Some(owner) if &owner.tenant == tenant => Ok(owner),
         _ => Err(UNKNOWN),
     }
@@ -244,7 +244,8 @@ pub(super) async fn presentation(
     state: &AppState,
     owner: &SessionOwner,
 ) -> Result<(Option<String>, Option<String>), ApiError> {
-    let (hook, job) = futures::try_join!(state.store.hook_target(&owner.hook_token), state.store.get(owner.job_id))?;
+    let (hook, job) =
+        futures::try_join!(state.store.hook_target(&owner.hook_token), state.store.get(&owner.tenant, owner.job_id))?;
     let callback = match (&hook, &job) {
         (Some(hook), _) => hook.callback.as_ref().map(|c| c.as_str().to_owned()),
         (None, Some(job)) => job.request.callback().map(|c| c.as_str().to_owned()),
@@ -255,12 +256,17 @@ pub(super) async fn presentation(
 
 /// Upstream's answer, or the error for the tenant. Upstream not knowing an owned session means it was deleted
 /// outside the gateway: its ownership is forgotten (freeing the quota slot) and the answer is the unknown 404.
-async fn forget_if_gone(state: &AppState, id: &str, answer: Result<Value, UpstreamError>) -> Result<Value, ApiError> {
+async fn forget_if_gone(
+    state: &AppState,
+    tenant: &TenantId,
+    id: &str,
+    answer: Result<Value, UpstreamError>,
+) -> Result<Value, ApiError> {
     match answer {
         Ok(body) => Ok(body),
         Err(e) if is_not_found(&e) => {
             tracing::info!(session.unique_id = %id, "upstream no longer knows the session; forgetting it");
-            state.store.forget_session(id).await?;
+            state.store.forget_session(tenant, id).await?;
             Err(UNKNOWN)
         }
         Err(e) => Err(api_error(e)),
