@@ -314,9 +314,9 @@ mod tests {
     fn one_partition_keeps_every_key_name_of_a_deployment_without_partitions() {
         let layout = Layout::new("wgate", 1);
         let (k, t) = (layout.tenant(&tenant("acme")), tenant("acme"));
-        let id: JobId = "0192f3a4-5b6c-7d8e-9f00-112233445566".parse().unwrap();
+        let id: JobId = "01ARZ3NDEKTSV4RRFFQ69G5FAV".parse().unwrap();
         assert_eq!(k.prefix(), "{wgate}:");
-        assert_eq!(k.job(id), "{wgate}:job:0192f3a4-5b6c-7d8e-9f00-112233445566");
+        assert_eq!(k.job(id), "{wgate}:job:01ARZ3NDEKTSV4RRFFQ69G5FAV");
         assert_eq!(k.stream(JobKind::SessionCreate), "{wgate}:queue:session-create");
         assert_eq!(k.queue_stream(Queue::Webhook), "{wgate}:queue:webhook");
         assert_eq!(k.scheduled(), "{wgate}:scheduled");
