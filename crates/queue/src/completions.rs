@@ -225,10 +225,13 @@ async fn shard_subscribe_and_listen(
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    tokio::time::timeout(t * 2, conn.ssubscribe(channels))
-        .await
-        .map_err(|_| "subscribe timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+    // One channel a command: the channels are in different slots.
+    for channel in channels {
+        tokio::time::timeout(t, conn.ssubscribe(channel))
+            .await
+            .map_err(|_| "subscribe timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+    }
     match inner.upgrade() {
         Some(i) => i.wake_all(),
         None => return Ok(()),

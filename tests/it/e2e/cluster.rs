@@ -1,5 +1,5 @@
 //! The whole pipeline on a real Redis Cluster (three primaries, three replicas, started by the test): creates,
-//! synchronous and asynchronous, and the session commands work; when the primary serving the namespace dies, a
+//! synchronous and asynchronous, and the session commands work; when the primary serving a tenant's partition dies, a
 //! replica takes over, the API answers 503 meanwhile and then works without a restart, and no job a client was
 //! told about is lost.
 
@@ -25,8 +25,10 @@ async fn on_a_cluster_sessions_are_created_and_a_primary_failover_loses_no_accep
     let id: JobId = header(&r, "x-job-id").expect("X-Job-Id").parse().expect("job id");
     assert_eq!(stack.finished(id, Duration::from_secs(10)).await.status, JobStatus::Succeeded);
 
-    // Every key of the namespace shares one hash tag: the primary serving it carries the deployment.
-    let port = cluster.primary_of(&format!("{{{}}}", stack.namespace())).await.expect("the namespace's primary");
+    // Everything of the tenant (its jobs, its partition's queue and completion channel) lives on one primary.
+    let acme = wgate_types::TenantId::parse("acme").expect("tenant");
+    let tag = stack.store.layout().tenant(&acme).prefix().to_owned();
+    let port = cluster.primary_of(&tag).await.expect("the primary of the tenant's partition");
     let killed = Instant::now();
     cluster.node(port).expect("that node").kill();
 

@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Response;
 use serde_json::{Value, json};
 use wgate_api_proxy::ApiSettings;
-use wgate_queue::{Completions, JobStore, QueueConfig, RedisMode, RedisTls};
+use wgate_queue::{Completions, JobStore, RedisMode, RedisTls};
 use wgate_testkit::{RedisServer, RedisTlsOptions};
 use wgate_types::{JobId, JobRecord};
 
@@ -39,6 +39,8 @@ pub struct StackOptions {
     pub worker_egress_allow_nets: String,
     /// `WGATE_TENANTS_FILE` of the API and the workers.
     pub tenants_file: Option<std::path::PathBuf>,
+    /// `WGATE_QUEUE_PARTITIONS` of every process (unset: the mode's default).
+    pub queue_partitions: Option<u32>,
 }
 
 impl Default for StackOptions {
@@ -59,6 +61,7 @@ impl Default for StackOptions {
             webhook_endpoint_concurrency: 4,
             worker_egress_allow_nets: wgate_api_proxy::settings::LOOPBACK_NETS.into(),
             tenants_file: None,
+            queue_partitions: None,
         }
     }
 }
@@ -154,6 +157,7 @@ impl Stack {
         api_settings.redis.client_key = redis_tls.client_key.clone();
         api_settings.redis.mode = mode_name.into();
         api_settings.redis.sentinel_service = sentinel_service.clone();
+        api_settings.redis.queue_partitions = options.queue_partitions;
         // The API asks WhatsGate itself for the session commands and the QR windows.
         api_settings.upstream.url = sim_url.clone();
         api_settings.upstream.api_key = Some(SIM_KEY.to_owned().into());
@@ -200,15 +204,11 @@ impl Stack {
             }));
         }
 
-        let queue = QueueConfig { tls: redis_tls, mode, ..QueueConfig::new(redis_url, namespace) };
+        // The test reads what the processes write: the same settings, partitions included.
+        let queue = worker_redis.queue_config().expect("the stack's queue configuration");
         let store = JobStore::new(queue.clone()).expect("job store");
         let completions = Completions::start(&queue);
         Self { api: api_url, sim: sim_url, http, store, completions, tasks, stop_workers, _redis: None }
-    }
-
-    /// The namespace every key of this stack starts with (`{<namespace>}:`).
-    pub fn namespace(&self) -> &str {
-        &self.store.config().namespace
     }
 
     pub fn token(&self, tenant: &str) -> String {

@@ -1,6 +1,7 @@
 //! End to end: a tenant's request through the real API, queue, worker and the WhatsGate simulator.
 
 mod cluster;
+mod cluster_paths;
 mod code_number;
 mod helpers;
 mod qr_window;

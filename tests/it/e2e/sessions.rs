@@ -12,7 +12,7 @@ use wgate_types::{JobId, JobStatus};
 
 use super::helpers::{SIM_KEY, Stack, StackOptions, json_of};
 
-async fn command(stack: &Stack, tenant: &str, command: &str, body: &Value) -> Response {
+pub(super) async fn command(stack: &Stack, tenant: &str, command: &str, body: &Value) -> Response {
     stack
         .http
         .post(format!("{}/api/v1/{command}", stack.api))

@@ -12,7 +12,7 @@ use wgate_testkit::{Behaviour, Received, Receiver};
 use super::helpers::{Stack, StackOptions, header, json_of};
 
 /// A session of `tenant` whose callback is `callback`: its `unique_id` and job id.
-async fn session(stack: &Stack, tenant: &str, callback: &str) -> (String, String) {
+pub(super) async fn session(stack: &Stack, tenant: &str, callback: &str) -> (String, String) {
     let r = stack.create(tenant, &json!({"name": format!("{tenant} shop"), "callback": callback}), &[]).await;
     assert_eq!(r.status(), 200, "session-create");
     let job = header(&r, "x-job-id").expect("X-Job-Id");
@@ -21,7 +21,7 @@ async fn session(stack: &Stack, tenant: &str, callback: &str) -> (String, String
 }
 
 /// Makes the simulator send an event for the session; answers WhatsGate's event id.
-async fn event(stack: &Stack, unique_id: &str, action: &str, data: Value) -> u64 {
+pub(super) async fn event(stack: &Stack, unique_id: &str, action: &str, data: Value) -> u64 {
     let r = stack
         .http
         .post(format!("{}/sim/sessions/{unique_id}/event", stack.sim))
@@ -38,7 +38,7 @@ fn for_event(got: &[Received], id: u64) -> Vec<&Received> {
     got.iter().filter(|r| r.json()["id"].as_u64() == Some(id)).collect()
 }
 
-fn delivered_ids(got: &[Received]) -> HashSet<u64> {
+pub(super) fn delivered_ids(got: &[Received]) -> HashSet<u64> {
     got.iter().filter(|r| r.delivered()).filter_map(|r| r.json()["id"].as_u64()).collect()
 }
 
