@@ -208,10 +208,10 @@ async fn subscribe_and_listen(
     }
 }
 
-/// The cluster's way: one RESP3 cluster connection subscribed to every partition's shard channel. The client
-/// subscribes on the node that owns each slot and, after a failover or a moved slot, again on the new owner; every
-/// (re)subscription and every lost link wakes everyone (a publish may have been missed). A keyed call per partition
-/// every few seconds makes the client notice a dead node even when nothing else is sent.
+/// The cluster's way: one RESP3 cluster connection subscribed to every partition's shard channel, on the node
+/// that owns each channel's slot. Every few seconds the owners are read again (`CLUSTER SLOTS`): when one changed (a
+/// failover, a moved slot) or a node's link is lost, everything is subscribed anew where the slots are now, and the
+/// new subscription wakes everyone (a publish may have been missed meanwhile).
 async fn shard_subscribe_and_listen(
     inner: &Weak<Inner>,
     config: &QueueConfig,
@@ -225,6 +225,9 @@ async fn shard_subscribe_and_listen(
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
+    let slots: Vec<u16> = layout.all().iter().map(|k| crate::key_slot(k.prefix())).collect();
+    let owners =
+        tokio::time::timeout(t, slot_owners(&mut conn, &slots)).await.map_err(|_| "CLUSTER SLOTS timed out")??;
     // One channel a command: the channels are in different slots.
     for channel in channels {
         tokio::time::timeout(t, conn.ssubscribe(channel))
@@ -236,8 +239,8 @@ async fn shard_subscribe_and_listen(
         Some(i) => i.wake_all(),
         None => return Ok(()),
     }
-    let mut ping = tokio::time::interval(Duration::from_secs(2));
-    ping.tick().await;
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    check.tick().await;
     loop {
         tokio::select! {
             push = pushes.recv() => {
@@ -251,23 +254,47 @@ async fn shard_subscribe_and_listen(
                             None => tracing::warn!("ignoring a malformed completion message"),
                         }
                     }
-                    // Subscribed (again, maybe on a new owner) or a link lost: a publish may have been missed.
-                    redis::PushKind::SSubscribe | redis::PushKind::Disconnection => inner.wake_all(),
+                    redis::PushKind::Disconnection => return Err("a node's link was lost".into()),
                     _ => {}
                 }
             }
-            _ = ping.tick() => {
+            _ = check.tick() => {
                 if inner.strong_count() == 0 {
                     return Ok(());
                 }
-                for keys in layout.all() {
-                    let mut probe = redis::cmd("PTTL");
-                    probe.arg(keys.done_channel());
-                    if let Ok(Err(e)) = tokio::time::timeout(t, probe.query_async::<i64>(&mut conn)).await {
-                        tracing::debug!(error = %e, "probing a partition's node");
-                    }
+                match tokio::time::timeout(t, slot_owners(&mut conn, &slots)).await {
+                    Ok(Ok(now)) if now != owners => return Err("a partition's primary changed".into()),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::debug!(error = %e, "reading the cluster's slots"),
+                    Err(_) => tracing::debug!("reading the cluster's slots timed out"),
                 }
             }
         }
     }
+}
+
+/// The address (`host:port`) of the primary serving each slot, from `CLUSTER SLOTS`.
+async fn slot_owners(conn: &mut redis::cluster_async::ClusterConnection, slots: &[u16]) -> Result<Vec<String>, String> {
+    use redis::Value;
+    let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await.map_err(|e| e.to_string())?;
+    let Value::Array(ranges) = reply else { return Err(format!("CLUSTER SLOTS answered {reply:?}")) };
+    let mut parsed = Vec::with_capacity(ranges.len());
+    for range in &ranges {
+        if let Value::Array(parts) = range
+            && let [Value::Int(from), Value::Int(to), Value::Array(primary), ..] = parts.as_slice()
+            && let (Some(host), Some(Value::Int(port))) = (primary.first().and_then(crate::store::text), primary.get(1))
+        {
+            parsed.push((*from, *to, format!("{host}:{port}")));
+        }
+    }
+    slots
+        .iter()
+        .map(|&slot| {
+            parsed
+                .iter()
+                .find(|(from, to, _)| (*from..=*to).contains(&i64::from(slot)))
+                .map(|(_, _, addr)| addr.clone())
+                .ok_or_else(|| format!("no primary serves slot {slot}"))
+        })
+        .collect()
 }
