@@ -2,6 +2,7 @@
 
 mod cluster;
 mod cluster_paths;
+mod cluster_spread;
 mod code_number;
 mod helpers;
 mod qr_window;
