@@ -441,6 +441,17 @@ impl JobStore {
         })
     }
 
+    /// The tenant's unfinished jobs (its pending set, which the session quota counts).
+    pub async fn unfinished_jobs(&self, tenant: &TenantId) -> Result<u64, QueueError> {
+        let key = self.layout.tenant(tenant).tenant_pending(tenant);
+        self.redis
+            .call_again("SCARD pending", |mut c| {
+                let key = key.clone();
+                async move { c.scard(key).await }
+            })
+            .await
+    }
+
     /// The relay target of a hook token; `None` for an unknown (or malformed) token.
     pub async fn hook_target(&self, token: &str) -> Result<Option<HookTarget>, QueueError> {
         if !wgate_types::is_capability_token(token) {

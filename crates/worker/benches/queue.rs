@@ -4,7 +4,10 @@
 //! Run: `cargo bench -p wgate-worker --bench queue` (env `BENCH_JOBS`, default 20000; `BENCH_CONCURRENCY`, 256;
 //! `BENCH_REDIS_URL`: the no-op drain runs against that Redis instead of its own, so a peer's baseline can share
 //! the server, as `benches/load/peers.sh` does; `BENCH_SCHEDULED=N`: N retries wait in the scheduled set during the
-//! pickup measurement).
+//! pickup measurement). Against a Redis Cluster: `BENCH_REDIS_MODE=cluster` with `BENCH_REDIS_URL` listing every
+//! node (comma separated; Redis CPU is summed over them), `BENCH_PARTITIONS` (default: the mode's, 16 on a
+//! cluster) and `BENCH_TENANTS` (the jobs' tenants, default 1 with one partition and 64 with more, so the jobs
+//! spread over the partitions); e.g. `BENCH_ONLY=noop BENCH_REDIS_MODE=cluster BENCH_REDIS_URL=redis://127.0.0.1:7000,...`.
 //! Prints a table for docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +22,6 @@ use apalis_core::{
     worker::{builder::WorkerBuilder, context::WorkerContext, ext::parallelize::ParallelizeExt},
 };
 use futures::{StreamExt, stream};
-use redis::AsyncCommands;
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -36,26 +38,44 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn job(i: usize) -> JobRecord {
+/// The queue's configuration for `url`: standalone, or what `BENCH_REDIS_MODE` and `BENCH_PARTITIONS` say.
+fn queue_config(url: String, ns: String) -> QueueConfig {
+    let mut settings = RedisSettings::new(url, ns);
+    settings.mode = std::env::var("BENCH_REDIS_MODE").unwrap_or_else(|_| "standalone".into());
+    settings.queue_partitions = std::env::var("BENCH_PARTITIONS").ok().and_then(|p| p.parse().ok());
+    settings.queue_config().unwrap()
+}
+
+/// The tenants the jobs are spread over (`BENCH_TENANTS`; by default one, or 64 when there are partitions to fill).
+fn tenants(store: &JobStore) -> Vec<TenantId> {
+    let default = if store.layout().count() > 1 { 64 } else { 1 };
+    match env_usize("BENCH_TENANTS", default) {
+        0 | 1 => vec![TenantId::parse("bench").unwrap()],
+        n => (0..n).map(|i| TenantId::parse(&format!("bench-{i}")).unwrap()).collect(),
+    }
+}
+
+fn job(store: &JobStore, tenants: &[TenantId], i: usize) -> JobRecord {
     let request = SessionCreate::from_json(json!({"name": format!("bench {i}")}).to_string().as_bytes()).unwrap();
     let id = JobId::new();
-    let new = NewJob {
-        tenant: TenantId::parse("bench").unwrap(),
-        request,
-        max_attempts: 6,
-        request_id: None,
-        hook_token: format!("h{id}"),
-        qr_token: String::new(),
-    };
+    let tenant = tenants[i % tenants.len()].clone();
+    let mut draw = 0u32;
+    let hook_token = store.layout().mint_token(&tenant, || {
+        draw += 1;
+        format!("h{id}{draw}")
+    });
+    let new = NewJob { tenant, request, max_attempts: 6, request_id: None, hook_token, qr_token: String::new() };
     JobRecord::accepted(id, new, OffsetDateTime::now_utc())
 }
 
 async fn enqueue_all(store: &JobStore, n: usize) -> Duration {
+    let tenants = tenants(store);
     let t = Instant::now();
     stream::iter(0..n)
         .map(|i| {
             let store = store.clone();
-            async move { store.enqueue(&job(i), None, None).await.unwrap() }
+            let j = job(&store, &tenants, i);
+            async move { store.enqueue(&j, None, None).await.unwrap() }
         })
         .buffer_unordered(128)
         .collect::<Vec<_>>()
@@ -84,37 +104,62 @@ impl Target {
         }
     }
 
-    async fn connection(&self) -> redis::aio::MultiplexedConnection {
+    /// A connection to each server (every node listed, for a cluster).
+    async fn connections(&self) -> Vec<redis::aio::MultiplexedConnection> {
         match self {
-            Self::Own(r) => r.connection().await,
-            Self::Url(u) => redis::Client::open(u.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap(),
+            Self::Own(r) => vec![r.connection().await],
+            Self::Url(u) => {
+                let mut out = Vec::new();
+                for one in u.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    out.push(redis::Client::open(one).unwrap().get_multiplexed_async_connection().await.unwrap());
+                }
+                out
+            }
         }
+    }
+
+    async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        self.connections().await.swap_remove(0)
     }
 }
 
+/// An `INFO` field summed over every server.
+async fn info_sum(redis: &Target, section: &str, fields: &[&str]) -> f64 {
+    let mut sum = 0.0;
+    for mut c in redis.connections().await {
+        let info: String = redis::cmd("INFO").arg(section).query_async(&mut c).await.unwrap();
+        for name in fields {
+            sum += info
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+        }
+    }
+    sum
+}
+
 async fn used_memory(redis: &Target) -> i64 {
-    let mut c = redis.connection().await;
-    let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await.unwrap();
-    info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    info_sum(redis, "memory", &["used_memory:"]).await as i64
 }
 
-/// Redis's own CPU time (user + sys), in seconds: robust to other processes competing for the cores.
+/// Redis's own CPU time (user + sys, every server), in seconds: robust to other processes competing for the cores.
 async fn redis_cpu(redis: &Target) -> f64 {
-    let mut c = redis.connection().await;
-    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut c).await.unwrap();
-    let field = |name: &str| {
-        info.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
-    };
-    field("used_cpu_user:") + field("used_cpu_sys:")
+    info_sum(redis, "cpu", &["used_cpu_user:", "used_cpu_sys:"]).await
 }
 
-async fn unfinished(redis: &Target, ns: &str) -> u64 {
-    let mut c = redis.connection().await;
-    c.scard(format!("{{{ns}}}:tenant:bench:pending")).await.unwrap()
+/// Jobs not finished yet: the tenants' pending sets (on a cluster, through the store's cluster connection).
+async fn unfinished(store: &JobStore, tenants: &[TenantId]) -> u64 {
+    let mut n = 0;
+    for t in tenants {
+        n += store.unfinished_jobs(t).await.unwrap();
+    }
+    n
 }
 
-async fn wait_drained(redis: &Target, ns: &str) {
-    while unfinished(redis, ns).await > 0 {
+async fn wait_drained(store: &JobStore) {
+    let tenants = tenants(store);
+    while unfinished(store, &tenants).await > 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -147,7 +192,7 @@ async fn end_to_end(n: usize, concurrency: usize) -> (f64, f64, f64) {
     let run = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    wait_drained(&redis, &ns).await;
+    wait_drained(&store).await;
     let drain = t.elapsed();
     let _ = tx.send(());
     run.await.unwrap().unwrap();
@@ -194,16 +239,18 @@ fn start_noop_worker(
 }
 
 /// The Streams backend alone: a backlog drained by the no-op handler.
-async fn noop_drain(n: usize, concurrency: usize) -> (f64, f64) {
+async fn noop_drain(n: usize, concurrency: usize) -> (f64, f64, f64) {
     let redis = Target::from_env().await;
     let ns = unique_namespace("noop");
-    let store = JobStore::new(QueueConfig::new(redis.url(), ns.clone())).unwrap();
-    store.ensure_group().await.unwrap();
-    enqueue_all(&store, n).await;
+    let store = JobStore::new(queue_config(redis.url(), ns.clone())).unwrap();
+    for p in 0..store.layout().count() {
+        store.for_partition(p).ensure_group().await.unwrap();
+    }
+    let enqueued = enqueue_all(&store, n).await;
     let cpu = redis_cpu(&redis).await;
     let t = Instant::now();
     let ctx = start_noop_worker(&store, concurrency, None);
-    wait_drained(&redis, &ns).await;
+    wait_drained(&store).await;
     let rate = n as f64 / t.elapsed().as_secs_f64();
     let cpu_per_job = (redis_cpu(&redis).await - cpu) / n as f64;
     let _ = ctx.stop();
@@ -212,7 +259,7 @@ async fn noop_drain(n: usize, concurrency: usize) -> (f64, f64) {
         let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut c).await.unwrap();
         eprintln!("{stats}");
     }
-    (rate, cpu_per_job)
+    (rate, cpu_per_job, n as f64 / enqueued.as_secs_f64())
 }
 
 /// Idle pickup: one job at a time into an idle worker; time from the enqueue call to the handler. With
@@ -224,7 +271,7 @@ async fn pickup(samples: usize, scheduled: usize) -> (Duration, Duration, Durati
     let store = JobStore::new(QueueConfig::new(redis.url(), ns.clone())).unwrap();
     store.ensure_group().await.unwrap();
     if scheduled > 0 {
-        let key = wgate_queue::Keys::new(&ns).scheduled();
+        let key = store.keys().scheduled();
         let due = (OffsetDateTime::now_utc().unix_timestamp() + 3600) * 1000;
         let mut c = redis.connection().await;
         for start in (0..scheduled).step_by(10_000) {
@@ -240,8 +287,9 @@ async fn pickup(samples: usize, scheduled: usize) -> (Duration, Duration, Durati
     let ctx = start_noop_worker(&store, 32, Some(tx));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut lat = Vec::with_capacity(samples);
+    let tenants = tenants(&store);
     for i in 0..samples {
-        let j = job(i);
+        let j = job(&store, &tenants, i);
         let t = Instant::now();
         store.enqueue(&j, None, None).await.unwrap();
         let at = rx.recv().await.unwrap();
@@ -265,7 +313,7 @@ fn main() {
         let scheduled = env_usize("BENCH_SCHEDULED", 0);
         let (p50, p99, max) =
             if run("pickup") { pickup(env_usize("BENCH_PICKUPS", 1000), scheduled).await } else { Default::default() };
-        let (noop, noop_cpu) = if run("noop") { noop_drain(n, c).await } else { (0.0, 0.0) };
+        let (noop, noop_cpu, noop_enq) = if run("noop") { noop_drain(n, c).await } else { (0.0, 0.0, 0.0) };
         let (enq, e2e, bytes) = if run("e2e") { end_to_end(n, c).await } else { (0.0, 0.0, 0.0) };
         println!();
         println!("| measure | result |");
@@ -279,6 +327,7 @@ fn main() {
         );
         println!("| no-op drain ({n} jobs, concurrency {c}) | {noop:.0} jobs/s |");
         println!("| Redis CPU per job in that drain (start + finish + read) | {:.1} us |", noop_cpu * 1e6);
+        println!("| enqueue before that drain (JobStore::enqueue, 128 concurrent, its Redis) | {noop_enq:.0} jobs/s |");
         println!("| enqueue (JobStore::enqueue, 128 concurrent) | {enq:.0} jobs/s |");
         println!("| end to end, simulator latency 0 ({n} jobs, concurrency {c}) | {e2e:.0} jobs/s |");
         println!("| Redis bytes per finished job (before TTL) | {bytes:.0} |");
