@@ -83,7 +83,7 @@ impl RedisSettings {
             Some(n) => u16::try_from(n).ok().filter(|n| (1..=crate::MAX_PARTITIONS).contains(n)).ok_or_else(|| {
                 ConfigError::setting(
                     "queue_partitions",
-                    &format!("must be 1 to {} (16 suits a cluster of up to 16 primaries)", crate::MAX_PARTITIONS),
+                    format!("must be 1 to {} (16 suits a cluster of up to 16 primaries)", crate::MAX_PARTITIONS),
                 )
             }),
         }
