@@ -166,18 +166,10 @@ async fn subscribe_and_listen(
 ) -> Result<(), String> {
     // In Sentinel mode this is the primary the sentinels name now.
     let client = redis.client().await.map_err(|e| e.to_string())?;
-    let pubsub = tokio::time::timeout(t, client.get_async_pubsub())
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    let (mut sink, mut stream) = pubsub.split();
-    tokio::time::timeout(t, sink.subscribe(channels))
-        .await
-        .map_err(|_| "subscribe timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    match inner.upgrade() {
-        Some(i) => i.wake_all(),
-        None => return Ok(()),
+    let (mut sink, mut stream) = within(t, "connect", client.get_async_pubsub()).await?.split();
+    within(t, "subscribe", sink.subscribe(channels)).await?;
+    if !subscribed(inner) {
+        return Ok(());
     }
     let mut ping = tokio::time::interval(Duration::from_secs(5));
     ping.tick().await;
@@ -195,10 +187,7 @@ async fn subscribe_and_listen(
                 if inner.strong_count() == 0 {
                     return Ok(());
                 }
-                tokio::time::timeout(t, sink.ping::<redis::Value>())
-                    .await
-                    .map_err(|_| "ping timed out".to_string())?
-                    .map_err(|e| e.to_string())?;
+                within(t, "ping", sink.ping::<redis::Value>()).await?;
                 // A demoted primary keeps the connection open; subscribe again where the sentinels point.
                 if redis.moved_from(&client).await {
                     return Err("the primary moved".into());
@@ -221,23 +210,15 @@ async fn shard_subscribe_and_listen(
     let t = config.command_timeout;
     let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
     let client = crate::redis_conn::cluster_subscriber(config, tx).map_err(|e| e.to_string())?;
-    let mut conn = tokio::time::timeout(t, client.get_async_connection())
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+    let mut conn = within(t, "connect", client.get_async_connection()).await?;
     let slots: Vec<u16> = layout.all().iter().map(|k| crate::key_slot(k.prefix())).collect();
-    let owners =
-        tokio::time::timeout(t, slot_owners(&mut conn, &slots)).await.map_err(|_| "CLUSTER SLOTS timed out")??;
+    let owners = within(t, "CLUSTER SLOTS", slot_owners(&mut conn, &slots)).await?;
     // One channel a command: the channels are in different slots.
     for channel in channels {
-        tokio::time::timeout(t, conn.ssubscribe(channel))
-            .await
-            .map_err(|_| "subscribe timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+        within(t, "subscribe", conn.ssubscribe(channel)).await?;
     }
-    match inner.upgrade() {
-        Some(i) => i.wake_all(),
-        None => return Ok(()),
+    if !subscribed(inner) {
+        return Ok(());
     }
     let mut check = tokio::time::interval(Duration::from_secs(1));
     check.tick().await;
@@ -262,11 +243,10 @@ async fn shard_subscribe_and_listen(
                 if inner.strong_count() == 0 {
                     return Ok(());
                 }
-                match tokio::time::timeout(t, slot_owners(&mut conn, &slots)).await {
-                    Ok(Ok(now)) if now != owners => return Err("a partition's primary changed".into()),
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::debug!(error = %e, "reading the cluster's slots"),
-                    Err(_) => tracing::debug!("reading the cluster's slots timed out"),
+                match within(t, "CLUSTER SLOTS", slot_owners(&mut conn, &slots)).await {
+                    Ok(now) if now != owners => return Err("a partition's primary changed".into()),
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "reading the cluster's slots"),
                 }
             }
         }
@@ -297,4 +277,24 @@ async fn slot_owners(conn: &mut redis::cluster_async::ClusterConnection, slots: 
                 .ok_or_else(|| format!("no primary serves slot {slot}"))
         })
         .collect()
+}
+
+/// `fut` within `t`; a timeout or a failure is the error that ends the subscription (then made anew).
+async fn within<T, E: std::fmt::Display>(
+    t: Duration,
+    what: &str,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    tokio::time::timeout(t, fut).await.map_err(|_| format!("{what} timed out"))?.map_err(|e| format!("{what}: {e}"))
+}
+
+/// After a (re)subscription: wakes every waiter (a publish may have been missed); false when every handle is gone.
+fn subscribed(inner: &Weak<Inner>) -> bool {
+    match inner.upgrade() {
+        Some(i) => {
+            i.wake_all();
+            true
+        }
+        None => false,
+    }
 }

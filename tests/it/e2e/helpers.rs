@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use wgate_api_proxy::ApiSettings;
 use wgate_queue::{Completions, JobStore, RedisMode, RedisTls};
 use wgate_testkit::{RedisServer, RedisTlsOptions};
-use wgate_types::{JobId, JobRecord};
+use wgate_types::{JobId, JobRecord, TenantId};
 
 pub const SECRET: &str = "e2e-secret";
 pub const SIM_KEY: &str = "e2e-upstream-key";
@@ -287,4 +287,9 @@ pub async fn json_of(r: Response) -> Value {
 
 pub fn header(r: &Response, name: &str) -> Option<String> {
     r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// The tenant most tests act as.
+pub fn acme() -> TenantId {
+    TenantId::parse("acme").expect("a tenant id")
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use wgate_testkit::{Behaviour, Received, Receiver};
 
-use super::helpers::{Stack, StackOptions, header, json_of};
+use super::helpers::{Stack, StackOptions, acme, header, json_of};
 
 /// A session of `tenant` whose callback is `callback`: its `unique_id` and job id.
 pub(super) async fn session(stack: &Stack, tenant: &str, callback: &str) -> (String, String) {
@@ -168,12 +168,7 @@ async fn whatsgate_sending_an_event_again_is_acknowledged_and_stored_once() {
     let receiver = Receiver::start(Behaviour::OK).await;
     let stack = Stack::start().await;
     let (uid, _) = session(&stack, "acme", &receiver.url).await;
-    let owner = stack
-        .store
-        .session_owner(&wgate_types::TenantId::parse("acme").unwrap(), &uid)
-        .await
-        .expect("redis")
-        .expect("owner");
+    let owner = stack.store.session_owner(&acme(), &uid).await.expect("redis").expect("owner");
     let relay = format!("{}/hooks/{}", stack.api, owner.hook_token);
     let body = json!({"id": 987654, "whatsapp_id": uid, "event_action": "message",
         "event_date": "2026-01-02 03:04:05", "status_code": 200, "event_data": {"body": "again"}});

@@ -143,7 +143,7 @@ async fn a_404_page_from_a_wrong_upstream_url_forgets_no_session() {
         let r = call(command, body).await.unwrap();
         assert_eq!(r.status(), 502, "{command}");
     }
-    let mut owned = rig.app.store.tenant_sessions(&wgate_types::TenantId::parse("acme").unwrap()).await.unwrap();
+    let mut owned = rig.app.store.tenant_sessions(&acme()).await.unwrap();
     owned.sort();
     let mut want = vec![a.unique_id.clone(), b.unique_id.clone()];
     want.sort();
@@ -155,10 +155,7 @@ async fn a_404_page_from_a_wrong_upstream_url_forgets_no_session() {
     rig.upstream("session-delete", &json!({"WhatsappID": b.unique_id})).await;
     let r = rig.command("acme", "set-name", &json!({"WhatsappID": b.unique_id, "name": "Gone"})).await;
     assert_eq!(r.status(), 404);
-    assert_eq!(
-        rig.app.store.tenant_sessions(&wgate_types::TenantId::parse("acme").unwrap()).await.unwrap(),
-        vec![a.unique_id]
-    );
+    assert_eq!(rig.app.store.tenant_sessions(&acme()).await.unwrap(), vec![a.unique_id]);
 }
 
 #[tokio::test]
@@ -189,11 +186,7 @@ async fn only_whatsgates_own_not_found_answer_forgets_a_session() {
             assert!(answer.is_server_error() || answer == 422, "{status} {answer_body}: {command}: {answer}");
         }
         assert!(
-            app.store
-                .session_owner(&wgate_types::TenantId::parse("acme").unwrap(), "6345454545454")
-                .await
-                .unwrap()
-                .is_some(),
+            app.store.session_owner(&acme(), "6345454545454").await.unwrap().is_some(),
             "{status} {answer_body}: still owned"
         );
     }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wgate_api_proxy::{ApiSettings, Application};
 use wgate_queue::{Delivery, GROUP, JobStore, Keys, Outcome, QueueConfig, Started, Written};
 use wgate_testkit::RedisServer;
-use wgate_types::{ErrorClass, JobError, JobId, JobKind, JobRecord};
+use wgate_types::{ErrorClass, JobError, JobId, JobKind, JobRecord, TenantId};
 
 pub const SECRET: &str = "test-secret-0123456789";
 
@@ -227,4 +227,9 @@ pub fn serve(configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clo
     let addr = server.addrs()[0];
     tokio::spawn(server.run());
     addr
+}
+
+/// The tenant most tests act as.
+pub fn acme() -> TenantId {
+    TenantId::parse("acme").expect("a tenant id")
 }

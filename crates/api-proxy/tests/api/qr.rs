@@ -8,7 +8,7 @@ use wgate_api_proxy::qr_cache::{Lookup, SessionCache};
 use wgate_queue::Outcome;
 use wgate_upstream::{Upstream, UpstreamConfig};
 
-use crate::helpers::{TestApp, header, job_error, json_of, succeeded};
+use crate::helpers::{TestApp, acme, header, job_error, json_of, succeeded};
 
 const SIM_KEY: &str = "qr-test-key";
 
@@ -177,7 +177,7 @@ async fn deleting_the_session_or_losing_it_upstream_breaks_its_window() {
     let job = finished_job(&app, "acme", Outcome::Succeeded { response: data, unique_id: unique_id.clone() }).await;
     let path = window_path(&job["response"]);
     assert_eq!(state(&app, &path).await.0, 200);
-    app.store.forget_session(&wgate_types::TenantId::parse("acme").unwrap(), &unique_id).await.expect("redis");
+    app.store.forget_session(&acme(), &unique_id).await.expect("redis");
     assert_eq!(state(&app, &path).await, (404, json!({"status": "broken"})));
 
     // A session upstream never had (or lost): broken too, from upstream's answer.

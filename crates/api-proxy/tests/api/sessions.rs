@@ -244,11 +244,7 @@ async fn a_session_deleted_outside_the_gateway_drops_from_the_list_and_frees_its
 
     let page = json_of(rig.command("acme", "sessions-get", &json!({})).await).await;
     assert_eq!((page["elements"].as_u64(), page["data"].clone()), (Some(0), json!([])));
-    assert_eq!(
-        rig.app.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), &owned.unique_id).await.unwrap(),
-        None,
-        "forgotten"
-    );
+    assert_eq!(rig.app.store.session_owner(&acme(), &owned.unique_id).await.unwrap(), None, "forgotten");
     let r = rig.command("acme", "set-name", &json!({"WhatsappID": owned.unique_id, "name": "x"})).await;
     assert_eq!(r.status(), 404);
     let second = rig.own("acme", "Second", None).await;
@@ -341,10 +337,7 @@ async fn session_delete_deletes_upstream_forgets_the_session_and_frees_its_quota
     assert_eq!((body["result"].as_str(), body["data"]["status"].as_str()), (Some("OK"), Some("DESTROYING")));
     assert_eq!(body["data"]["callback"], "https://acme.example/hook");
     assert_eq!(rig.upstream_session(&owned.unique_id).await, None, "deleted upstream");
-    assert_eq!(
-        rig.app.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), &owned.unique_id).await.unwrap(),
-        None
-    );
+    assert_eq!(rig.app.store.session_owner(&acme(), &owned.unique_id).await.unwrap(), None);
     let page = json_of(rig.command("acme", "sessions-get", &json!({})).await).await;
     assert_eq!(page["elements"], 0);
     let again = rig.command("acme", "session-delete", &json!({"WhatsappID": owned.unique_id})).await;
@@ -572,14 +565,7 @@ async fn an_unavailable_upstream_is_retried_twice_where_safe_then_502_and_a_dele
     let r = command_as(&app, &token, "session-delete", &json!({"WhatsappID": "6345454545454"})).await;
     assert_eq!(r.status(), 502);
     assert_eq!(calls[1].load(Ordering::SeqCst), 1, "a 503 may have been processed: no second delete");
-    assert!(
-        app.store
-            .session_owner(&wgate_types::TenantId::parse("acme").unwrap(), "6345454545454")
-            .await
-            .unwrap()
-            .is_some(),
-        "still owned"
-    );
+    assert!(app.store.session_owner(&acme(), "6345454545454").await.unwrap().is_some(), "still owned");
 
     let metrics = app.metrics().await;
     assert!(metrics.contains(r#"wgate_upstream_requests_total{command="sessions-get",status="503"} 3"#), "{metrics}");
@@ -605,11 +591,7 @@ async fn an_unreachable_upstream_is_502_and_changes_nothing() {
     assert_eq!(r.status(), 502);
     assert_eq!(json_of(r).await["details"][0]["problem"], "ConnectError");
     assert!(
-        app.store
-            .session_owner(&wgate_types::TenantId::parse("acme").unwrap(), "6345454545454")
-            .await
-            .unwrap()
-            .is_some(),
+        app.store.session_owner(&acme(), "6345454545454").await.unwrap().is_some(),
         "a transport error forgets nothing"
     );
 }
@@ -623,11 +605,7 @@ async fn a_command_on_an_owned_session_upstream_no_longer_has_is_404_and_the_ses
     assert_eq!(gone["data"]["status"], "DESTROYING", "{gone}");
     let r = rig.command("acme", "set-name", &json!({"WhatsappID": owned.unique_id, "name": "n"})).await;
     assert_eq!(r.status(), 404);
-    assert_eq!(
-        rig.app.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), &owned.unique_id).await.unwrap(),
-        None,
-        "gone upstream: forgotten"
-    );
+    assert_eq!(rig.app.store.session_owner(&acme(), &owned.unique_id).await.unwrap(), None, "gone upstream: forgotten");
     let again = rig.command("acme", "set-hook", &json!({"WhatsappID": owned.unique_id, "callback": null})).await;
     assert_eq!(again.status(), 404, "and stays unknown");
 }

@@ -52,7 +52,7 @@ async fn an_unknown_job_hook_or_session_is_none() {
     assert_eq!(q.store.find(JobId::new()).await.unwrap(), None);
     assert_eq!(q.store.hook_target("nope").await.unwrap(), None);
     assert_eq!(q.store.hook_target("../../x y").await.unwrap(), None);
-    assert_eq!(q.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), "123").await.unwrap(), None);
+    assert_eq!(q.store.session_owner(&tenant("acme"), "123").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -276,10 +276,7 @@ async fn waiters_are_woken_when_the_subscription_comes_back_after_a_redis_restar
 #[tokio::test]
 async fn a_dead_job_is_replayed_with_its_attempts_reset_and_other_jobs_are_not() {
     let q = TestQueue::start().await;
-    assert_eq!(
-        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), JobId::new(), None).await.unwrap(),
-        Replay::NotFound
-    );
+    assert_eq!(q.store.replay(&tenant("acme"), JobId::new(), None).await.unwrap(), Replay::NotFound);
     let mut dead = job("acme", json!({"name":"Shop"}));
     dead.status = JobStatus::Dead;
     dead.attempts = 6;
@@ -288,9 +285,7 @@ async fn a_dead_job_is_replayed_with_its_attempts_reset_and_other_jobs_are_not()
     let mut c = q.conn().await;
     let _: () = c.zadd(q.key("dead"), dead.id.to_string(), 1).await.unwrap();
     let _: () = c.expire(q.key(&format!("job:{}", dead.id)), 100).await.unwrap();
-    let Replay::Requeued(r) =
-        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), dead.id, None).await.unwrap()
-    else {
+    let Replay::Requeued(r) = q.store.replay(&tenant("acme"), dead.id, None).await.unwrap() else {
         panic!("not requeued")
     };
     assert_eq!((r.status, r.attempts, r.error.as_ref()), (JobStatus::Queued, 0, None));
@@ -298,10 +293,7 @@ async fn a_dead_job_is_replayed_with_its_attempts_reset_and_other_jobs_are_not()
     assert_eq!(ttl, -1, "a queued job does not expire");
     let counts = q.store.queue_counts().await.unwrap();
     assert_eq!((counts.dead, counts.pending), (0, 2), "{counts:?}");
-    assert_eq!(
-        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), dead.id, None).await.unwrap(),
-        Replay::NotDead(JobStatus::Queued)
-    );
+    assert_eq!(q.store.replay(&tenant("acme"), dead.id, None).await.unwrap(), Replay::NotDead(JobStatus::Queued));
 }
 
 #[tokio::test]
@@ -313,7 +305,7 @@ async fn sessions_are_found_by_their_owner_record() {
         .hset_multiple(q.key("session:6345"), &[("tenant", "acme"), ("job", &id.to_string()), ("hook_token", "tok")])
         .await
         .unwrap();
-    let owner = q.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), "6345").await.unwrap().unwrap();
+    let owner = q.store.session_owner(&tenant("acme"), "6345").await.unwrap().unwrap();
     assert_eq!((owner.tenant, owner.job_id, owner.hook_token.as_str()), (tenant("acme"), id, "tok"));
 }
 
@@ -478,13 +470,13 @@ async fn forgetting_a_deleted_session_frees_its_quota_slot_and_lets_its_hook_exp
         q.store.enqueue(&job("acme", json!({"name":"x"})), None, Some(1)).await.unwrap(),
         Enqueued::QuotaExceeded { limit: 1 }
     );
-    let owner = q.store.forget_session(&wgate_types::TenantId::parse("acme").unwrap(), "777").await.unwrap().unwrap();
+    let owner = q.store.forget_session(&tenant("acme"), "777").await.unwrap().unwrap();
     assert_eq!((owner.tenant.as_str(), owner.job_id, owner.hook_token.as_str()), ("acme", id, "tok"));
-    assert_eq!(q.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), "777").await.unwrap(), None);
+    assert_eq!(q.store.session_owner(&tenant("acme"), "777").await.unwrap(), None);
     let ttl: i64 = c.ttl(q.key("hook:tok")).await.unwrap();
     assert!(ttl > 0);
     assert_eq!(q.store.enqueue(&job("acme", json!({"name":"x"})), None, Some(1)).await.unwrap(), Enqueued::Created);
-    assert_eq!(q.store.forget_session(&wgate_types::TenantId::parse("acme").unwrap(), "777").await.unwrap(), None);
+    assert_eq!(q.store.forget_session(&tenant("acme"), "777").await.unwrap(), None);
 }
 
 #[tokio::test]

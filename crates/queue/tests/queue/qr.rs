@@ -46,6 +46,6 @@ async fn deleting_the_session_closes_its_qr_window() {
         .hset_multiple(q.key("session:777"), &[("tenant", "acme"), ("job", &j.id.to_string()), ("hook_token", "t")])
         .await
         .unwrap();
-    assert!(q.store.forget_session(&wgate_types::TenantId::parse("acme").unwrap(), "777").await.unwrap().is_some());
+    assert!(q.store.forget_session(&tenant("acme"), "777").await.unwrap().is_some());
     assert_eq!(q.store.qr_target(TOKEN).await.unwrap(), None);
 }

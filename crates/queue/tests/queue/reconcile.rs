@@ -11,7 +11,7 @@ use wgate_types::{ErrorClass, JobError, JobId, JobRecord, JobStatus};
 
 use crate::{
     deliver,
-    helpers::{TestQueue, job},
+    helpers::{TestQueue, job, tenant},
 };
 
 fn lost_answer() -> JobError {
@@ -59,10 +59,7 @@ async fn a_job_out_of_attempts_that_may_have_created_its_session_is_reconciled_a
     assert_eq!(maybe.as_deref(), Some("1"), "the dead job still says an attempt may have created the session");
 
     // The replay's first attempt looks upstream before creating.
-    assert!(matches!(
-        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), id, None).await.unwrap(),
-        Replay::Requeued(_)
-    ));
+    assert!(matches!(q.store.replay(&tenant("acme"), id, None).await.unwrap(), Replay::Requeued(_)));
     let d = deliver(&q).await;
     let Started::Run { record, reconcile } = q.store.start_attempt(&d).await.unwrap() else { panic!("not started") };
     assert_eq!((record.attempts, reconcile), (1, true));
@@ -109,13 +106,7 @@ async fn a_replay_is_refused_when_the_tenants_session_quota_is_reached() {
     // Another create of the tenant is under way: with a quota of 1 there is no room for the replay.
     q.store.enqueue(&job("acme", json!({"name":"Live one"})), None, None).await.unwrap();
 
-    assert_eq!(
-        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), id, Some(1)).await.unwrap(),
-        Replay::QuotaExceeded { limit: 1 }
-    );
+    assert_eq!(q.store.replay(&tenant("acme"), id, Some(1)).await.unwrap(), Replay::QuotaExceeded { limit: 1 });
     assert_eq!(q.store.find(id).await.unwrap().unwrap().status, JobStatus::Dead, "the refused replay changed nothing");
-    assert!(matches!(
-        q.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), id, Some(2)).await.unwrap(),
-        Replay::Requeued(_)
-    ));
+    assert!(matches!(q.store.replay(&tenant("acme"), id, Some(2)).await.unwrap(), Replay::Requeued(_)));
 }

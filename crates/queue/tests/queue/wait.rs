@@ -9,7 +9,7 @@ use wgate_queue::{Enqueued, JobStore, QueueConfig, QueueError, Replay};
 use wgate_testkit::{RedisServer, unique_namespace};
 use wgate_types::{IdempotencyKey, JobId, JobStatus};
 
-use crate::helpers::{job, within};
+use crate::helpers::{job, tenant, within};
 
 fn waiting(server: &RedisServer, replicas: u32, wait_ms: u64) -> QueueConfig {
     QueueConfig {
@@ -79,10 +79,7 @@ async fn without_any_replica_a_waiting_write_is_unavailable_and_without_waiting_
     assert_eq!(plain.enqueue(&dead, None, None).await.unwrap(), Enqueued::Created);
     let mut c = server.connection().await;
     let _: () = c.zadd(format!("{{{}}}:dead", store.config().namespace), dead.id.to_string(), 1).await.unwrap();
-    let err = store.replay(&wgate_types::TenantId::parse("acme").unwrap(), dead.id, None).await.unwrap_err();
+    let err = store.replay(&tenant("acme"), dead.id, None).await.unwrap_err();
     assert!(err.is_unavailable(), "a replay waits too: {err:?}");
-    assert!(matches!(
-        plain.replay(&wgate_types::TenantId::parse("acme").unwrap(), JobId::new(), None).await.unwrap(),
-        Replay::NotFound
-    ));
+    assert!(matches!(plain.replay(&tenant("acme"), JobId::new(), None).await.unwrap(), Replay::NotFound));
 }

@@ -290,3 +290,8 @@ impl Drop for TestWorker {
         }
     }
 }
+
+/// The tenant most tests act as.
+pub fn acme() -> TenantId {
+    TenantId::parse("acme").expect("a tenant id")
+}

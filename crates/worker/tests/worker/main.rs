@@ -10,7 +10,7 @@ mod webhooks;
 use std::time::Duration;
 
 use futures::future::join_all;
-use helpers::{PUBLIC_URL, World};
+use helpers::{PUBLIC_URL, World, acme};
 use redis::AsyncCommands;
 use serde_json::json;
 use wgate_queue::Replay;
@@ -33,8 +33,7 @@ async fn a_queued_job_creates_its_session_upstream_records_the_owner_and_publish
     let upstream = world.sim.sessions("  Shop №1 ").await;
     assert_eq!(upstream.len(), 1);
     assert_eq!(upstream[0]["callback"], format!("{PUBLIC_URL}/hooks/{}", job.hook_token));
-    let owner =
-        world.store.session_owner(&wgate_types::TenantId::parse("acme").unwrap(), &unique_id).await.unwrap().unwrap();
+    let owner = world.store.session_owner(&acme(), &unique_id).await.unwrap().unwrap();
     assert_eq!(
         (owner.tenant.as_str(), owner.job_id, owner.hook_token.as_str()),
         ("acme", job.id, job.hook_token.as_str())
@@ -110,10 +109,7 @@ async fn a_job_that_keeps_failing_is_dead_after_max_attempts_and_can_be_replayed
 
     world.sim.faults(json!({"error_rate": 0.0})).await;
     let waiter = world.completions.waiter(job.id);
-    assert!(matches!(
-        world.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), job.id, None).await.unwrap(),
-        Replay::Requeued(_)
-    ));
+    assert!(matches!(world.store.replay(&acme(), job.id, None).await.unwrap(), Replay::Requeued(_)));
     tokio::time::timeout(SECS(10), waiter).await.unwrap();
     let done = world.finished(job.id, SECS(10)).await;
     assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 1));

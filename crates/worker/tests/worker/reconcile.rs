@@ -7,7 +7,7 @@ use serde_json::json;
 use wgate_queue::Replay;
 use wgate_types::JobStatus;
 
-use crate::helpers::{TestWorker, World};
+use crate::helpers::{TestWorker, World, acme};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -24,12 +24,7 @@ async fn a_last_attempt_whose_answer_was_lost_adopts_the_session_it_created_inst
     assert_eq!(upstream.len(), 1, "one session upstream: {upstream:?}");
     let unique_id = upstream[0]["unique_id"].as_str().unwrap().to_owned();
     assert_eq!(done.response.as_ref().unwrap()["unique_id"], upstream[0]["unique_id"]);
-    let owner = world
-        .store
-        .session_owner(&wgate_types::TenantId::parse("acme").unwrap(), &unique_id)
-        .await
-        .unwrap()
-        .expect("the session has an owner");
+    let owner = world.store.session_owner(&acme(), &unique_id).await.unwrap().expect("the session has an owner");
     assert_eq!(owner.job_id, job.id);
     worker.stop().await;
 }
@@ -107,10 +102,7 @@ async fn a_job_that_could_not_be_reconciled_ends_dead_and_its_replay_adopts_the_
     // 2. The replay looks upstream first and adopts the session: still one session for the job.
     world.sim.faults(json!({"ambiguous_rate": 0.0})).await;
     let worker = world.worker().await;
-    assert!(matches!(
-        world.store.replay(&wgate_types::TenantId::parse("acme").unwrap(), job.id, None).await.unwrap(),
-        Replay::Requeued(_)
-    ));
+    assert!(matches!(world.store.replay(&acme(), job.id, None).await.unwrap(), Replay::Requeued(_)));
     let done = world.finished(job.id, SECS(10)).await;
     assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 1), "{done:?}");
     assert_eq!(world.sim.created(name).await, 1, "the replay made a second session");
