@@ -43,6 +43,9 @@ pub enum Command {
     Jobs(crate::jobs::JobsArgs),
     /// List or replay webhook deliveries in Redis.
     Hooks(crate::hooks::HooksArgs),
+    /// Copy a namespace from one partition (a standalone Redis, or a release before partitions) into the layout
+    /// of WGATE_QUEUE_PARTITIONS, e.g. onto a Redis Cluster; run once, with the old deployment stopped.
+    Migrate(crate::migrate::MigrateArgs),
     /// Print the API's OpenAPI 3.1 document (as served at `GET /openapi.json` and kept in docs/openapi.json).
     Openapi,
 }
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Jobs(args) => tokio::runtime::Runtime::new()?.block_on(crate::jobs::run(args)),
         Command::Hooks(args) => tokio::runtime::Runtime::new()?.block_on(crate::hooks::run(args)),
+        Command::Migrate(args) => tokio::runtime::Runtime::new()?.block_on(crate::migrate::run(args)),
         Command::Dev(args) => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(crate::dev::run(args))

@@ -6,4 +6,5 @@ pub mod cli;
 pub mod dev;
 pub mod hooks;
 pub mod jobs;
+pub mod migrate;
 pub mod token;

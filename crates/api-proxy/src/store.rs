@@ -120,8 +120,13 @@ impl BoundedStore {
         self.call("forget_session", self.inner.forget_session(tenant, unique_id)).await
     }
 
-    pub async fn set_hook_callback(&self, token: &str, callback: Option<&CallbackUrl>) -> Result<bool, ApiError> {
-        self.call("set_hook_callback", self.inner.set_hook_callback(token, callback)).await
+    pub async fn set_hook_callback(
+        &self,
+        tenant: &TenantId,
+        token: &str,
+        callback: Option<&CallbackUrl>,
+    ) -> Result<bool, ApiError> {
+        self.call("set_hook_callback", self.inner.set_hook_callback(tenant, token, callback)).await
     }
 
     // --- the messaging commands ---

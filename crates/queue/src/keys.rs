@@ -292,6 +292,17 @@ impl Keys {
         format!("{}session:{unique_id}", self.prefix)
     }
 
+    /// The partition of a capability token minted before partitions (kept in the base keys by `wgate migrate`):
+    /// its own hash need not lead to its tenant's partition.
+    pub fn token_partition(&self, token: &str) -> String {
+        format!("{}token-partition:{token}", self.prefix)
+    }
+
+    /// Set by `wgate migrate` in the namespace it wrote (the source it copied), so it does not run twice.
+    pub fn migrated_marker(&self) -> String {
+        format!("{}migrated-from", self.prefix)
+    }
+
     /// The pub/sub channel terminal job ids of this partition are published on (a shard channel on a cluster).
     pub fn done_channel(&self) -> String {
         format!("{}done", self.prefix)

@@ -19,7 +19,7 @@ impl JobStore {
         if !is_capability_token(token) {
             return Ok(None);
         }
-        let Some(record) = self.read_record("qr token", self.layout().token(token).qr(token)).await? else {
+        let Some(record) = self.token_record("qr token", token, |k| k.qr(token)).await? else {
             return Ok(None);
         };
         Ok(Some(QrTarget { tenant: record.tenant()?, job_id: record.job()? }))

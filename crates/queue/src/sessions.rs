@@ -38,9 +38,11 @@ impl JobStore {
 
     /// Points the relay of `hook_token` at the tenant's new callback (`None`: webhooks are acknowledged and
     /// dropped). WhatsGate keeps the relay URL; only where the gateway forwards changes. Answers `false` when the
-    /// hook is unknown (expired, or a malformed token).
+    /// hook is unknown (expired, or a malformed token). The hook is the session's owner's (a token minted before
+    /// partitions need not hash to its tenant's partition, so the tenant says where it is).
     pub async fn set_hook_callback(
         &self,
+        tenant: &TenantId,
         hook_token: &str,
         callback: Option<&CallbackUrl>,
     ) -> Result<bool, QueueError> {
@@ -48,7 +50,7 @@ impl JobStore {
             return Ok(false);
         }
         let mut inv = SET_HOOK_CALLBACK.prepare_invoke();
-        inv.key(self.layout().token(hook_token).hook(hook_token)).arg(callback.map_or("", CallbackUrl::as_str));
+        inv.key(self.layout().tenant(tenant).hook(hook_token)).arg(callback.map_or("", CallbackUrl::as_str));
         let set: i64 =
             self.redis().call("set hook callback", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         Ok(set == 1)

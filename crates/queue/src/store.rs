@@ -357,6 +357,36 @@ impl JobStore {
         Ok(None)
     }
 
+    /// The record of a capability token (`key` builds its name in a partition's keys): in the token's own
+    /// partition, or, for a token minted before partitions, in the one `wgate migrate` wrote beside it.
+    pub(crate) async fn token_record(
+        &self,
+        what: &'static str,
+        token: &str,
+        key: impl Fn(&Keys) -> String,
+    ) -> Result<Option<RecordHash>, QueueError> {
+        let layout = &self.layout;
+        let own = layout.of_token(token);
+        if let Some(record) = self.read_record(what, key(layout.part(own))).await? {
+            return Ok(Some(record));
+        }
+        if layout.count() == 1 {
+            return Ok(None);
+        }
+        let alias = layout.base().token_partition(token);
+        let p: Option<usize> = self
+            .redis
+            .call_again("token partition", |mut c| {
+                let alias = alias.clone();
+                async move { c.get(alias).await }
+            })
+            .await?;
+        match p {
+            Some(p) if p != own && p < layout.count() => self.read_record(what, key(layout.part(p))).await,
+            _ => Ok(None),
+        }
+    }
+
     /// One record hash (`HGETALL`), retried once on a dropped connection; `None` when the key does not exist.
     /// `what` names the record in the error a malformed one gives.
     pub(crate) async fn read_record(&self, what: &'static str, key: String) -> Result<Option<RecordHash>, QueueError> {
@@ -457,7 +487,7 @@ impl JobStore {
         if !wgate_types::is_capability_token(token) {
             return Ok(None);
         }
-        let Some(record) = self.read_record("hook", self.layout.token(token).hook(token)).await? else {
+        let Some(record) = self.token_record("hook", token, |k| k.hook(token)).await? else {
             return Ok(None);
         };
         let callback = match record.optional("callback") {

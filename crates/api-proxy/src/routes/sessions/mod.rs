@@ -165,7 +165,7 @@ pub async fn set_hook(
         })
         .await;
     let body = forget_if_gone(&state, &tenant, &id, answer).await?;
-    if !state.store.set_hook_callback(&owner.hook_token, callback.as_ref()).await? {
+    if !state.store.set_hook_callback(&owner.tenant, &owner.hook_token, callback.as_ref()).await? {
         return Err(UNKNOWN);
     }
     tracing::info!(session.unique_id = %id, "session callback changed");
