@@ -149,6 +149,7 @@ impl Stack {
         api_settings.rate_burst = 10_000;
         api_settings.max_sessions = options.max_sessions;
         api_settings.tenants_file = options.tenants_file.clone();
+        api_settings.tenants_poll_ms = 50;
         api_settings.redis.ca_file = redis_tls.ca_file.clone();
         api_settings.redis.client_cert = redis_tls.client_cert.clone();
         api_settings.redis.client_key = redis_tls.client_key.clone();
@@ -184,6 +185,7 @@ impl Stack {
                 webhook_endpoint_concurrency: options.webhook_endpoint_concurrency,
                 egress_allow_nets: options.worker_egress_allow_nets.clone(),
                 tenants_file: options.tenants_file.clone(),
+                tenants_poll_ms: 50,
                 queue_gauge_interval_ms: 100,
                 ..Default::default()
             })
