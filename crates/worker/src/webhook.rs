@@ -23,7 +23,7 @@ use tracing::Instrument;
 use wgate_egress::{EgressClient, EgressError};
 use wgate_queue::{
     Delivery, DeliveryBatcher, DeliveryFinish, DeliveryOutcome, DeliveryRecord, DeliveryStart, Finished, HookState,
-    JobStore, QueueError,
+    JobStore, QueueError, now_ms,
 };
 use wgate_service::tenants::TenantTable;
 use wgate_webhooks::{RetrySchedule, SigningKey};
@@ -101,10 +101,6 @@ where
             Err(e) => return Err(Box::new(e)),
         }
     }
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 fn ms(d: Duration) -> i64 {
