@@ -39,6 +39,10 @@ pub struct StackOptions {
     pub worker_egress_allow_nets: String,
     /// `WGATE_TENANTS_FILE` of the API and the workers.
     pub tenants_file: Option<std::path::PathBuf>,
+    /// The Redis namespace (default: a fresh one), for a stack that takes over keys a test wrote beforehand.
+    pub namespace: Option<String>,
+    /// The simulator's seed: its session ids follow from it.
+    pub sim_seed: u64,
 }
 
 impl Default for StackOptions {
@@ -59,6 +63,8 @@ impl Default for StackOptions {
             webhook_endpoint_concurrency: 4,
             worker_egress_allow_nets: wgate_api_proxy::settings::LOOPBACK_NETS.into(),
             tenants_file: None,
+            namespace: None,
+            sim_seed: 7,
         }
     }
 }
@@ -114,14 +120,14 @@ impl Stack {
             RedisMode::Sentinel { service } => ("sentinel", Some(service.clone())),
             RedisMode::Cluster => ("cluster", None),
         };
-        let namespace = wgate_testkit::unique_namespace("e2e");
+        let namespace = options.namespace.clone().unwrap_or_else(|| wgate_testkit::unique_namespace("e2e"));
         let http = wgate_testkit::http_client();
         let mut tasks = Vec::new();
 
         let sim = wgate_upstream_sim::Application::build(wgate_upstream_sim::SimConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             api_keys: vec![SIM_KEY.into()],
-            seed: Some(7),
+            seed: Some(options.sim_seed),
             init_ms: options.sim_init_ms,
             qr_rotate_ms: options.sim_qr_rotate_ms,
             workers: Some(1),
