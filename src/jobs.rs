@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use wgate_api_proxy::tenants::Tenants;
 use wgate_queue::{JobStore, RedisSettings, Replay};
+use wgate_service::tenants::Tenants;
 use wgate_types::JobId;
 
 /// Where the deployment's Redis is (shared by `wgate jobs` and `wgate hooks`).

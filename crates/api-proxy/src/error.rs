@@ -43,6 +43,9 @@ pub enum ApiError {
     /// A send with this `Idempotency-Key` has not ended yet, or its outcome is unknown (409).
     #[error("a send with this idempotency key is in flight")]
     SendInFlight,
+    /// The first send with this `Idempotency-Key` began long ago and its outcome was lost (409).
+    #[error("the outcome of the first send with this Idempotency-Key was lost")]
+    SendOutcomeLost { age_secs: u64 },
     /// The session's send pace is reached (429).
     #[error("send pace of the session reached")]
     SendPaced { retry_after: u64, per_minute: u32 },
@@ -131,10 +134,15 @@ impl ApiError {
                     .to_owned(),
             ),
             Self::SendInFlight => body(
-                "A send with this Idempotency-Key is still in flight, or its outcome is unknown (the gateway stopped \
-                 while sending); it is not sent again. Retry later with the same key to get its answer."
+                "A send with this Idempotency-Key is still in flight; it is not sent again. Retry in a few seconds \
+                 with the same key to get its answer."
                     .to_owned(),
             ),
+            Self::SendOutcomeLost { age_secs } => body(format!(
+                "The first send with this Idempotency-Key began {age_secs} s ago and its outcome was lost (the \
+                 gateway stopped while sending), so it may have reached WhatsApp. It is never sent again under this \
+                 key: look at the chat (get-chats), and send with a new Idempotency-Key if the message is missing."
+            )),
             Self::SendPaced { retry_after, per_minute } => body(format!(
                 "This session sends at most {per_minute} messages a minute, spaced apart, to keep its number from \
                  being banned; retry after {retry_after} s (see Retry-After)."
@@ -197,7 +205,7 @@ impl ResponseError for ApiError {
             Self::Auth(AuthError::Scope(_)) => StatusCode::FORBIDDEN,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } | Self::SendPaced { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::SendInFlight => StatusCode::CONFLICT,
+            Self::SendInFlight | Self::SendOutcomeLost { .. } => StatusCode::CONFLICT,
             Self::UpstreamNotFound { .. } => StatusCode::NOT_FOUND,
             Self::Validation(_) | Self::BadHeader { .. } | Self::BadBody(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -24,7 +24,6 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod store;
-pub mod tenants;
 pub mod upstream;
 
 pub use settings::ApiSettings;

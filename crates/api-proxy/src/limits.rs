@@ -20,7 +20,7 @@ use governor::{
 use wgate_queue::{JobStore, QueueError, RateAnswer, RateDraw};
 use wgate_types::TenantId;
 
-use crate::tenants::{TenantOverride, Tenants};
+use wgate_service::tenants::{TenantSettings, Tenants};
 
 type Keyed = RateLimiter<TenantId, DefaultKeyedStateStore<TenantId>, DefaultClock, StateInformationMiddleware>;
 
@@ -306,7 +306,7 @@ impl Limits {
     }
 }
 
-fn override_rate(o: &TenantOverride, default: Rate) -> Option<Rate> {
+fn override_rate(o: &TenantSettings, default: Rate) -> Option<Rate> {
     if o.rate_per_second.is_none() && o.burst.is_none() {
         return None;
     }

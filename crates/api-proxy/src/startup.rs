@@ -6,7 +6,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
 use wgate_queue::{Completions, JobStore};
-use wgate_service::{AdminServer, ReadyCheck};
+use wgate_service::{
+    AdminServer, ReadyCheck,
+    tenants::{TenantTable, Tenants},
+};
 use wgate_upstream::{Upstream, UpstreamMetrics};
 
 use crate::{
@@ -18,7 +21,6 @@ use crate::{
     settings::ApiSettings,
     state::AppState,
     store::BoundedStore,
-    tenants::{TenantTable, Tenants},
     upstream::SessionUpstream,
 };
 
@@ -62,7 +64,7 @@ fn limiter_tasks(limits: &Arc<Limits>, table: &TenantTable, settings: &ApiSettin
     ));
     if let Some(path) = settings.tenants_file.clone() {
         let l = limits.clone();
-        let watcher = crate::tenants::watch(
+        let watcher = wgate_service::tenants::watch(
             path,
             table.clone(),
             Duration::from_millis(settings.tenants_poll_ms.max(10)),

@@ -3,10 +3,11 @@
 use std::{sync::Arc, time::Duration};
 
 use wgate_queue::Completions;
+use wgate_service::tenants::TenantTable;
 
 use crate::{
     auth::Verifier, callback_check::CallbackChecks, limits::Limits, metrics::ApiMetrics, qr_cache::SessionCache,
-    store::BoundedStore, tenants::TenantTable, upstream::SessionUpstream,
+    store::BoundedStore, upstream::SessionUpstream,
 };
 
 pub struct AppState {

@@ -30,6 +30,11 @@ impl BoundedStore {
         Self { inner, timeout, acknowledged_extra, metrics }
     }
 
+    /// The longest one write may take, waiting for replicas included.
+    pub fn write_bound(&self) -> Duration {
+        self.timeout + self.acknowledged_extra
+    }
+
     async fn call<T>(&self, op: &'static str, fut: impl Future<Output = Result<T, QueueError>>) -> Result<T, ApiError> {
         self.call_within(op, self.timeout, fut).await
     }

@@ -41,6 +41,6 @@ pub use settings::RedisSettings;
 pub use store::{Enqueued, HookTarget, JobStore, QueueCounts, RateAnswer, RateDraw, Replay, SessionOwner};
 pub use webhook::{
     DELIVERY_STATUSES, DeliveryFilter, DeliveryFinish, DeliveryOutcome, DeliveryPage, DeliveryRecord, DeliveryReplay,
-    DeliveryStart, HookState, NewEvent, Received, SCAN_LIMIT,
+    DeliveryStart, HookState, NewEvent, Received, SCAN_LIMIT, now_ms,
 };
 pub use webhook_batch::DeliveryBatcher;

@@ -15,8 +15,9 @@ pub enum SendClaim {
     Claimed,
     /// Another body holds the key.
     Conflict,
-    /// The first send with this key has not ended (or its process stopped while sending).
-    InFlight,
+    /// The first send with this key has not ended, or its process stopped while sending: `age` is how long ago it
+    /// was claimed (`None` for a claim made before claims were timed), from which the caller tells the two apart.
+    InFlight { age: Option<Duration> },
     /// The first send ended with this answer.
     Done { status: u16, body: String },
 }
@@ -66,7 +67,9 @@ impl JobStore {
                 status: answer.get(1).and_then(|s| s.parse().ok()).unwrap_or(200),
                 body: answer.get(2).cloned().unwrap_or_default(),
             },
-            _ => SendClaim::InFlight,
+            _ => SendClaim::InFlight {
+                age: answer.get(1).and_then(|s| s.parse::<u64>().ok()).map(Duration::from_millis),
+            },
         })
     }
 

@@ -228,7 +228,8 @@ fn parse_start(item: Value) -> Result<DeliveryStart, QueueError> {
     }
 }
 
-fn now_ms() -> i64 {
+/// Unix milliseconds now: the unit of the delivery records' times and of the webhook queue's scheduled set.
+pub fn now_ms() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 

@@ -1,6 +1,6 @@
 //! What every wgate process shares: configuration loading (environment + TOML file), tracing, the Prometheus
-//! registry with build and process metrics, the admin listener (`/metrics`, `/healthz`, `/readyz`) and the
-//! shutdown signal.
+//! registry with build and process metrics, the admin listener (`/metrics`, `/healthz`, `/readyz`), the
+//! shutdown signal and the tenants file.
 #![warn(unreachable_pub)]
 
 pub mod admin;
@@ -8,6 +8,7 @@ pub mod config;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tenants;
 
 pub use admin::{AdminServer, ReadyCheck};
 pub use config::{ConfigError, load_config};

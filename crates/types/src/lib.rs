@@ -23,7 +23,9 @@ pub use claims::{Audience, Claims, Scope, Scopes};
 pub use error::{ErrorBody, FieldProblem};
 pub use idempotency::IdempotencyKey;
 pub use job::{ErrorClass, JobError, JobErrorView, JobId, JobKind, JobRecord, JobStatus, JobView, NewJob, relay_url};
-pub use messaging::{ChatCommand, CheckNumber, GetMedia, Message, MessageKind, Recipient, SendMessage, SessionOnly};
+pub use messaging::{
+    ChatCommand, CheckNumber, EventsGet, GetMedia, Message, MessageKind, Recipient, SendMessage, SessionOnly,
+};
 pub use retry_after::retry_after;
 pub use session::{
     AuthType, CallbackUrl, PhoneNumber, SessionCreate, SessionCreateBody, SessionName, ValidationErrors,

@@ -169,6 +169,42 @@ impl SessionOnly {
     }
 }
 
+/// An `events-get` body: optional filters (`WhatsappID`, `action`, `date`) and paging over the caller's stored
+/// events. An empty `action` or `date` is no filter; `WhatsappID` is read as by the session commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsGet {
+    pub whatsapp_id: Option<String>,
+    /// One of the actions the caller passes as known.
+    pub action: Option<String>,
+    /// As sent; the caller reads it as a day or a moment.
+    pub date: Option<String>,
+    pub page_cnt: u32,
+    pub page: u32,
+}
+
+impl EventsGet {
+    /// `page_cnt` when none is given, and its largest value (as WhatsGate's).
+    pub const DEFAULT_PAGE_CNT: u32 = 10;
+    pub const MAX_PAGE_CNT: u32 = 100;
+    /// Largest `page`.
+    pub const MAX_PAGE: u32 = 1_000_000;
+
+    pub fn parse(map: &Map<String, Value>, actions: &[&str]) -> Result<Self, ValidationErrors> {
+        let mut f = Fields::new(map);
+        let whatsapp_id = f.whatsapp_id(false);
+        let action = f.filter_text("action");
+        if let Some(a) = &action
+            && !actions.contains(&a.as_str())
+        {
+            f.problem("action", format!("must be one of {}", actions.join(", ")));
+        }
+        let date = f.filter_text("date");
+        let page_cnt = f.positive("page_cnt", Self::DEFAULT_PAGE_CNT, Self::MAX_PAGE_CNT);
+        let page = f.positive("page", 1, Self::MAX_PAGE);
+        f.finish(Some(Self { whatsapp_id, action, date, page_cnt, page }))
+    }
+}
+
 /// A body that names a session and a chat (`seen`, `typing`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChatCommand {
@@ -539,5 +575,18 @@ mod tests {
             }
             prop_assert!(is_base64(&s), "{}", s);
         }
+    }
+
+    #[test]
+    fn events_get_reads_filters_and_paging_and_names_every_bad_field() {
+        let map = |v: Value| v.as_object().cloned().unwrap();
+        let q = EventsGet::parse(&map(json!({"WhatsappID": 7, "action": " ack ", "date": "", "page": "2"})), &["ack"]);
+        assert_eq!(
+            q.unwrap(),
+            EventsGet { whatsapp_id: Some("7".into()), action: Some("ack".into()), date: None, page_cnt: 10, page: 2 }
+        );
+        let bad = EventsGet::parse(&map(json!({"action": "nope", "page_cnt": 101, "page": 0})), &["ack", "message"]);
+        let fields: Vec<String> = bad.unwrap_err().0.iter().map(|p| p.field.clone()).collect();
+        assert_eq!(fields, ["action", "page_cnt", "page"]);
     }
 }

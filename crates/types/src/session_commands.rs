@@ -70,6 +70,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional filter: a string, trimmed; empty is no filter.
+    pub fn filter_text(&mut self, key: &str) -> Option<String> {
+        self.text(key).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+    }
+
     /// A whole number in `1..=max` (a JSON number or a string of digits, as WhatsGate takes it), or `default`.
     pub fn positive(&mut self, key: &str, default: u32, max: u32) -> u32 {
         let parsed = match self.map.get(key) {

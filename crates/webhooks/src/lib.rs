@@ -1,6 +1,6 @@
 //! Webhooks to tenants, the parts the API and the worker share: Standard Webhooks signing and the tenants'
-//! secrets ([`signing`]), the retry schedule ([`schedule`]), the webhook settings of the tenants file
-//! ([`tenants`]) and the event names metrics may carry. No IO beyond reading the tenants file.
+//! secrets ([`signing`]), the retry schedule ([`schedule`]), how the tenants file's webhook keys are read
+//! ([`tenants`]) and the event names metrics may carry. No IO.
 
 pub mod keys;
 pub mod schedule;
@@ -10,7 +10,7 @@ pub mod tenants;
 pub use keys::SigningKey;
 pub use schedule::{DEFAULT_SCHEDULE, RetrySchedule};
 pub use signing::{WebhookSecret, signature_header};
-pub use tenants::{TenantWebhook, TenantWebhooks, WebhookSecrets};
+pub use tenants::WebhookSecrets;
 
 /// WhatsGate's `event_action` values; any other is `other` in metric labels.
 pub const KNOWN_EVENTS: [&str; 8] = ["message", "ack", "media", "sent", "error", "disconnect", "create", "ready"];

@@ -53,8 +53,11 @@ pub struct Settings {
     /// The key tenants' webhook secrets are derived from (unset: a random key kept in Redis).
     #[serde(deserialize_with = "wgate_service::config::de::secret_like")]
     pub webhook_signing_key: Option<SecretString>,
-    /// Per-tenant settings (the worker reads `webhook_url`, `webhook_events`, `webhook_secret`).
+    /// Per-tenant settings (the worker uses `webhook_url` and `webhook_secret`); the whole file is checked as
+    /// the API checks it.
     pub tenants_file: Option<PathBuf>,
+    /// How often the tenants file's modification time is checked (SIGHUP reloads at once).
+    pub tenants_poll_ms: u64,
     /// CIDR ranges a tenant's endpoint may be in although they are not public (comma separated; empty: none).
     #[serde(deserialize_with = "wgate_service::config::de::string_like")]
     pub egress_allow_nets: String,
@@ -81,6 +84,7 @@ impl Default for Settings {
             webhook_retry_schedule: None,
             webhook_signing_key: None,
             tenants_file: None,
+            tenants_poll_ms: 1_000,
             egress_allow_nets: String::new(),
         }
     }

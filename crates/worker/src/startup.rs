@@ -7,7 +7,10 @@ use anyhow::Context as _;
 use apalis_core::worker::{builder::WorkerBuilder, context::WorkerContext, ext::parallelize::ParallelizeExt};
 use futures::FutureExt as _;
 use wgate_queue::{JobStore, Queue, StopHandle, StreamBackend, StreamConfig, consumer_name};
-use wgate_service::{AdminServer, ReadyCheck};
+use wgate_service::{
+    AdminServer, ReadyCheck,
+    tenants::{TenantTable, Tenants},
+};
 use wgate_types::JobKind;
 use wgate_upstream::{Upstream, UpstreamMetrics};
 
@@ -15,7 +18,7 @@ use crate::{
     Settings,
     job::{AttemptDeps, RetryPolicy, handle},
     metrics::WorkerMetrics,
-    webhook::{DeliveryDeps, EndpointSlots, TenantHooks},
+    webhook::{DeliveryDeps, EndpointSlots},
 };
 
 type RunFuture = futures::future::BoxFuture<'static, Result<(), apalis_core::error::WorkerError>>;
@@ -27,7 +30,8 @@ pub struct Application {
     contexts: Vec<WorkerContext>,
     stops: Vec<StopHandle>,
     store: JobStore,
-    tenant_hooks: TenantHooks,
+    /// The tenants file's settings (the webhook keys are used here), followed while the worker runs.
+    tenants: TenantTable,
     metrics: WorkerMetrics,
     settings: Settings,
     consumer: String,
@@ -81,8 +85,13 @@ impl Application {
         let jobs = WorkerBuilder::new(&context).backend(backend).data(deps).parallelize(tokio::spawn).build(handle);
 
         // The second queue: webhook deliveries to tenants, on the same machinery with its own slots.
-        let tenant_hooks = TenantHooks::load(settings.tenants_file.clone())
-            .map_err(|e| anyhow::anyhow!("configuration error: WGATE_TENANTS_FILE: {e}"))?;
+        let tenants = match &settings.tenants_file {
+            Some(path) => {
+                Tenants::load(path).map_err(|e| anyhow::anyhow!("configuration error: WGATE_TENANTS_FILE: {e}"))?
+            }
+            None => Tenants::default(),
+        };
+        let tenants = TenantTable::new(tenants);
         let hook_store = store.for_queue(Queue::Webhook);
         let hook_backend = StreamBackend::new(hook_store.clone(), stream_config(settings.webhook_concurrency));
         let hook_stop = hook_backend.stop_handle();
@@ -91,7 +100,7 @@ impl Application {
             batcher: wgate_queue::DeliveryBatcher::start(hook_store.clone(), schedule.attempts()),
             store: hook_store,
             client: delivery_client(&settings, admin_addr)?,
-            tenants: tenant_hooks.clone(),
+            tenants: tenants.clone(),
             signing_key: wgate_webhooks::SigningKey::new(settings.webhook_signing_key.clone()),
             schedule,
             timeout: Duration::from_millis(settings.webhook_timeout_ms),
@@ -113,7 +122,7 @@ impl Application {
             contexts: vec![context, hook_context],
             stops: vec![stop, hook_stop],
             store,
-            tenant_hooks,
+            tenants,
             metrics,
             settings,
             consumer,
@@ -127,13 +136,17 @@ impl Application {
     /// Runs until `shutdown` resolves, then stops fetching, lets in-flight jobs finish (bounded by
     /// `WGATE_SHUTDOWN_TIMEOUT_MS`) and gives fetched-but-unstarted jobs back to the queue.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Self { admin, admin_addr, worker, contexts, stops, store, tenant_hooks, metrics, settings, consumer } =
-            self;
+        let Self { admin, admin_addr, worker, contexts, stops, store, tenants, metrics, settings, consumer } = self;
         tracing::info!(admin = %admin_addr, consumer = %consumer, concurrency = settings.worker_concurrency, "wgate-worker started");
         let admin_handle = admin.handle();
         let admin_task = tokio::spawn(admin);
         let every = Duration::from_millis(settings.queue_gauge_interval_ms.max(50));
-        let gauges = tokio::spawn(gauge_loop(store, metrics, every, tenant_hooks));
+        let gauges = tokio::spawn(gauge_loop(store, metrics, every));
+        // SIGHUP or a changed file reloads it; a bad file is logged and the previous settings stay.
+        let tenants_watch = settings.tenants_file.clone().map(|path| {
+            let poll = Duration::from_millis(settings.tenants_poll_ms.max(10));
+            tokio::spawn(wgate_service::tenants::watch(path, tenants, poll, |_| {}))
+        });
         let mut worker = tokio::spawn(worker);
         let result = tokio::select! {
             r = &mut worker => Some(r),
@@ -166,6 +179,9 @@ impl Application {
             }
         };
         gauges.abort();
+        if let Some(watch) = tenants_watch {
+            watch.abort();
+        }
         admin_handle.stop(true).await;
         let _ = admin_task.await;
         outcome
@@ -189,8 +205,8 @@ fn delivery_client(settings: &Settings, admin: std::net::SocketAddr) -> anyhow::
         .context("building the webhook delivery client")
 }
 
-/// Reads both queues' gauges from Redis, and follows the tenants file's webhook settings.
-async fn gauge_loop(store: JobStore, metrics: WorkerMetrics, every: Duration, tenant_hooks: TenantHooks) {
+/// Reads both queues' gauges from Redis.
+async fn gauge_loop(store: JobStore, metrics: WorkerMetrics, every: Duration) {
     let queues = [JobKind::SessionCreate.into(), Queue::Webhook].map(|q: Queue| (q.as_str(), store.for_queue(q)));
     loop {
         for (queue, store) in &queues {
@@ -209,7 +225,6 @@ async fn gauge_loop(store: JobStore, metrics: WorkerMetrics, every: Duration, te
                 Err(e) => tracing::debug!(error = %e, "reading queue gauges"),
             }
         }
-        tenant_hooks.refresh();
         tokio::time::sleep(every).await;
     }
 }

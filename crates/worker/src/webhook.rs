@@ -11,9 +11,8 @@
 use std::{
     collections::HashMap,
     panic::AssertUnwindSafe,
-    path::PathBuf,
-    sync::{Arc, Mutex, RwLock},
-    time::{Duration, SystemTime},
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use apalis_core::{error::BoxDynError, task::data::Data};
@@ -24,9 +23,10 @@ use tracing::Instrument;
 use wgate_egress::{EgressClient, EgressError};
 use wgate_queue::{
     Delivery, DeliveryBatcher, DeliveryFinish, DeliveryOutcome, DeliveryRecord, DeliveryStart, Finished, HookState,
-    JobStore, QueueError,
+    JobStore, QueueError, now_ms,
 };
-use wgate_webhooks::{RetrySchedule, SigningKey, TenantWebhooks};
+use wgate_service::tenants::TenantTable;
+use wgate_webhooks::{RetrySchedule, SigningKey};
 
 use crate::metrics::WorkerMetrics;
 
@@ -34,51 +34,6 @@ use crate::metrics::WorkerMetrics;
 const ANSWER_READ_MAX: usize = 64 * 1024;
 /// A delivery to an endpoint at its bound comes round again after this (plus up to as much at random).
 const DEFER: Duration = Duration::from_millis(250);
-
-/// The tenants file's webhook settings, re-read when the file changes.
-#[derive(Clone, Default)]
-pub struct TenantHooks {
-    path: Option<PathBuf>,
-    current: Arc<RwLock<(Option<SystemTime>, Arc<TenantWebhooks>)>>,
-}
-
-impl TenantHooks {
-    /// Reads the file (a bad file stops the process at start).
-    pub fn load(path: Option<PathBuf>) -> Result<Self, String> {
-        let (stamp, hooks) = match &path {
-            Some(p) => (mtime(p), TenantWebhooks::load(p)?),
-            None => (None, TenantWebhooks::default()),
-        };
-        Ok(Self { path, current: Arc::new(RwLock::new((stamp, Arc::new(hooks)))) })
-    }
-
-    pub fn current(&self) -> Arc<TenantWebhooks> {
-        self.current.read().map_or_else(|p| p.into_inner().1.clone(), |g| g.1.clone())
-    }
-
-    /// Re-reads the file when its modification time changed; a bad file is logged and the old settings stay.
-    pub fn refresh(&self) {
-        let Some(path) = &self.path else { return };
-        let stamp = mtime(path);
-        let seen = self.current.read().map_or_else(|p| p.into_inner().0, |g| g.0);
-        if stamp == seen {
-            return;
-        }
-        match TenantWebhooks::load(path) {
-            Ok(hooks) => {
-                if let Ok(mut g) = self.current.write() {
-                    *g = (stamp, Arc::new(hooks));
-                }
-                tracing::info!(path = %path.display(), "tenants file reloaded (webhook settings)");
-            }
-            Err(e) => tracing::error!(error = %e, "tenants file not reloaded; keeping the previous webhook settings"),
-        }
-    }
-}
-
-fn mtime(p: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
 
 /// Bounds concurrent deliveries per tenant endpoint in this process.
 pub struct EndpointSlots {
@@ -110,7 +65,7 @@ pub struct DeliveryDeps {
     /// Starts and finishes attempts in batches.
     pub batcher: DeliveryBatcher,
     pub client: EgressClient,
-    pub tenants: TenantHooks,
+    pub tenants: TenantTable,
     pub signing_key: SigningKey,
     pub schedule: RetrySchedule,
     pub timeout: Duration,
@@ -146,10 +101,6 @@ where
             Err(e) => return Err(Box::new(e)),
         }
     }
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 fn ms(d: Duration) -> i64 {

@@ -41,6 +41,10 @@ pub struct StackOptions {
     pub tenants_file: Option<std::path::PathBuf>,
     /// `WGATE_QUEUE_PARTITIONS` of every process (unset: the mode's default).
     pub queue_partitions: Option<u32>,
+    /// The Redis namespace (default: a fresh one), for a stack that takes over keys a test wrote beforehand.
+    pub namespace: Option<String>,
+    /// The simulator's seed: its session ids follow from it.
+    pub sim_seed: u64,
 }
 
 impl Default for StackOptions {
@@ -62,6 +66,8 @@ impl Default for StackOptions {
             worker_egress_allow_nets: wgate_api_proxy::settings::LOOPBACK_NETS.into(),
             tenants_file: None,
             queue_partitions: None,
+            namespace: None,
+            sim_seed: 7,
         }
     }
 }
@@ -117,14 +123,14 @@ impl Stack {
             RedisMode::Sentinel { service } => ("sentinel", Some(service.clone())),
             RedisMode::Cluster => ("cluster", None),
         };
-        let namespace = wgate_testkit::unique_namespace("e2e");
+        let namespace = options.namespace.clone().unwrap_or_else(|| wgate_testkit::unique_namespace("e2e"));
         let http = wgate_testkit::http_client();
         let mut tasks = Vec::new();
 
         let sim = wgate_upstream_sim::Application::build(wgate_upstream_sim::SimConfig {
             listen: "127.0.0.1:0".parse().expect("addr"),
             api_keys: vec![SIM_KEY.into()],
-            seed: Some(7),
+            seed: Some(options.sim_seed),
             init_ms: options.sim_init_ms,
             qr_rotate_ms: options.sim_qr_rotate_ms,
             workers: Some(1),
@@ -152,6 +158,7 @@ impl Stack {
         api_settings.rate_burst = 10_000;
         api_settings.max_sessions = options.max_sessions;
         api_settings.tenants_file = options.tenants_file.clone();
+        api_settings.tenants_poll_ms = 50;
         api_settings.redis.ca_file = redis_tls.ca_file.clone();
         api_settings.redis.client_cert = redis_tls.client_cert.clone();
         api_settings.redis.client_key = redis_tls.client_key.clone();
@@ -188,6 +195,7 @@ impl Stack {
                 webhook_endpoint_concurrency: options.webhook_endpoint_concurrency,
                 egress_allow_nets: options.worker_egress_allow_nets.clone(),
                 tenants_file: options.tenants_file.clone(),
+                tenants_poll_ms: 50,
                 queue_gauge_interval_ms: 100,
                 ..Default::default()
             })

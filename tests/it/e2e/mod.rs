@@ -9,6 +9,7 @@ mod qr_window;
 mod sentinel;
 mod sessions;
 mod tls;
+mod upgrade;
 mod webhooks;
 
 use std::{collections::HashMap, time::Duration};

@@ -374,3 +374,38 @@ async fn events_get_pages_only_the_callers_events_and_the_tenants_filter_keeps_o
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(for_event(&receiver.got(), ack).is_empty(), "a filtered event is not delivered");
 }
+
+#[tokio::test]
+async fn a_secret_rotated_in_the_tenants_file_signs_the_next_deliveries_without_a_restart() {
+    const OLD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const NEW: &str = "whsec_c2Vjb25kIHNlY3JldCBmb3Igcm90YXRpb24=";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tenants = dir.path().join("tenants.toml");
+    std::fs::write(&tenants, format!("[tenants.acme]\nwebhook_secret = \"{OLD}\"\n")).expect("tenants file");
+    let receiver = Receiver::start(Behaviour::OK).await;
+    let stack =
+        Stack::start_with(StackOptions { tenants_file: Some(tenants.clone()), ..StackOptions::default() }).await;
+    let (uid, _) = session(&stack, "acme", &receiver.url).await;
+    let first = event(&stack, &uid, "message", json!({"body": "before"})).await;
+    let got = receiver
+        .wait_until("the first event delivered", Duration::from_secs(10), |got| delivered_ids(got).contains(&first))
+        .await;
+    verify_signatures(&[OLD.to_owned()], &for_event(&got, first));
+
+    // Rotation: the new secret first, the old one kept while receivers switch. The worker follows the file.
+    std::fs::write(&tenants, format!("[tenants.acme]\nwebhook_secret = [\"{NEW}\", \"{OLD}\"]\n")).expect("rewrite");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let rotated = loop {
+        let id = event(&stack, &uid, "message", json!({"body": "after"})).await;
+        let got = receiver
+            .wait_until("an event delivered", Duration::from_secs(10), |got| delivered_ids(got).contains(&id))
+            .await;
+        let delivery = for_event(&got, id).into_iter().find(|r| r.delivered()).cloned().expect("the delivery");
+        if delivery.header("webhook-signature").is_some_and(|s| s.split(' ').count() == 2) {
+            break delivery;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the worker never signed with the rotated secrets");
+    };
+    verify_signatures(&[NEW.to_owned(), OLD.to_owned()], &[&rotated]);
+    assert_eq!(secrets(&stack, "acme").await, [NEW, OLD], "the API reads the same file the same way");
+}

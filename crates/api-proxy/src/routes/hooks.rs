@@ -84,7 +84,7 @@ pub async fn relay_hook(
 
     let tenants = state.tenants.current();
     let settings = tenants.get(&target.tenant);
-    let wanted = settings.and_then(|o| o.webhook_events.as_ref()).is_none_or(|list| list.contains(&action));
+    let wanted = settings.is_none_or(|o| o.wants(&action));
     let has_endpoint = target.callback.is_some() || settings.and_then(|o| o.webhook_url.as_ref()).is_some();
     let deliver = wanted && has_endpoint;
     let stored = state

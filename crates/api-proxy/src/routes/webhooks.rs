@@ -3,11 +3,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use wgate_queue::{DELIVERY_STATUSES, DeliveryFilter, DeliveryRecord, DeliveryReplay};
-use wgate_types::{ErrorBody, FieldProblem, JobId, Scope, TenantId, ValidationErrors};
+use wgate_types::{ErrorBody, EventsGet, FieldProblem, JobId, Scope, TenantId, ValidationErrors};
 
 use super::{
     authorize,
@@ -46,9 +46,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Deliveries per page of the listing.
 pub(crate) const DELIVERIES_PAGE: usize = 50;
-/// `page_cnt` of events-get when none is given, and its largest value (as WhatsGate's).
-pub(crate) const EVENTS_PAGE_CNT: usize = 10;
-pub(crate) const EVENTS_PAGE_CNT_MAX: usize = 100;
 
 fn invalid(field: &str, problem: impl Into<String>) -> ApiError {
     ApiError::Validation(ValidationErrors(vec![FieldProblem::new(field, problem.into())]))
@@ -283,27 +280,6 @@ pub(crate) struct EventsPage {
     pub data: Vec<Value>,
 }
 
-fn text_field(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
-    match fields.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(_) => Err(invalid(key, "must be a string")),
-    }
-}
-
-fn count_field(fields: &Map<String, Value>, key: &str, default: usize, max: usize) -> Result<usize, ApiError> {
-    match text_field(fields, key)? {
-        None => Ok(default),
-        Some(t) => t
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| invalid(key, format!("must be a whole number from 1 to {max}"))),
-    }
-}
-
 /// `YYYY-MM-DD` is that whole day (UTC), `YYYY-MM-DD HH:MM:SS` that moment on: `[from, to)` in Unix seconds.
 fn date_range(text: &str) -> Option<(i64, i64)> {
     if text.len() == 10 {
@@ -337,23 +313,17 @@ pub(crate) async fn events_get(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::MessagesRead, Bucket::Read).await?;
     let fields = body_object(&req, &state, payload).await?;
-    let session = text_field(&fields, "WhatsappID")?;
-    if let Some(id) = &session {
+    let query = EventsGet::parse(&fields, &wgate_webhooks::KNOWN_EVENTS)?;
+    let between = match &query.date {
+        None => None,
+        Some(d) => Some(date_range(d).ok_or_else(|| invalid("date", "must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"))?),
+    };
+    if let Some(id) = &query.whatsapp_id {
         owned(&state, &principal.tenant, id).await?;
     }
-    let action = text_field(&fields, "action")?;
-    if let Some(a) = &action
-        && !wgate_webhooks::KNOWN_EVENTS.contains(&a.as_str())
-    {
-        return Err(invalid("action", format!("must be one of {}", wgate_webhooks::KNOWN_EVENTS.join(", "))));
-    }
-    let between = match text_field(&fields, "date")? {
-        None => None,
-        Some(d) => Some(date_range(&d).ok_or_else(|| invalid("date", "must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"))?),
-    };
-    let page_cnt = count_field(&fields, "page_cnt", EVENTS_PAGE_CNT, EVENTS_PAGE_CNT_MAX)?;
-    let page = count_field(&fields, "page", 1, 1_000_000)?;
-    let filter = DeliveryFilter { session, event: action, between, ..DeliveryFilter::default() };
+    let (page, page_cnt) = (query.page as usize, query.page_cnt as usize);
+    let filter =
+        DeliveryFilter { session: query.whatsapp_id, event: query.action, between, ..DeliveryFilter::default() };
     let found = state.store.tenant_deliveries(&principal.tenant, &filter, (page - 1) * page_cnt, page_cnt).await?;
     let data: Vec<Value> = found.items.iter().map(|r| serde_json::from_str(&r.body).unwrap_or(Value::Null)).collect();
     Ok(HttpResponse::Ok().json(EventsPage {

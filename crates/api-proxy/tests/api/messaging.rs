@@ -273,6 +273,42 @@ async fn a_send_in_flight_makes_its_idempotency_key_409_and_is_not_sent_twice() 
 }
 
 #[tokio::test]
+async fn a_claim_older_than_any_send_is_409_saying_its_outcome_was_lost_and_never_sends_again() {
+    let rig = rig().await;
+    let id = ready_session(&rig, "acme").await;
+    let http = wgate_testkit::http_client();
+    http.post(format!("{}/sim/faults", rig.sim)).json(&json!({"latency_ms": 700})).send().await.unwrap();
+    let key = [("Idempotency-Key", "lost-one")];
+    let body = body_of("send", &id);
+    let first = call(&rig, "acme", "send", &body, &key);
+    let second = async {
+        let record = rig.app.keys.send_idempotency(&wgate_types::TenantId::parse("acme").unwrap(), "lost-one");
+        let mut conn = rig.app.redis.connection().await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // The first send's claim, made an hour ago as far as the gateway can tell: as if its process had died.
+        loop {
+            let state: Option<String> =
+                redis::cmd("HGET").arg(&record).arg("state").query_async(&mut conn).await.unwrap();
+            if state.as_deref() == Some("pending") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the first send never claimed its key");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let t: Vec<String> = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+        let hour_ago = t[0].parse::<u64>().unwrap() * 1000 - 3_600_000;
+        let _: () = redis::cmd("HSET").arg(&record).arg("at").arg(hour_ago).query_async(&mut conn).await.unwrap();
+        call(&rig, "acme", "send", &body, &key).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(first.status(), 200);
+    assert_eq!(second.status(), 409);
+    let said = json_of(second).await["message"].as_str().unwrap_or_default().to_owned();
+    assert!(said.contains("outcome was lost") && said.contains("new Idempotency-Key"), "{said}");
+    assert_eq!(sends_of(&rig, &id).await, 1, "the lost claim sent nothing");
+}
+
+#[tokio::test]
 async fn a_send_whose_client_went_away_still_ends_and_its_key_answers_the_outcome() {
     let rig = rig().await;
     let id = ready_session(&rig, "acme").await;

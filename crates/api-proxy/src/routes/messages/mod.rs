@@ -254,7 +254,8 @@ commands! {
         "Sends a text or a file from one of the caller's sessions. Sends are paced per session (at most `send_per_minute`, spaced apart with jitter); over the pace is 429 with `Retry-After`. A send is never repeated upstream unless it surely never left the gateway; with an `Idempotency-Key` the same key and body get the first answer again for 24 h (header `Idempotent-Replayed: true`) instead of a second message. `async` (WhatsGate's default `true`) queues the message at WhatsGate: the answer is then `{\"result\":{}}` and the message arrives as `sent`/`ack` webhooks.",
         [("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters. The same \
             key and body from the same tenant within 24 h get the first send's answer again (`Idempotent-Replayed: \
-            true`) without a second message; 409 while the first is in flight, 422 with another body.",
+            true`) without a second message; 409 while the first is in flight (or when its outcome was lost: the \
+            message says which), 422 with another body.",
             min_length = 1, max_length = 255, pattern = "^[ -~]{1,255}$", example = "order-4711")];
     Check, check, check_v1, "/api/v1/check", "/v1/check", "messages:read",
         crate::openapi::CheckRequest, crate::openapi::CheckAnswer,

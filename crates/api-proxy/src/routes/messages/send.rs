@@ -48,7 +48,7 @@ pub(super) async fn send(
             match state.store.send_claim(tenant, key, &fingerprint).await? {
                 SendClaim::Claimed => Some((key.clone(), fingerprint)),
                 SendClaim::Conflict => return Err(ApiError::IdempotencyConflict),
-                SendClaim::InFlight => return Err(ApiError::SendInFlight),
+                SendClaim::InFlight { age } => return Err(in_flight(state, age)),
                 SendClaim::Done { status, body } => return Ok(replay(status, body)),
             }
         }
@@ -78,6 +78,21 @@ pub(super) async fn send(
         Err(e) => Err(ApiError::Internal(anyhow::anyhow!("the send task failed: {e}"))),
     }
 }
+
+/// A claim older than any send can last (the upstream budget, the pace and finish calls, and a margin) belongs to a
+/// send whose process stopped before storing its outcome: it may have reached WhatsApp, so the key never sends
+/// again, and the client is told to look instead of waiting.
+fn in_flight(state: &AppState, age: Option<Duration>) -> ApiError {
+    let budget = state.upstream.as_ref().map_or(Duration::ZERO, |u| u.budget());
+    let longest = budget + 2 * state.store.write_bound() + OUTCOME_LOST_MARGIN;
+    match age {
+        Some(age) if age > longest => ApiError::SendOutcomeLost { age_secs: age.as_secs() },
+        _ => ApiError::SendInFlight,
+    }
+}
+
+/// Added to the longest a send can last before its claim is called lost.
+const OUTCOME_LOST_MARGIN: Duration = Duration::from_secs(30);
 
 fn ok(value: Value) -> HttpResponse {
     HttpResponse::Ok().json(value)

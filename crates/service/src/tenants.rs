@@ -12,8 +12,9 @@
 //! webhook_secret = ["whsec_...", "whsec_..."]
 //! ```
 //!
-//! The file is read at start (a bad file stops the process) and again on SIGHUP or when its modification time
-//! changes (a bad file then is logged and the previous settings stay).
+//! The API uses every key, the worker the `webhook_*` ones; both read the file with this one parser, so they
+//! agree on what a valid file is. It is read at start (a bad file stops the process) and again on SIGHUP or when
+//! its modification time or size changes (a bad file then is logged and the previous settings stay).
 
 use std::{
     collections::HashMap,
@@ -25,9 +26,10 @@ use std::{
 use serde::Deserialize;
 use wgate_types::TenantId;
 
+/// One `[tenants.<id>]` table; every key is optional (unset: the deployment's default).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TenantOverride {
+pub struct TenantSettings {
     pub rate_per_second: Option<f64>,
     pub burst: Option<u32>,
     pub max_sessions: Option<u32>,
@@ -43,14 +45,22 @@ pub struct TenantOverride {
     pub webhook_secret: Option<wgate_webhooks::WebhookSecrets>,
 }
 
+impl TenantSettings {
+    /// Whether an event with this action is delivered (`webhook_events` unset: every one).
+    pub fn wants(&self, action: &str) -> bool {
+        self.webhook_events.as_ref().is_none_or(|list| list.iter().any(|e| e == action))
+    }
+}
+
+/// Every tenant's settings from the file.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Tenants(HashMap<TenantId, TenantOverride>);
+pub struct Tenants(HashMap<TenantId, TenantSettings>);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
-    tenants: HashMap<String, TenantOverride>,
+    tenants: HashMap<String, TenantSettings>,
 }
 
 impl Tenants {
@@ -80,11 +90,19 @@ impl Tenants {
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    pub fn get(&self, tenant: &TenantId) -> Option<&TenantOverride> {
+    pub fn get(&self, tenant: &TenantId) -> Option<&TenantSettings> {
         self.0.get(tenant)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&TenantId, &TenantOverride)> {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&TenantId, &TenantSettings)> {
         self.0.iter()
     }
 }
@@ -149,7 +167,7 @@ pub async fn watch(path: PathBuf, table: TenantTable, poll: Duration, on_change:
         seen = now;
         match Tenants::load(&path) {
             Ok(t) => {
-                tracing::info!(path = %path.display(), tenants = t.0.len(), signal = forced, "tenants file reloaded");
+                tracing::info!(path = %path.display(), tenants = t.len(), signal = forced, "tenants file reloaded");
                 on_change(&t);
                 table.set(t);
             }
@@ -170,5 +188,21 @@ mod tests {
         assert!(Tenants::parse("[tenants.acme]\nburst = 0\n").unwrap_err().contains("burst"));
         assert!(Tenants::parse("[tenants.\"bad id!\"]\nburst = 1\n").is_err());
         assert!(Tenants::parse("[tenants.acme]\nrate = 1\n").is_err(), "unknown keys are typos");
+    }
+
+    #[test]
+    fn webhook_keys_are_read_and_bad_ones_are_named() {
+        let t = Tenants::parse(
+            "[tenants.acme]\nburst = 3\nwebhook_url = \"https://h.example/x\"\nwebhook_events = [\"message\"]\n\
+             webhook_secret = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\", \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSx\"]\n",
+        )
+        .unwrap();
+        let acme = t.get(&TenantId::parse("acme").unwrap()).unwrap();
+        assert_eq!(acme.webhook_url.as_ref().map(wgate_types::CallbackUrl::as_str), Some("https://h.example/x"));
+        assert!(acme.wants("message") && !acme.wants("ack"));
+        assert_eq!(acme.webhook_secret.as_ref().unwrap().as_slice().len(), 2);
+        assert!(Tenants::parse("[tenants.a]\nwebhook_secret = \"nope\"\n").unwrap_err().contains("whsec_"));
+        assert!(Tenants::parse("[tenants.a]\nwebhook_url = \"ftp://x\"\n").unwrap_err().contains("webhook_url"));
+        assert!(TenantSettings::default().wants("anything"));
     }
 }
