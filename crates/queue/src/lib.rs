@@ -10,6 +10,7 @@ mod attempt;
 mod backend;
 mod completions;
 mod config;
+mod enqueue;
 mod error;
 mod keys;
 mod messaging;
