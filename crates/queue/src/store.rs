@@ -280,15 +280,7 @@ impl JobStore {
             None => args.extend([String::new(), String::new()]),
         }
         args.extend([job.hook_token.clone(), job.qr_token.clone()]);
-        let fields = record::to_fields(job)?;
-        let n = args.len();
-        args.push(String::new());
-        for (k, v) in fields {
-            if !matches!(k, "id" | "tenant" | "hook_token" | "qr_token") {
-                args.extend([k.to_owned(), v]);
-            }
-        }
-        args[n] = ((args.len() - n - 1) / 2).to_string();
+        record::enqueue_args(job, &mut args)?;
         let request = EnqueueJob { prefix: keys.prefix().to_owned(), stream: keys.stream(job.kind), args };
         let reply = self.enqueuer.enqueue(&self.redis, &self.config, request).await?;
         let (tag, rest) = tagged(reply)?;

@@ -4,17 +4,21 @@
 -- the prefix's hash slot.
 -- KEYS: 1 the stream
 -- ARGV: 1 key prefix "{ns}:", 2 consumer group, 3 TTL of idempotency keys (ms), 4 TTL of QR tokens (ms),
---   then per job: bucket drawn from ('' = no draw), its emission interval (us), its burst, job id, tenant,
---   tenant callback ('' = none), max sessions (-1 = no limit), sha256 of the Idempotency-Key ('' = none),
---   "<job id>:<sha256 of the request>", hook token, QR token ('' = none), the number n of further record fields,
---   then n field/value pairs (the record's id, tenant, hook_token and qr_token come from the values above)
+--   then per job: 1 bucket drawn from ('' = no draw), 2 its emission interval (us), 3 its burst, 4 job id, 5 tenant,
+--   6 tenant callback ('' = none), 7 max sessions (-1 = no limit), 8 sha256 of the Idempotency-Key ('' = none),
+--   9 "<job id>:<sha256 of the request>", 10 hook token, 11 QR token ('' = none), 12-18 the record's kind,
+--   status, attempts, max_attempts, created_at, updated_at and request (the order of `record::ENQUEUE_FIXED`),
+--   19 the number n of further record fields, then n field/value pairs
 -- Answers one reply per job: without a draw {outcome...}; with one {'rated', gcra's answer, {outcome...}}, and a
 -- refused draw stores nothing ({'rated', answer, {'limited'}}). A job whose writes Redis refused answers
 -- {'error', message} and the others go on.
 local stream, prefix, group, idem_ttl, qr_ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = nil
--- Per batch: buckets drawn from (key -> {tat, changed}), tenants' used quota (tenant -> count), the stream known.
-local buckets, used, stream_ready = {}, {}, false
+-- The reply slot of the job being accepted.
+local reply_index = 0
+-- Per batch: buckets drawn from (key -> {tat, changed}), tenants' used quota (tenant -> count), the jobs created
+-- per tenant whose pending-set entry is added at the end (tenant -> {ids, reply indexes}), the stream known.
+local buckets, used, created, stream_ready = {}, {}, {}, false
 
 local function accept(a, id, tenant, n)
   local callback, max, idem, claim, hook, qr = ARGV[a + 6], tonumber(ARGV[a + 7]), ARGV[a + 8], ARGV[a + 9],
@@ -36,10 +40,11 @@ local function accept(a, id, tenant, n)
       -- The record is gone (removed by hand): the key protects nothing any more, accept anew.
     end
   end
-  local pending = prefix .. 'tenant:' .. tenant .. ':pending'
   if max >= 0 then
     if not used[tenant] then
-      used[tenant] = redis.call('SCARD', prefix .. 'tenant:' .. tenant .. ':sessions') + redis.call('SCARD', pending)
+      local t = prefix .. 'tenant:' .. tenant
+      used[tenant] = redis.call('SCARD', t .. ':sessions') + redis.call('SCARD', t .. ':pending')
+        + (created[tenant] and #created[tenant][1] or 0)
     end
     if used[tenant] >= max then
       return {'quota', max}
@@ -49,11 +54,13 @@ local function accept(a, id, tenant, n)
   if redis.call('EXISTS', job) == 1 then
     return {'duplicate'}
   end
-  local fields = {'id', id, 'tenant', tenant, 'hook_token', hook}
+  local fields = {'id', id, 'tenant', tenant, 'hook_token', hook, 'kind', ARGV[a + 12], 'status', ARGV[a + 13],
+    'attempts', ARGV[a + 14], 'max_attempts', ARGV[a + 15], 'created_at', ARGV[a + 16], 'updated_at', ARGV[a + 17],
+    'request', ARGV[a + 18]}
   if qr ~= '' then
-    fields[7], fields[8] = 'qr_token', qr
+    fields[#fields + 1], fields[#fields + 2] = 'qr_token', qr
   end
-  for f = a + 13, a + 12 + 2 * n do
+  for f = a + 20, a + 19 + 2 * n do
     fields[#fields + 1] = ARGV[f]
   end
   redis.call('HSET', job, unpack(fields))
@@ -63,7 +70,13 @@ local function accept(a, id, tenant, n)
     redis.call('HSET', qr_key, 'tenant', tenant, 'job', id)
     redis.call('PEXPIRE', qr_key, qr_ttl)
   end
-  redis.call('SADD', pending, id)
+  local mine = created[tenant]
+  if not mine then
+    mine = {{}, {}}
+    created[tenant] = mine
+  end
+  mine[1][#mine[1] + 1] = id
+  mine[2][#mine[2] + 1] = reply_index
   if used[tenant] then
     used[tenant] = used[tenant] + 1
   end
@@ -103,16 +116,27 @@ local function one(a, id, tenant, n)
   return {'rated', rate, accept(a, id, tenant, n)}
 end
 
+local function refused(e)
+  return {'error', type(e) == 'table' and e.err or tostring(e)}
+end
+
 local replies = {}
 local a = 4
 while a < #ARGV do
-  local id, tenant, n = ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 12])
+  local id, tenant, n = ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 19])
+  reply_index = #replies + 1
   local ok, reply = pcall(one, a, id, tenant, n)
+  replies[reply_index] = ok and reply or refused(reply)
+  a = a + 19 + 2 * n
+end
+-- Each tenant's new jobs join its pending set at once; if Redis refuses that, those jobs answer the error.
+for tenant, mine in pairs(created) do
+  local ok, e = pcall(redis.call, 'SADD', prefix .. 'tenant:' .. tenant .. ':pending', unpack(mine[1]))
   if not ok then
-    reply = {'error', type(reply) == 'table' and reply.err or tostring(reply)}
+    for _, i in ipairs(mine[2]) do
+      replies[i] = refused(e)
+    end
   end
-  replies[#replies + 1] = reply
-  a = a + 12 + 2 * n
 end
 for key, b in pairs(buckets) do
   if b[2] then gcra_store(key, b[1], now) end

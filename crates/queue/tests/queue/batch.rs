@@ -33,7 +33,8 @@ async fn forty_concurrent_creates_take_far_fewer_than_forty_script_calls_and_all
     // The script is loaded, and the stream made, before counting.
     assert_eq!(q.store.enqueue(&job("acme", json!({"name":"warm"})), None, None).await.unwrap(), Enqueued::Created);
     let before = calls_of(&q, "evalsha").await;
-    let jobs: Vec<_> = (0..40).map(|i| job(if i % 2 == 0 { "acme" } else { "globex" }, json!({"name": format!("n{i}")}))).collect();
+    let jobs: Vec<_> =
+        (0..40).map(|i| job(if i % 2 == 0 { "acme" } else { "globex" }, json!({"name": format!("n{i}")}))).collect();
     let results = join_all(jobs.iter().map(|j| q.store.enqueue(j, None, Some(100)))).await;
     let calls = calls_of(&q, "evalsha").await - before;
     assert!(results.iter().all(|r| matches!(r, Ok(Enqueued::Created))), "{results:?}");
