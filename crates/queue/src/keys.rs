@@ -257,7 +257,7 @@ impl Keys {
 
     /// The key of an `Idempotency-Key`: hashed, so any printable key makes a short, safe Redis key.
     pub fn idempotency(&self, tenant: &TenantId, key: &str) -> String {
-        format!("{}idem:{}:{}", self.prefix, tenant.as_str(), sha256_hex(key.as_bytes()))
+        format!("{}idem:{}:{}", self.prefix, tenant.as_str(), idempotency_id(key))
     }
 
     pub fn tenant_pending(&self, tenant: &TenantId) -> String {
@@ -307,6 +307,11 @@ impl Keys {
     pub fn done_channel(&self) -> String {
         format!("{}done", self.prefix)
     }
+}
+
+/// The last part of an `Idempotency-Key`'s Redis key (see [`Keys::idempotency`]).
+pub(crate) fn idempotency_id(key: &str) -> String {
+    sha256_hex(key.as_bytes())
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {

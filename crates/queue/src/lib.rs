@@ -11,6 +11,7 @@ mod attempt;
 mod backend;
 mod completions;
 mod config;
+mod enqueue;
 mod error;
 mod keys;
 mod messaging;

@@ -44,6 +44,35 @@ pub(crate) fn to_fields(job: &JobRecord) -> Result<Vec<(&'static str, String)>, 
     Ok(f)
 }
 
+/// The record fields the enqueue script takes as bare values, in this order (see `enqueue.lua`).
+const ENQUEUE_FIXED: [&str; 7] = ["kind", "status", "attempts", "max_attempts", "created_at", "updated_at", "request"];
+
+/// A record as the enqueue script takes it: the values of [`ENQUEUE_FIXED`] in order, then the number of the
+/// other fields and their field/value pairs. Its id, tenant and tokens are not among them: the script has them.
+pub(crate) fn enqueue_args(job: &JobRecord, out: &mut Vec<String>) -> Result<(), QueueError> {
+    let start = out.len();
+    out.resize(start + ENQUEUE_FIXED.len() + 1, String::new());
+    let mut found = 0;
+    for (k, v) in to_fields(job)? {
+        if matches!(k, "id" | "tenant" | "hook_token" | "qr_token") {
+            continue;
+        }
+        match ENQUEUE_FIXED.iter().position(|f| *f == k) {
+            Some(i) => {
+                out[start + i] = v;
+                found += 1;
+            }
+            None => out.extend([k.to_owned(), v]),
+        }
+    }
+    if found != ENQUEUE_FIXED.len() {
+        return Err(QueueError::Corrupt(format!("job {}: a record field is missing", job.id)));
+    }
+    let pairs = (out.len() - start - ENQUEUE_FIXED.len() - 1) / 2;
+    out[start + ENQUEUE_FIXED.len()] = pairs.to_string();
+    Ok(())
+}
+
 fn json<T: serde::Serialize>(v: &T) -> Result<String, QueueError> {
     serde_json::to_string(v).map_err(|e| QueueError::Corrupt(format!("serialising a job: {e}")))
 }

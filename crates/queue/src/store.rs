@@ -8,7 +8,8 @@ use wgate_types::{CallbackUrl, IdempotencyKey, JobId, JobRecord, JobStatus, Tena
 
 use crate::{
     Keys, Layout, QueueConfig, QueueError,
-    keys::{GROUP, Queue, sha256_hex},
+    enqueue::{EnqueueJob, Enqueuer},
+    keys::{self, GROUP, Queue, sha256_hex},
     record,
     redis_conn::Redis,
     scripts,
@@ -84,6 +85,8 @@ pub struct JobStore {
     config: QueueConfig,
     /// The queue the backend's machinery (stream, takeover, promotion, trimming, dead letters, gauges) works on.
     queue: Queue,
+    /// Batches the enqueues of concurrent requests into shared script runs.
+    enqueuer: Enqueuer,
 }
 
 impl std::fmt::Debug for JobStore {
@@ -92,7 +95,7 @@ impl std::fmt::Debug for JobStore {
     }
 }
 
-fn ms(d: std::time::Duration) -> u64 {
+pub(crate) fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
@@ -179,6 +182,11 @@ fn enqueued(tag: &str, rest: Vec<Value>, max_sessions: Option<u32>, job: &JobRec
                 .ok_or_else(|| QueueError::Corrupt("idempotent job vanished".into()))
         }
         "duplicate" => Err(QueueError::Corrupt(format!("job id {} is already taken", job.id))),
+        "error" => Err(QueueError::Redis(format!(
+            "enqueue of job {}: {}",
+            job.id,
+            rest.first().and_then(text).unwrap_or_default()
+        ))),
         other => Err(QueueError::Corrupt(format!("enqueue script answered {other:?}"))),
     }
 }
@@ -188,7 +196,9 @@ impl JobStore {
     pub fn new(config: QueueConfig) -> Result<Self, QueueError> {
         let redis = Redis::new(&config)?;
         let layout = std::sync::Arc::new(Layout::new(&config.namespace, config.partitions));
-        Ok(Self { redis, layout, part: 0, config, queue: Queue::SessionCreate })
+        let enqueuer = Enqueuer::default();
+        enqueuer.start_now(&redis, &config);
+        Ok(Self { redis, layout, part: 0, config, queue: Queue::SessionCreate, enqueuer })
     }
 
     /// The same store (same connections) whose queue machinery works on partition `p`.
@@ -278,37 +288,31 @@ impl JobStore {
         {
             return Err(QueueError::Corrupt("the job's tokens were not minted in its tenant's partition".into()));
         }
-        let request_hash = sha256_hex(job.request.canonical_json().as_bytes());
-        let idem_key = idempotency_key.map(|k| keys.idempotency(&job.tenant, k.as_str()));
-        let fields = record::to_fields(job)?;
-        let mut inv = scripts::ENQUEUE.prepare_invoke();
-        inv.key(keys.job(job.id))
-            .key(keys.hook(&job.hook_token))
-            .key(keys.tenant_pending(&job.tenant))
-            .key(keys.tenant_sessions(&job.tenant))
-            .key(keys.stream(job.kind))
-            .key(idem_key.clone().unwrap_or_else(|| keys.job(job.id)))
-            .key(if job.qr_token.is_empty() { keys.job(job.id) } else { keys.qr(&job.qr_token) })
-            .key(draw.map_or_else(|| keys.job(job.id), |d| keys.rate(d.bucket, &job.tenant)))
-            .arg(if idem_key.is_some() { "1" } else { "0" })
-            .arg(format!("{}:{request_hash}", job.id))
-            .arg(ms(self.config.idempotency_ttl))
-            .arg(max_sessions.map_or(-1, i64::from))
-            .arg(job.id.to_string())
-            .arg(job.tenant.as_str())
-            .arg(job.request.callback().map_or("", CallbackUrl::as_str))
-            .arg(GROUP)
-            .arg(keys.prefix())
-            .arg(if job.qr_token.is_empty() { 0 } else { ms(self.config.job_ttl) });
+        // The script derives the job's keys from the prefix and these ids (see `enqueue.lua`).
+        let mut args = Vec::with_capacity(32);
         match draw {
-            Some(d) => inv.arg(interval_us(d.interval)).arg(d.burst.max(1)),
-            None => inv.arg("").arg(""),
-        };
-        for (k, v) in &fields {
-            inv.arg(*k).arg(v);
+            Some(d) => {
+                args.extend([d.bucket.to_owned(), interval_us(d.interval).to_string(), d.burst.max(1).to_string()])
+            }
+            None => args.extend([String::new(), String::new(), String::new()]),
         }
-        let reply: Value =
-            self.redis.call_acknowledged("enqueue", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
+        args.extend([
+            job.id.to_string(),
+            job.tenant.as_str().to_owned(),
+            job.request.callback().map_or("", CallbackUrl::as_str).to_owned(),
+            max_sessions.map_or(-1, i64::from).to_string(),
+        ]);
+        match idempotency_key {
+            Some(k) => {
+                let request_hash = sha256_hex(job.request.canonical_json().as_bytes());
+                args.extend([keys::idempotency_id(k.as_str()), format!("{}:{request_hash}", job.id)]);
+            }
+            None => args.extend([String::new(), String::new()]),
+        }
+        args.extend([job.hook_token.clone(), job.qr_token.clone()]);
+        record::enqueue_args(job, &mut args)?;
+        let request = EnqueueJob { prefix: keys.prefix().to_owned(), stream: keys.stream(job.kind), args };
+        let reply = self.enqueuer.enqueue(&self.redis, &self.config, request).await?;
         let (tag, rest) = tagged(reply)?;
         if tag != "rated" {
             return Ok((None, Some(enqueued(&tag, rest, max_sessions, job)?)));

@@ -41,7 +41,7 @@ use apalis_core::{
 use futures::{FutureExt, future::BoxFuture};
 use tokio::sync::{Notify, Semaphore, mpsc};
 
-pub(crate) use self::batch::run_batches;
+pub(crate) use self::batch::{run_batches, run_batches_at};
 pub use self::{
     ack::StreamAck,
     config::{StreamConfig, consumer_name},

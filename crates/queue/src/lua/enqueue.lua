@@ -1,62 +1,144 @@
--- (after gcra.lua) Accept one job atomically: the tenant's write bucket (when drawn here), idempotency, quota,
--- record, hook, QR window token, pending set, stream entry.
--- KEYS: 1 job hash, 2 hook hash, 3 tenant pending set, 4 tenant sessions set, 5 stream, 6 idempotency key,
---       7 QR token hash, 8 the tenant's write bucket (when drawn)
--- ARGV: 1 '1' when an idempotency key is given, 2 its value "<job id>:<sha256 of the request>",
---       3 its TTL in ms, 4 max sessions (-1 = no limit), 5 job id, 6 tenant, 7 tenant callback ('' = none),
---       8 consumer group, 9 key prefix "{ns}:", 10 TTL of the QR token in ms ('0' = the job has no token),
---       11 the bucket's emission interval in microseconds ('' = no draw), 12 its burst,
---       13.. job hash field/value pairs
--- Without a draw the answer is {outcome...}; with one it is {'rated', gcra's answer, {outcome...}}, and a refused
--- draw stores nothing ({'rated', answer, {'limited'}}).
-local function accept()
-  if ARGV[1] == '1' then
-    local held = redis.call('GET', KEYS[6])
+-- (after gcra.lua) Accepts a batch of jobs in arrival order, each with its own outcome, exactly as if each had been
+-- accepted alone in that order: the tenant's write bucket (when drawn), idempotency, quota, record, hook, QR window
+-- token, pending set, stream entry. A job's keys are derived here from the key prefix and its ids; every key shares
+-- the prefix's hash slot.
+-- KEYS: 1 the stream
+-- ARGV: 1 key prefix "{ns}:", 2 consumer group, 3 TTL of idempotency keys (ms), 4 TTL of QR tokens (ms),
+--   then per job: 1 bucket drawn from ('' = no draw), 2 its emission interval (us), 3 its burst, 4 job id, 5 tenant,
+--   6 tenant callback ('' = none), 7 max sessions (-1 = no limit), 8 sha256 of the Idempotency-Key ('' = none),
+--   9 "<job id>:<sha256 of the request>", 10 hook token, 11 QR token ('' = none), 12-18 the record's kind,
+--   status, attempts, max_attempts, created_at, updated_at and request (the order of `record::ENQUEUE_FIXED`),
+--   19 the number n of further record fields, then n field/value pairs
+-- Answers one reply per job: without a draw {outcome...}; with one {'rated', gcra's answer, {outcome...}}, and a
+-- refused draw stores nothing ({'rated', answer, {'limited'}}). A job whose writes Redis refused answers
+-- {'error', message} and the others go on.
+local stream, prefix, group, idem_ttl, qr_ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now = nil
+-- The reply slot of the job being accepted.
+local reply_index = 0
+-- Per batch: buckets drawn from (key -> {tat, changed}), tenants' used quota (tenant -> count), the jobs created
+-- per tenant whose pending-set entry is added at the end (tenant -> {ids, reply indexes}), the stream known.
+local buckets, used, created, stream_ready = {}, {}, {}, false
+
+local function accept(a, id, tenant, n)
+  local callback, max, idem, claim, hook, qr = ARGV[a + 6], tonumber(ARGV[a + 7]), ARGV[a + 8], ARGV[a + 9],
+    ARGV[a + 10], ARGV[a + 11]
+  local idem_key
+  if idem ~= '' then
+    idem_key = prefix .. 'idem:' .. tenant .. ':' .. idem
+    local held = redis.call('GET', idem_key)
     if held then
       local sep = string.find(held, ':', 1, true)
-      local wanted = string.sub(ARGV[2], string.find(ARGV[2], ':', 1, true) + 1)
+      local wanted = string.sub(claim, string.find(claim, ':', 1, true) + 1)
       if not sep or string.sub(held, sep + 1) ~= wanted then
         return {'conflict'}
       end
-      local rec = redis.call('HGETALL', ARGV[9] .. 'job:' .. string.sub(held, 1, sep - 1))
+      local rec = redis.call('HGETALL', prefix .. 'job:' .. string.sub(held, 1, sep - 1))
       if #rec > 0 then
         return {'existing', rec}
       end
       -- The record is gone (removed by hand): the key protects nothing any more, accept anew.
     end
   end
-  local max = tonumber(ARGV[4])
   if max >= 0 then
-    local used = redis.call('SCARD', KEYS[4]) + redis.call('SCARD', KEYS[3])
-    if used >= max then
+    if not used[tenant] then
+      local t = prefix .. 'tenant:' .. tenant
+      used[tenant] = redis.call('SCARD', t .. ':sessions') + redis.call('SCARD', t .. ':pending')
+        + (created[tenant] and #created[tenant][1] or 0)
+    end
+    if used[tenant] >= max then
       return {'quota', max}
     end
   end
-  if redis.call('EXISTS', KEYS[1]) == 1 then
+  local job = prefix .. 'job:' .. id
+  if redis.call('EXISTS', job) == 1 then
     return {'duplicate'}
   end
-  redis.call('HSET', KEYS[1], unpack(ARGV, 13))
-  redis.call('HSET', KEYS[2], 'tenant', ARGV[6], 'job', ARGV[5], 'callback', ARGV[7])
-  if ARGV[10] ~= '0' then
-    redis.call('HSET', KEYS[7], 'tenant', ARGV[6], 'job', ARGV[5])
-    redis.call('PEXPIRE', KEYS[7], ARGV[10])
+  local fields = {'id', id, 'tenant', tenant, 'hook_token', hook, 'kind', ARGV[a + 12], 'status', ARGV[a + 13],
+    'attempts', ARGV[a + 14], 'max_attempts', ARGV[a + 15], 'created_at', ARGV[a + 16], 'updated_at', ARGV[a + 17],
+    'request', ARGV[a + 18]}
+  if qr ~= '' then
+    fields[#fields + 1], fields[#fields + 2] = 'qr_token', qr
   end
-  redis.call('SADD', KEYS[3], ARGV[5])
-  if redis.call('EXISTS', KEYS[5]) == 0 then
-    redis.call('XGROUP', 'CREATE', KEYS[5], ARGV[8], '0', 'MKSTREAM')
+  for f = a + 20, a + 19 + 2 * n do
+    fields[#fields + 1] = ARGV[f]
   end
-  redis.call('XADD', KEYS[5], '*', 'job', ARGV[5])
-  if ARGV[1] == '1' then
-    redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[3])
+  redis.call('HSET', job, unpack(fields))
+  redis.call('HSET', prefix .. 'hook:' .. hook, 'tenant', tenant, 'job', id, 'callback', callback)
+  if qr ~= '' then
+    local qr_key = prefix .. 'qr:' .. qr
+    redis.call('HSET', qr_key, 'tenant', tenant, 'job', id)
+    redis.call('PEXPIRE', qr_key, qr_ttl)
+  end
+  local mine = created[tenant]
+  if not mine then
+    mine = {{}, {}}
+    created[tenant] = mine
+  end
+  mine[1][#mine[1] + 1] = id
+  mine[2][#mine[2] + 1] = reply_index
+  if used[tenant] then
+    used[tenant] = used[tenant] + 1
+  end
+  if not stream_ready then
+    if redis.call('EXISTS', stream) == 0 then
+      redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+    end
+    stream_ready = true
+  end
+  redis.call('XADD', stream, '*', 'job', id)
+  if idem_key then
+    redis.call('SET', idem_key, claim, 'PX', idem_ttl)
   end
   return {'created'}
 end
 
-if ARGV[11] == '' then
-  return accept()
+-- The job's draw from its tenant's bucket, on the batch's one reading of the clock; nil when it draws none.
+local function draw(a, tenant)
+  local bucket = ARGV[a + 1]
+  if bucket == '' then return nil end
+  now = now or gcra_now()
+  local key = prefix .. 'rate:' .. bucket .. ':' .. tenant
+  local b = buckets[key]
+  if not b then
+    b = {tonumber(redis.call('GET', key) or '0') or 0, false}
+    buckets[key] = b
+  end
+  local reply, tat, store = gcra_draw(b[1], now, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
+  b[1], b[2] = tat, b[2] or store
+  return reply
 end
-local rate = gcra(KEYS[8], ARGV[11], ARGV[12])
-if rate[1] == 0 then
-  return {'rated', rate, {'limited'}}
+
+local function one(a, id, tenant, n)
+  local rate = draw(a, tenant)
+  if not rate then return accept(a, id, tenant, n) end
+  if rate[1] == 0 then return {'rated', rate, {'limited'}} end
+  return {'rated', rate, accept(a, id, tenant, n)}
 end
-return {'rated', rate, accept()}
+
+local function refused(e)
+  return {'error', type(e) == 'table' and e.err or tostring(e)}
+end
+
+local replies = {}
+local a = 4
+while a < #ARGV do
+  local id, tenant, n = ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 19])
+  reply_index = #replies + 1
+  local ok, reply = pcall(one, a, id, tenant, n)
+  replies[reply_index] = ok and reply or refused(reply)
+  a = a + 19 + 2 * n
+end
+-- Each tenant's new jobs join its pending set at once; if Redis refuses that, those jobs answer the error.
+for tenant, mine in pairs(created) do
+  local ok, e = pcall(redis.call, 'SADD', prefix .. 'tenant:' .. tenant .. ':pending', unpack(mine[1]))
+  if not ok then
+    for _, i in ipairs(mine[2]) do
+      replies[i] = refused(e)
+    end
+  end
+end
+for key, b in pairs(buckets) do
+  if b[2] then gcra_store(key, b[1], now) end
+end
+return replies

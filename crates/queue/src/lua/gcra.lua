@@ -1,27 +1,45 @@
 -- One tenant bucket of the rate limit (GCRA), on Redis's clock so that every API replica shares it. Prepended to
 -- the scripts that draw from a bucket (rate.lua, enqueue.lua).
--- gcra(key, interval, burst): key holds the bucket's theoretical arrival time (microseconds since the epoch);
--- interval is the time one request's worth takes to come back (microseconds), burst the bucket's size.
--- Answers {allowed 1|0, requests left now, microseconds until the bucket is full, microseconds until one fits}.
-local function gcra(key, interval, burst)
-  interval = tonumber(interval)
-  burst = tonumber(burst)
+-- A bucket's key holds its theoretical arrival time ("tat", microseconds since the epoch); interval is the time one
+-- request's worth takes to come back (microseconds), burst the bucket's size.
+
+-- Redis's clock in microseconds.
+local function gcra_now()
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local tat = tonumber(redis.call('GET', key) or '0') or 0
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- One draw at `now` from a bucket whose tat is `tat` (0 = never drawn). Answers {allowed 1|0, requests left now,
+-- microseconds until the bucket is full, microseconds until one fits}, the bucket's tat after the draw, and true
+-- when that tat must be stored.
+local function gcra_draw(tat, now, interval, burst)
   if tat < now then tat = now end
+  local store = false
   -- A bucket never owes more than its size at the current rate (the rate may just have been changed): an empty
   -- bucket at that rate.
   if tat > now + burst * interval then
     tat = now + burst * interval
-    redis.call('SET', key, string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1)
+    store = true
   end
   local new_tat = tat + interval
   local allow_at = new_tat - burst * interval
   if now < allow_at then
-    return {0, 0, tat - now, allow_at - now}
+    return {0, 0, tat - now, allow_at - now}, tat, store
   end
-  -- %.0f: a number this large would lose digits in Lua's default formatting.
-  redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
-  return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
+  return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}, new_tat, true
+end
+
+-- Stores a bucket's tat until the bucket is full again. %.0f: a number this large would lose digits in Lua's
+-- default formatting.
+local function gcra_store(key, tat, now)
+  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1)
+end
+
+-- gcra(key, interval, burst): one draw from the bucket at `key`, answered as gcra_draw answers it.
+local function gcra(key, interval, burst)
+  local now = gcra_now()
+  local reply, tat, store =
+    gcra_draw(tonumber(redis.call('GET', key) or '0') or 0, now, tonumber(interval), tonumber(burst))
+  if store then gcra_store(key, tat, now) end
+  return reply
 end

@@ -1,6 +1,7 @@
 //! The job store against a real redis-server: records, idempotency, quota, availability, completions, replay.
 #![allow(clippy::unwrap_used)] // a panic is the failure report of a test
 
+mod batch;
 mod dead_letters;
 mod helpers;
 mod qr;
