@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use wgate_api_proxy::tenants::Tenants;
-use wgate_queue::{JobStore, QueueConfig, RedisTls, Replay};
+use wgate_queue::{JobStore, RedisSettings, Replay};
 use wgate_types::JobId;
 
 /// Where the deployment's Redis is (shared by `wgate jobs` and `wgate hooks`).
@@ -25,17 +25,31 @@ pub struct RedisArgs {
     pub redis_client_cert: Option<PathBuf>,
     #[arg(long, env = "WGATE_REDIS_CLIENT_KEY")]
     pub redis_client_key: Option<PathBuf>,
+    /// `standalone`, `sentinel` (the URL lists the sentinels) or `cluster` (the URL lists seed nodes).
+    #[arg(long, env = "WGATE_REDIS_MODE", default_value = "standalone")]
+    pub redis_mode: String,
+    /// The name the sentinels monitor the primary under (sentinel mode).
+    #[arg(long, env = "WGATE_REDIS_SENTINEL_SERVICE")]
+    pub redis_sentinel_service: Option<String>,
+    /// The deployment's key partitions (unset: 1, or 16 in cluster mode), as its processes have them.
+    #[arg(long, env = "WGATE_QUEUE_PARTITIONS")]
+    pub queue_partitions: Option<u32>,
 }
 
 impl RedisArgs {
+    /// The store as the deployment's processes see it: the same settings, read and checked the same way.
     pub fn store(&self) -> anyhow::Result<JobStore> {
-        let tls = RedisTls {
+        let settings = RedisSettings {
             ca_file: self.redis_ca_file.clone(),
             client_cert: self.redis_client_cert.clone(),
             client_key: self.redis_client_key.clone(),
+            mode: self.redis_mode.clone(),
+            sentinel_service: self.redis_sentinel_service.clone(),
+            queue_partitions: self.queue_partitions,
+            ..RedisSettings::new(self.redis_url.clone(), self.namespace.clone())
         };
-        JobStore::new(QueueConfig { tls, ..QueueConfig::new(self.redis_url.clone(), self.namespace.clone()) })
-            .context("WGATE_REDIS_URL / --redis-url")
+        settings.check()?;
+        JobStore::new(settings.queue_config()?).context("WGATE_REDIS_URL / --redis-url")
     }
 }
 
