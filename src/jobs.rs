@@ -28,15 +28,16 @@ pub struct RedisArgs {
     /// `standalone`, `sentinel` (the URL lists the sentinels) or `cluster` (the URL lists seed nodes).
     #[arg(long, env = "WGATE_REDIS_MODE", default_value = "standalone")]
     pub redis_mode: String,
-    /// The primary's name in Sentinel mode.
+    /// The name the sentinels monitor the primary under (sentinel mode).
     #[arg(long, env = "WGATE_REDIS_SENTINEL_SERVICE")]
     pub redis_sentinel_service: Option<String>,
-    /// The deployment's partitions (default: 1, or 16 in cluster mode), as its processes have them.
+    /// The deployment's key partitions (unset: 1, or 16 in cluster mode), as its processes have them.
     #[arg(long, env = "WGATE_QUEUE_PARTITIONS")]
     pub queue_partitions: Option<u32>,
 }
 
 impl RedisArgs {
+    /// The store as the deployment's processes see it: the same settings, read and checked the same way.
     pub fn store(&self) -> anyhow::Result<JobStore> {
         let settings = RedisSettings {
             ca_file: self.redis_ca_file.clone(),
@@ -47,9 +48,8 @@ impl RedisArgs {
             queue_partitions: self.queue_partitions,
             ..RedisSettings::new(self.redis_url.clone(), self.namespace.clone())
         };
-        settings.check().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let config = settings.queue_config().map_err(|e| anyhow::anyhow!("{e}"))?;
-        JobStore::new(config).context("WGATE_REDIS_URL / --redis-url")
+        settings.check()?;
+        JobStore::new(settings.queue_config()?).context("WGATE_REDIS_URL / --redis-url")
     }
 }
 

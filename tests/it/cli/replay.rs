@@ -70,3 +70,24 @@ async fn jobs_replay_is_refused_when_the_tenants_session_quota_is_reached_and_a_
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(store.find(dead.id).await.unwrap().unwrap().status, wgate_types::JobStatus::Queued);
 }
+
+#[tokio::test]
+async fn jobs_show_finds_a_job_in_its_tenants_partition_when_told_the_deployments_partitions() {
+    let redis = wgate_testkit::RedisServer::start().await;
+    let store = JobStore::new(QueueConfig { partitions: 4, ..QueueConfig::new(redis.url(), "cli-parts") }).unwrap();
+    // A tenant outside partition 0, where a store without partitions would look.
+    let tenant =
+        (0..).map(|i| TenantId::parse(&format!("t{i}")).unwrap()).find(|t| store.layout().of_tenant(t) != 0).unwrap();
+    let hook_token = store.layout().mint_token(&tenant, || format!("hook-{}", JobId::new()));
+    let queued = JobRecord { tenant, hook_token, ..job("parted") };
+    store.enqueue(&queued, None, None).await.unwrap();
+    let (url, id) = (redis.url(), queued.id.to_string());
+
+    let out = wgate(&["jobs", "--redis-url", &url, "--namespace", "cli-parts", "--queue-partitions", "4", "show", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+    let out = wgate(&["jobs", "--redis-url", &url, "--namespace", "cli-parts", "show", &id]);
+    assert!(!out.status.success(), "without the partitions the job is not where the command looks");
+    let out = wgate(&["jobs", "--redis-url", &url, "--queue-partitions", "300", "show", &id]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WGATE_QUEUE_PARTITIONS"), "a bad count names its setting");
+}

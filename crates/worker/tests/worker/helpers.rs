@@ -82,11 +82,16 @@ impl World {
     }
 
     pub async fn start_with(faults: Value, options: RedisServerOptions) -> Self {
+        Self::start_partitioned(faults, options, 1).await
+    }
+
+    /// A world whose keys and queues are split into `partitions` (`WGATE_QUEUE_PARTITIONS`) on its one Redis.
+    pub async fn start_partitioned(faults: Value, options: RedisServerOptions, partitions: u16) -> Self {
         wgate_service::init_test_tracing();
         wgate_service::init_crypto();
         let redis = RedisServer::start_with(options).await;
         let sim = Sim::start(faults).await;
-        let queue = QueueConfig::new(redis.url(), unique_namespace("worker"));
+        let queue = QueueConfig { partitions, ..QueueConfig::new(redis.url(), unique_namespace("worker")) };
         let store = JobStore::new(queue.clone()).unwrap();
         let completions = Completions::start(&queue);
         Self { redis, sim, queue, store, completions }
@@ -94,8 +99,10 @@ impl World {
 
     /// Settings for a worker in this world: small backoff so tests are quick.
     pub fn settings(&self) -> Settings {
+        let mut redis = RedisSettings::new(self.redis.url(), self.queue.namespace.clone());
+        redis.queue_partitions = Some(u32::from(self.queue.partitions));
         Settings {
-            redis: RedisSettings::new(self.redis.url(), self.queue.namespace.clone()),
+            redis,
             upstream: UpstreamSettings {
                 url: self.sim.base.clone(),
                 api_key: Some("sim-key".to_owned().into()),
@@ -122,17 +129,27 @@ impl World {
     }
 
     pub async fn try_enqueue(&self, name: &str, max_attempts: u32) -> Result<JobRecord, wgate_queue::QueueError> {
+        self.enqueue_as(&acme(), name, max_attempts).await
+    }
+
+    /// Accepts a job of `tenant` as the API does (its hook token minted in the tenant's partition).
+    pub async fn enqueue_as(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        max_attempts: u32,
+    ) -> Result<JobRecord, wgate_queue::QueueError> {
         let request = SessionCreate::from_json(
             json!({"name": name, "callback": "https://tenant.example/hook"}).to_string().as_bytes(),
         )
         .unwrap();
         let id = JobId::new();
         let new = NewJob {
-            tenant: TenantId::parse("acme").unwrap(),
+            tenant: tenant.clone(),
             request,
             max_attempts,
             request_id: Some(format!("req-{id}")),
-            hook_token: format!("hook{id}"),
+            hook_token: self.store.layout().mint_token(tenant, || format!("hook{}", JobId::new())),
             qr_token: String::new(),
         };
         let job = JobRecord::accepted(id, new, OffsetDateTime::now_utc());

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a panic is the failure report of a test
 
 mod helpers;
+mod partitions;
 mod poison;
 mod reconcile;
 mod webhooks;
