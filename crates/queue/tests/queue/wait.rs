@@ -63,6 +63,43 @@ async fn an_acknowledged_enqueue_is_already_on_the_replica_and_a_stalled_replica
 }
 
 #[tokio::test]
+async fn every_job_of_a_batch_is_acknowledged_by_the_replica_or_told_unavailable() {
+    let primary = RedisServer::start().await;
+    let replica = RedisServer::start_replica_of(&primary).await;
+    primary.await_replicas_online(1).await;
+    let config = waiting(&primary, 1, 2000);
+    let store = JobStore::new(config.clone()).unwrap();
+    let mut on_replica = replica.connection().await;
+
+    // Concurrent enqueues share script runs: each job of a batch is on the replica once it is acknowledged.
+    let jobs: Vec<_> = (0..12).map(|i| job("acme", json!({"name": format!("batch {i}")}))).collect();
+    let results = within(
+        "the acknowledged batch",
+        Duration::from_secs(10),
+        futures::future::join_all(jobs.iter().map(|j| store.enqueue(j, None, None))),
+    )
+    .await;
+    for (j, r) in jobs.iter().zip(&results) {
+        assert!(matches!(r, Ok(Enqueued::Created)), "{r:?}");
+        assert!(on_replica.exists::<_, bool>(job_key(&config, j.id)).await.unwrap(), "job {} is replicated", j.id);
+    }
+
+    // With the replica stalled, no job of the batch is told it was accepted.
+    replica.pause();
+    let stalled: Vec<_> = (0..12).map(|i| job("acme", json!({"name": format!("stalled {i}")}))).collect();
+    let results = within(
+        "the waits to give up",
+        Duration::from_secs(15),
+        futures::future::join_all(stalled.iter().map(|j| store.enqueue(j, None, None))),
+    )
+    .await;
+    replica.resume();
+    for r in &results {
+        assert!(matches!(r, Err(QueueError::Unavailable(m)) if m.contains("0 of 1 replicas")), "{r:?}");
+    }
+}
+
+#[tokio::test]
 async fn without_any_replica_a_waiting_write_is_unavailable_and_without_waiting_it_is_accepted() {
     let server = RedisServer::start().await;
     let store = JobStore::new(waiting(&server, 1, 100)).unwrap();
