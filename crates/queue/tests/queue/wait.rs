@@ -19,18 +19,24 @@ fn waiting(server: &RedisServer, replicas: u32, wait_ms: u64) -> QueueConfig {
     }
 }
 
+/// A primary with one replica online, and a store on the primary whose writes wait for it (generously: on a loaded
+/// machine a replica can take a while to acknowledge).
+async fn replicated() -> (RedisServer, RedisServer, QueueConfig, JobStore) {
+    let primary = RedisServer::start().await;
+    let replica = RedisServer::start_replica_of(&primary).await;
+    primary.await_replicas_online(1).await;
+    let config = waiting(&primary, 1, 2000);
+    let store = JobStore::new(config.clone()).unwrap();
+    (primary, replica, config, store)
+}
+
 fn job_key(config: &QueueConfig, id: impl std::fmt::Display) -> String {
     format!("{{{}}}:job:{id}", config.namespace)
 }
 
 #[tokio::test]
 async fn an_acknowledged_enqueue_is_already_on_the_replica_and_a_stalled_replica_makes_it_unavailable() {
-    let primary = RedisServer::start().await;
-    let replica = RedisServer::start_replica_of(&primary).await;
-    primary.await_replicas_online(1).await;
-    // Generous: on a loaded machine a replica can take a while to acknowledge.
-    let config = waiting(&primary, 1, 2000);
-    let store = JobStore::new(config.clone()).unwrap();
+    let (_primary, replica, config, store) = replicated().await;
     let mut on_replica = replica.connection().await;
 
     let j = job("acme", json!({"name":"Safe"}));
@@ -64,11 +70,7 @@ async fn an_acknowledged_enqueue_is_already_on_the_replica_and_a_stalled_replica
 
 #[tokio::test]
 async fn every_job_of_a_batch_is_acknowledged_by_the_replica_or_told_unavailable() {
-    let primary = RedisServer::start().await;
-    let replica = RedisServer::start_replica_of(&primary).await;
-    primary.await_replicas_online(1).await;
-    let config = waiting(&primary, 1, 2000);
-    let store = JobStore::new(config.clone()).unwrap();
+    let (_primary, replica, config, store) = replicated().await;
     let mut on_replica = replica.connection().await;
 
     // Concurrent enqueues share script runs: each job of a batch is on the replica once it is acknowledged.
