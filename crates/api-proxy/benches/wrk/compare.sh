@@ -6,7 +6,8 @@
 # replica's acknowledgement costs.
 #
 # Beside each API run it prints the API's and Redis's CPU per request (process CPU time over the run / requests):
-# the cost of one async session-create. API_BIN=<path> runs another wgate-api build (an older commit's) instead.
+# the cost of one async session-create. API_BIN=<path> runs another wgate-api build (an older commit's) instead;
+# REDIS_ARGS="--name value ..." is added to the redis-server command line (e.g. a listpack size).
 #
 #   crates/api-proxy/benches/wrk/compare.sh [duration=10s] [connections=64] [wrk threads=2]
 set -euo pipefail
@@ -26,7 +27,8 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" >/dev/null &
+# shellcheck disable=SC2086 # REDIS_ARGS is a list of arguments
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$DIR" ${REDIS_ARGS:-} >/dev/null &
 PIDS+=($!)
 SECRET=bench-secret-0123456789
 WGATE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT WGATE_NAMESPACE=bench WGATE_JWT_SECRET=$SECRET \
