@@ -225,12 +225,14 @@ impl JobStore {
         let stream = self.stream_key();
         let (scheduled, dead) = (keys.scheduled(), keys.dead());
         let mut inv = scripts::FINISH.prepare_invoke();
+        inv.key(&stream).key(&scheduled).key(&dead);
         inv.arg(GROUP)
             .arg(ts(now))
             .arg(ms_of(now))
             .arg(self.ttl_ms())
             .arg(keys.done_channel())
-            .arg(self.publish_command());
+            .arg(self.publish_command())
+            .arg(keys.prefix());
         for (d, job, outcome) in items {
             let (kind, error, response, due, maybe_sent, unique_id) = match outcome {
                 Outcome::Succeeded { response, unique_id } => {
@@ -242,15 +244,6 @@ impl JobStore {
                     ("retry", json(error), String::new(), Some(*due), *maybe_sent, "")
                 }
             };
-            let session_key = if unique_id.is_empty() { keys.job(job.id) } else { keys.session(unique_id) };
-            inv.key(keys.job(job.id))
-                .key(&stream)
-                .key(&scheduled)
-                .key(&dead)
-                .key(keys.tenant_pending(&job.tenant))
-                .key(keys.tenant_sessions(&job.tenant))
-                .key(session_key)
-                .key(keys.hook(&job.hook_token));
             inv.arg(&d.entry_id)
                 .arg(job.attempts)
                 .arg(kind)

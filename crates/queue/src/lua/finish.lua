@@ -1,24 +1,28 @@
 -- Finish attempts atomically, a batch at a time: per attempt, the outcome into the record, retry scheduling or
--- terminal bookkeeping, ack of the stream entry (one XACK per stream for the batch; trim.lua removes acked
--- entries), publish of the completion. Each is fenced by its attempt number and the `updated_at` its start wrote:
--- an attempt (or reconcile-only pass, which keeps the attempt number) that was taken over by another worker, or
--- already finished, writes nothing ('stale').
--- KEYS, 8 per attempt: job hash, stream, scheduled set, dead set, tenant pending set, tenant sessions set,
---   session hash (used when succeeded), hook hash
+-- terminal bookkeeping, ack of the stream entry (one XACK for the batch, whose attempts share one partition;
+-- trim.lua removes acked entries), publish of the completion. Each is fenced by its attempt number and the
+-- `updated_at` its start wrote: an attempt (or reconcile-only pass, which keeps the attempt number) that was taken
+-- over by another worker, or already finished, writes nothing ('stale').
+-- KEYS: 1 the partition's stream, 2 its scheduled set, 3 its dead set. The keys of each attempt's job (its hash,
+--   its tenant's pending and sessions sets, the session and hook hashes) are built from the partition's prefix:
+--   the same hash slot, and no per-job key strings to pass.
 -- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL (ms), 5 completion channel, 6 publish command (PUBLISH, or
---   SPUBLISH on a cluster), then 13 per attempt: entry id, attempt,
+--   SPUBLISH on a cluster), 7 the partition's key prefix "{tag}:", then 13 per attempt: entry id, attempt,
 --   outcome (succeeded|failed|retry|dead), job id, error JSON, response JSON, due (ns), due (ms), maybe_sent,
 --   session unique id, tenant, hook token, `updated_at` written by the attempt's start (ns)
 local group, now_ns, now_ms, ttl, channel, publish = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local prefix = ARGV[7]
+local stream, scheduled, dead = KEYS[1], KEYS[2], KEYS[3]
 local results, acks = {}, {}
-local n = (#ARGV - 6) / 13
+local n = (#ARGV - 7) / 13
 for i = 0, n - 1 do
-  local k, a = i * 8, 6 + i * 13
-  local job, stream, scheduled, dead = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
-  local pending, sessions, session, hook = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8]
+  local a = 7 + i * 13
   local entry, attempt, outcome, id = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local err, resp, due_ns, due_ms, maybe = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
   local uid, tenant, token, started = ARGV[a + 10], ARGV[a + 11], ARGV[a + 12], ARGV[a + 13]
+  local job = prefix .. 'job:' .. id
+  local pending, sessions = prefix .. 'tenant:' .. tenant .. ':pending', prefix .. 'tenant:' .. tenant .. ':sessions'
+  local hook = prefix .. 'hook:' .. token
   local cur = redis.call('HMGET', job, 'attempts', 'status', 'updated_at', 'next_attempt_at', 'maybe_sent', 'error')
   if cur[1] ~= attempt or cur[2] ~= 'running' or cur[3] ~= started then
     results[i + 1] = 'stale'
@@ -33,7 +37,7 @@ for i = 0, n - 1 do
           redis.call('HDEL', job, 'next_attempt_at', 'maybe_sent', 'error')
         end
         redis.call('HSET', job, 'status', 'succeeded', 'updated_at', now_ns, 'response', resp)
-        redis.call('HSET', session, 'tenant', tenant, 'job', id, 'hook_token', token)
+        redis.call('HSET', prefix .. 'session:' .. uid, 'tenant', tenant, 'job', id, 'hook_token', token)
         redis.call('SADD', sessions, uid)
       else
         if cur[4] or cur[5] then
@@ -49,13 +53,12 @@ for i = 0, n - 1 do
       redis.call('SREM', pending, id)
       redis.call(publish, channel, id)
     end
-    acks[stream] = acks[stream] or {}
-    table.insert(acks[stream], entry)
+    table.insert(acks, entry)
     results[i + 1] = 'ok'
   end
 end
--- One XACK per stream for the whole batch.
-for stream, entries in pairs(acks) do
-  redis.call('XACK', stream, group, unpack(entries))
+-- One XACK for the whole batch.
+if #acks > 0 then
+  redis.call('XACK', stream, group, unpack(acks))
 end
 return results
