@@ -69,8 +69,7 @@ impl BoundedStore {
         key: Option<&IdempotencyKey>,
         max_sessions: Option<u32>,
     ) -> Result<Enqueued, ApiError> {
-        self.call_within("enqueue", self.timeout + self.acknowledged_extra, self.inner.enqueue(job, key, max_sessions))
-            .await
+        self.call_within("enqueue", self.write_bound(), self.inner.enqueue(job, key, max_sessions)).await
     }
 
     /// [`enqueue`](Self::enqueue) after a draw from the tenant's shared bucket, in the same script.
@@ -81,12 +80,7 @@ impl BoundedStore {
         max_sessions: Option<u32>,
         draw: RateDraw<'_>,
     ) -> Result<(RateAnswer, Option<Enqueued>), ApiError> {
-        self.call_within(
-            "enqueue",
-            self.timeout + self.acknowledged_extra,
-            self.inner.enqueue_drawing(job, key, max_sessions, draw),
-        )
-        .await
+        self.call_within("enqueue", self.write_bound(), self.inner.enqueue_drawing(job, key, max_sessions, draw)).await
     }
 
     /// A hook or QR token for a new job of `tenant`: from `draw`, in the tenant's partition.
@@ -99,8 +93,7 @@ impl BoundedStore {
     }
 
     pub async fn replay(&self, tenant: &TenantId, id: JobId, max_sessions: Option<u32>) -> Result<Replay, ApiError> {
-        self.call_within("replay", self.timeout + self.acknowledged_extra, self.inner.replay(tenant, id, max_sessions))
-            .await
+        self.call_within("replay", self.write_bound(), self.inner.replay(tenant, id, max_sessions)).await
     }
 
     pub async fn hook_target(&self, token: &str) -> Result<Option<HookTarget>, ApiError> {
@@ -144,7 +137,7 @@ impl BoundedStore {
     ) -> Result<wgate_queue::SendClaim, ApiError> {
         self.call_within(
             "send_claim",
-            self.timeout + self.acknowledged_extra,
+            self.write_bound(),
             self.inner.send_claim(tenant, key.as_str(), fingerprint, SEND_IDEMPOTENCY_TTL),
         )
         .await
@@ -159,7 +152,7 @@ impl BoundedStore {
     ) -> Result<(), ApiError> {
         self.call_within(
             "send_finish",
-            self.timeout + self.acknowledged_extra,
+            self.write_bound(),
             self.inner.send_finish(tenant, key.as_str(), fingerprint, answer, SEND_IDEMPOTENCY_TTL),
         )
         .await

@@ -11,7 +11,8 @@ use crate::{error::ApiError, limits::Bucket, state::AppState};
 
 const NOT_FOUND: ApiError = ApiError::NotFound("job");
 
-fn job_id(req: &HttpRequest) -> Option<JobId> {
+/// The `{id}` of the path, when it is a job id (a webhook delivery's id is one too).
+pub(super) fn job_id(req: &HttpRequest) -> Option<JobId> {
     req.match_info().get("id").and_then(|s| s.parse().ok())
 }
 

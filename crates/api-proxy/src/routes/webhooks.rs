@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use wgate_queue::{DELIVERY_STATUSES, DeliveryFilter, DeliveryRecord, DeliveryReplay};
-use wgate_types::{ErrorBody, EventsGet, FieldProblem, JobId, Scope, TenantId, ValidationErrors};
+use wgate_types::{ErrorBody, EventsGet, FieldProblem, Scope, TenantId, ValidationErrors};
 
 use super::{
     authorize,
@@ -236,7 +236,7 @@ pub(crate) async fn list_deliveries(req: HttpRequest, state: web::Data<AppState>
 )]
 pub(crate) async fn replay_delivery(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let principal = authorize(&req, &state, Scope::Admin, Bucket::Write).await?;
-    let Some(id) = req.match_info().get("id").and_then(|s| s.parse::<JobId>().ok()) else {
+    let Some(id) = super::jobs::job_id(&req) else {
         return Err(ApiError::NotFound("delivery"));
     };
     match state.store.replay_delivery(id, &principal.tenant).await? {

@@ -13,7 +13,7 @@ const LISTING_BOUND: Duration = Duration::from_secs(5);
 
 impl BoundedStore {
     pub async fn receive_event(&self, event: &NewEvent<'_>) -> Result<Received, ApiError> {
-        self.call_within("receive_event", self.timeout + self.acknowledged_extra, self.inner.receive_event(event)).await
+        self.call_within("receive_event", self.write_bound(), self.inner.receive_event(event)).await
     }
 
     pub async fn tenant_deliveries(
@@ -27,12 +27,7 @@ impl BoundedStore {
     }
 
     pub async fn replay_delivery(&self, id: JobId, tenant: &TenantId) -> Result<DeliveryReplay, ApiError> {
-        self.call_within(
-            "replay_delivery",
-            self.timeout + self.acknowledged_extra,
-            self.inner.replay_delivery(id, Some(tenant)),
-        )
-        .await
+        self.call_within("replay_delivery", self.write_bound(), self.inner.replay_delivery(id, Some(tenant))).await
     }
 
     pub async fn webhook_signing_key(&self) -> Result<String, ApiError> {
