@@ -186,10 +186,11 @@ impl JobStore {
             Kind::EventSeen { hook_token } => source.tenant_of(&old.hook(hook_token)).await?,
             Kind::Stream(q) => return self.requeue(source, old, key, *q, report).await.map(Ok),
             Kind::Members { q, dead } => return self.place_members(source, old, key, *q, *dead, report).await.map(Ok),
-            Kind::DeadLetters => {
-                return self.copy_to(source, key, &format!("{}{rest}", layout.part(0).prefix()), report).await;
+            Kind::DeadLetters | Kind::Base => {
+                let keys = if matches!(kind, Kind::Base) { layout.base() } else { layout.part(0) };
+                let copied = self.copy_to(source, key, &format!("{}{rest}", keys.prefix()), report).await?;
+                return Ok(copied.map(|_| ()));
             }
-            Kind::Base => return self.copy_to(source, key, &format!("{}{rest}", layout.base().prefix()), report).await,
         };
         let Some(tenant) = tenant else {
             return Ok(Err(format!("{key}: no tenant (the record expired, or its owner is unknown)")));
@@ -197,12 +198,11 @@ impl JobStore {
         let p = layout.of_tenant(&tenant);
         let moved = self.copy_to(source, key, &format!("{}{rest}", layout.part(p).prefix()), report).await?;
         // A token minted before partitions: its own hash need not point at its tenant's partition.
-        if moved.is_ok()
+        if let Ok(ttl) = moved
             && let Some(token) = rest.strip_prefix("hook:").or_else(|| rest.strip_prefix("qr:"))
             && layout.of_token(token) != p
         {
             let alias = layout.base().token_partition(token);
-            let ttl = source.pttl(key).await?;
             self.redis()
                 .call("SET token partition", |mut c| async move {
                     let mut cmd = redis::cmd("SET");
@@ -215,7 +215,7 @@ impl JobStore {
                 .await?;
             report.legacy_tokens += 1;
         }
-        Ok(moved)
+        Ok(moved.map(|_| ()))
     }
 
     async fn pttl(&self, key: &str) -> Result<i64, QueueError> {
@@ -228,14 +228,14 @@ impl JobStore {
             .await
     }
 
-    /// `DUMP` from the source, `RESTORE` here under `to` with the same time to live.
+    /// `DUMP` from the source, `RESTORE` here under `to` with the same time to live (answered: in ms, 0 for none).
     async fn copy_to(
         &self,
         source: &JobStore,
         key: &str,
         to: &str,
         report: &mut MigrateReport,
-    ) -> Result<Result<(), String>, QueueError> {
+    ) -> Result<Result<i64, String>, QueueError> {
         let ttl = source.pttl(key).await?;
         let k = key.to_owned();
         let dump: Option<Vec<u8>> = source
@@ -258,7 +258,7 @@ impl JobStore {
         match restored {
             Ok(()) => {
                 report.copied += 1;
-                Ok(Ok(()))
+                Ok(Ok(ttl.max(0)))
             }
             Err(e) if e.code() == Some("BUSYKEY") => Ok(Err(format!("{key}: the target already holds it; left as is"))),
             Err(e) => Err(QueueError::from(e)),
@@ -322,6 +322,7 @@ impl JobStore {
                 async move { redis::cmd("XRANGE").arg(k).arg("-").arg("+").query_async(&mut c).await }
             })
             .await?;
+        let mut grouped = HashSet::new();
         for entry in entries.ids {
             let delivered = last.is_some_and(|l| stream_id(&entry.id).cmp(&l) != Ordering::Greater);
             if delivered && !pending.contains(&entry.id) {
@@ -336,23 +337,16 @@ impl JobStore {
                 report.skipped.push(format!("{key} entry {}: record {id} is gone", entry.id));
                 continue;
             };
-            let stream = self.layout().tenant(&tenant).queue_stream(q);
+            let p = self.layout().of_tenant(&tenant);
+            let target = self.for_partition(p).for_queue(q);
+            // The group first, from the stream's start, so the workers read what is added here.
+            if grouped.insert(p) {
+                target.ensure_group().await?;
+            }
+            let stream = target.stream_key();
             self.redis()
                 .call("XADD", |mut c| async move {
-                    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-                        .arg("CREATE")
-                        .arg(&stream)
-                        .arg(GROUP)
-                        .arg("0")
-                        .arg("MKSTREAM")
-                        .query_async(&mut c)
-                        .await;
-                    if let Err(e) = created
-                        && e.code() != Some("BUSYGROUP")
-                    {
-                        return Err(e);
-                    }
-                    redis::cmd("XADD").arg(&stream).arg("*").arg("job").arg(id).query_async::<()>(&mut c).await
+                    redis::cmd("XADD").arg(stream).arg("*").arg("job").arg(id).query_async::<()>(&mut c).await
                 })
                 .await?;
             report.queued += 1;
