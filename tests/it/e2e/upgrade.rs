@@ -17,10 +17,6 @@ fn fixture() -> Value {
     serde_json::from_str(FIXTURE).expect("the fixture is JSON")
 }
 
-fn bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect()
-}
-
 /// Restores every key of the fixture under `{namespace}:` with its TTL.
 pub(super) async fn restore(redis: &RedisServer, namespace: &str) {
     let mut c = redis.connection().await;
@@ -30,7 +26,7 @@ pub(super) async fn restore(redis: &RedisServer, namespace: &str) {
         let _: () = redis::cmd("RESTORE")
             .arg(&name)
             .arg(ttl)
-            .arg(bytes(k["dump"].as_str().expect("dump")))
+            .arg(hex::decode(k["dump"].as_str().expect("dump")).expect("the dump is hex"))
             .query_async(&mut c)
             .await
             .expect("RESTORE");
