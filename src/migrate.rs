@@ -62,8 +62,8 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let report = target.migrate_from(&source).await.context("migrating")?;
     println!(
         "{} keys read: {} records copied, {} queue entries queued again, {} scheduled or dead members placed, {} \
-         tokens from before partitions mapped",
-        report.keys, report.copied, report.queued, report.placed, report.legacy_tokens
+         tokens mapped to their tenant's partition",
+        report.keys, report.copied, report.queued, report.placed, report.tokens_mapped
     );
     for why in &report.skipped {
         println!("skipped: {why}");

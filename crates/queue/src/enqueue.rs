@@ -33,9 +33,8 @@ struct Request {
 #[derive(Clone)]
 struct Runner {
     redis: Redis,
-    /// TTL of idempotency keys and of QR window tokens (ms).
+    /// TTL of idempotency keys (ms).
     idempotency_ttl_ms: u64,
-    qr_ttl_ms: u64,
 }
 
 /// The batching loop's handle, started on first use (it needs a runtime) and shared by a store's clones. The loop
@@ -94,7 +93,7 @@ impl Enqueuer {
 
 impl Runner {
     fn new(redis: &Redis, config: &QueueConfig) -> Self {
-        Self { redis: redis.clone(), idempotency_ttl_ms: ms(config.idempotency_ttl), qr_ttl_ms: ms(config.job_ttl) }
+        Self { redis: redis.clone(), idempotency_ttl_ms: ms(config.idempotency_ttl) }
     }
 
     /// One batch: the jobs whose callers still wait, one script run per key prefix.
@@ -112,7 +111,7 @@ impl Runner {
     async fn run_one_prefix(&self, group: Vec<Request>) {
         let Some(first) = group.first() else { return };
         let mut inv = scripts::ENQUEUE.prepare_invoke();
-        inv.key(&first.job.stream).arg(&first.job.prefix).arg(GROUP).arg(self.idempotency_ttl_ms).arg(self.qr_ttl_ms);
+        inv.key(&first.job.stream).arg(&first.job.prefix).arg(GROUP).arg(self.idempotency_ttl_ms);
         for r in &group {
             for a in &r.job.args {
                 inv.arg(a);

@@ -32,8 +32,8 @@ pub struct MigrateReport {
     pub queued: usize,
     /// Scheduled and dead members placed in their tenant's sets.
     pub placed: usize,
-    /// Tokens minted before partitions, whose partition is now written beside them.
-    pub legacy_tokens: usize,
+    /// Tokens minted for another number of partitions, whose partition is now written beside them.
+    pub tokens_mapped: usize,
     /// Keys left behind, with the reason (expired meanwhile, an unknown kind, a record without a tenant).
     pub skipped: Vec<String>,
 }
@@ -159,15 +159,18 @@ impl JobStore {
 
     /// The tenant of a record of the source (`None`: gone, or no tenant field).
     async fn tenant_of(&self, key: &str) -> Result<Option<TenantId>, QueueError> {
+        Ok(self.field_of(key, "tenant").await?.and_then(|t| TenantId::parse(&t).ok()))
+    }
+
+    /// One field of a record of the source (`None`: gone, or no such field).
+    async fn field_of(&self, key: &str, field: &'static str) -> Result<Option<String>, QueueError> {
         let key = key.to_owned();
-        let t: Option<String> = self
-            .redis()
-            .call_again("HGET tenant", |mut c| {
+        self.redis()
+            .call_again("HGET", |mut c| {
                 let key = key.clone();
-                async move { redis::cmd("HGET").arg(key).arg("tenant").query_async(&mut c).await }
+                async move { redis::cmd("HGET").arg(key).arg(field).query_async(&mut c).await }
             })
-            .await?;
-        Ok(t.and_then(|t| TenantId::parse(&t).ok()))
+            .await
     }
 
     async fn move_key(
@@ -197,9 +200,17 @@ impl JobStore {
         };
         let p = layout.of_tenant(&tenant);
         let moved = self.copy_to(source, key, &format!("{}{rest}", layout.part(p).prefix()), report).await?;
-        // A token minted before partitions: its own hash need not point at its tenant's partition.
+        // A token minted for another number of partitions: its own hash need not point at its tenant's partition
+        // here. A QR token of this release is kept in its job's record.
+        let token = match rest.strip_prefix("hook:").or_else(|| rest.strip_prefix("qr:")) {
+            Some(token) => Some(token.to_owned()),
+            None if rest.starts_with("job:") && moved.is_ok() => {
+                source.field_of(key, "qr_token").await?.filter(|t| wgate_types::qr_token_job(t).is_some())
+            }
+            None => None,
+        };
         if let Ok(ttl) = moved
-            && let Some(token) = rest.strip_prefix("hook:").or_else(|| rest.strip_prefix("qr:"))
+            && let Some(token) = token.as_deref()
             && layout.of_token(token) != p
         {
             let alias = layout.base().token_partition(token);
@@ -213,7 +224,7 @@ impl JobStore {
                     cmd.query_async::<()>(&mut c).await
                 })
                 .await?;
-            report.legacy_tokens += 1;
+            report.tokens_mapped += 1;
         }
         Ok(moved.map(|_| ()))
     }

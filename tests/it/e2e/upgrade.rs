@@ -6,8 +6,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use wgate_queue::{Enqueued, JobStore, Layout, QrTarget, QueueConfig};
 use wgate_testkit::{RedisCluster, RedisServer};
-use wgate_types::{JobId, JobStatus};
+use wgate_types::{JobId, JobRecord, JobStatus, NewJob, QR_SECRET_LEN, SessionCreate, TenantId};
 
 use super::helpers::{RedisTarget, Stack, StackOptions, json_of};
 
@@ -128,6 +130,7 @@ async fn wgate_migrate_moves_the_release_befores_namespace_onto_a_cluster_with_1
         from_client_cert: None,
         from_client_key: None,
     };
+    let today = queue_a_job_of_today(&redis, &namespace).await;
     wgate::migrate::run(args(&redis.url())).await.expect("the migration");
     let again = wgate::migrate::run(args(&redis.url())).await.expect_err("a second run is refused");
     assert!(format!("{again:#}").contains("migrated into already"), "{again:#}");
@@ -145,5 +148,33 @@ async fn wgate_migrate_moves_the_release_befores_namespace_onto_a_cluster_with_1
     let uid = fixture()["owned"]["acme"]["session"]["data"]["unique_id"].as_str().expect("unique_id").to_owned();
     let owner = stack.store.session_owner(&acme, &uid).await.expect("redis").expect("acme owns its session");
     assert_ne!(layout.of_token(&owner.hook_token), layout.of_tenant(&acme));
+    // The same holds for a QR token of today's release, kept in its job's record.
+    let window = stack.store.qr_target(&today.qr_token).await.expect("redis");
+    assert_eq!(window, Some(QrTarget { tenant: acme.clone(), job_id: today.id }), "the QR window of a migrated job");
+    assert_eq!(stack.finished(today.id, Duration::from_secs(20)).await.status, JobStatus::Succeeded);
     assert_state_kept(&stack).await;
+}
+
+/// A job of acme queued by today's release into the namespace before it is migrated (one partition), with a QR
+/// token whose own hash points away from acme's partition among 16.
+async fn queue_a_job_of_today(redis: &RedisServer, namespace: &str) -> JobRecord {
+    let source = JobStore::new(QueueConfig::new(redis.url(), namespace)).expect("job store");
+    let acme = TenantId::parse("acme").expect("tenant");
+    let sixteen = Layout::new(namespace, 16);
+    let id = JobId::new();
+    let qr_token = (0u64..)
+        .map(|n| format!("{id}{n:0>QR_SECRET_LEN$}"))
+        .find(|t| sixteen.of_token(t) != sixteen.of_tenant(&acme))
+        .expect("a token hashing elsewhere");
+    let new = NewJob {
+        tenant: acme,
+        request: SessionCreate::from_json(br#"{"name":"Queued today"}"#).expect("request"),
+        max_attempts: 6,
+        request_id: None,
+        hook_token: format!("{:_<43}", format!("hook{id}")),
+        qr_token,
+    };
+    let job = JobRecord::accepted(id, new, OffsetDateTime::now_utc());
+    assert_eq!(source.enqueue(&job, None, None).await.expect("enqueue"), Enqueued::Created);
+    job
 }

@@ -92,15 +92,16 @@ pub async fn session_create(
     let Checked { request, key, wait, applied } = checked;
 
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let id = JobId::new();
     let new = NewJob {
         tenant: principal.tenant.clone(),
         request,
         max_attempts: state.max_attempts,
         request_id,
         hook_token: state.store.mint_token(&principal.tenant, hook_token),
-        qr_token: state.store.mint_token(&principal.tenant, qr_token),
+        qr_token: state.store.mint_token(&principal.tenant, || qr_token(id)),
     };
-    let job = JobRecord::accepted(JobId::new(), new, OffsetDateTime::now_utc());
+    let job = JobRecord::accepted(id, new, OffsetDateTime::now_utc());
     let (job, waiter) = enqueue(&req, &state, &principal, job, key.as_ref(), wait, draw).await?;
     record_job(&req, job.id);
 
@@ -308,17 +309,22 @@ pub(crate) async fn read_body(
     tokio::time::timeout(deadline, read).await.map_err(|_| ApiError::BodyTimeout { ms: deadline.as_millis() })?
 }
 
-/// 256 random bits, URL-safe base64 without padding: the relay capability for this job's webhooks.
-pub(crate) fn hook_token() -> String {
-    let mut bytes = [0u8; 32];
+/// `N` random bytes, URL-safe base64 without padding.
+fn random_url_safe<const N: usize>() -> String {
+    let mut bytes = [0u8; N];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The capability of the job's QR window, `/qr/{qr_token}`: as unguessable as the hook token and drawn
-/// independently of it (knowing one tells nothing of the other).
-pub(crate) fn qr_token() -> String {
-    hook_token()
+/// 256 random bits, URL-safe base64 without padding: the relay capability for this job's webhooks.
+pub(crate) fn hook_token() -> String {
+    random_url_safe::<32>()
+}
+
+/// The capability of the job's QR window, `/qr/{qr_token}`: the job's id (where the window's state is kept) and
+/// 128 random bits drawn independently of the hook token (knowing one tells nothing of the other).
+pub(crate) fn qr_token(job: JobId) -> String {
+    format!("{job}{}", random_url_safe::<16>())
 }
 
 #[cfg(test)]
@@ -330,6 +336,10 @@ mod tests {
         let a = hook_token();
         let b = hook_token();
         assert_ne!(a, b);
-        assert!(wgate_types::is_capability_token(&a) && wgate_types::is_capability_token(&qr_token()), "{a}");
+        assert!(wgate_types::is_capability_token(&a), "{a}");
+        let id = JobId::new();
+        let (qr, other) = (qr_token(id), qr_token(id));
+        assert_ne!(qr, other);
+        assert_eq!(wgate_types::qr_token_job(&qr), Some(id), "{qr}");
     }
 }

@@ -1,10 +1,9 @@
 -- (after gcra.lua) Accepts a batch of jobs in arrival order, each with its own outcome, exactly as if each had been
--- accepted alone in that order: the tenant's write bucket (when drawn), idempotency, quota, record, hook, QR window
--- token, pending set, stream entry. A job's keys are derived here from the key prefix and its ids; every key shares
+-- accepted alone in that order: the tenant's write bucket (when drawn), idempotency, quota, record (which keeps the
+-- QR window's token), hook, pending set, stream entry. A job's keys are derived here from the key prefix and its ids; every key shares
 -- the prefix's hash slot.
 -- KEYS: 1 the stream
--- ARGV: 1 key prefix "{ns}:", 2 consumer group, 3 TTL of idempotency keys (ms), 4 TTL of QR tokens (ms),
---   then per job: 1 bucket drawn from ('' = no draw), 2 its emission interval (us), 3 its burst, 4 job id, 5 tenant,
+-- ARGV: 1 key prefix "{ns}:", 2 consumer group, 3 TTL of idempotency keys (ms), then per job: 1 bucket drawn from ('' = no draw), 2 its emission interval (us), 3 its burst, 4 job id, 5 tenant,
 --   6 tenant callback ('' = none), 7 max sessions (-1 = no limit), 8 sha256 of the Idempotency-Key ('' = none),
 --   9 "<job id>:<sha256 of the request>", 10 hook token, 11 QR token ('' = none), 12-18 the record's kind,
 --   status, attempts, max_attempts, created_at, updated_at and request (the order of `record::ENQUEUE_FIXED`),
@@ -12,7 +11,7 @@
 -- Answers one reply per job: without a draw {outcome...}; with one {'rated', gcra's answer, {outcome...}}, and a
 -- refused draw stores nothing ({'rated', answer, {'limited'}}). A job whose writes Redis refused answers
 -- {'error', message} and the others go on.
-local stream, prefix, group, idem_ttl, qr_ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local stream, prefix, group, idem_ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local now = nil
 -- The reply slot of the job being accepted.
 local reply_index = 0
@@ -65,11 +64,6 @@ local function accept(a, id, tenant, n)
   end
   redis.call('HSET', job, unpack(fields))
   redis.call('HSET', prefix .. 'hook:' .. hook, 'tenant', tenant, 'job', id, 'callback', callback)
-  if qr ~= '' then
-    local qr_key = prefix .. 'qr:' .. qr
-    redis.call('HSET', qr_key, 'tenant', tenant, 'job', id)
-    redis.call('PEXPIRE', qr_key, qr_ttl)
-  end
   local mine = created[tenant]
   if not mine then
     mine = {{}, {}}
@@ -121,7 +115,7 @@ local function refused(e)
 end
 
 local replies = {}
-local a = 4
+local a = 3
 while a < #ARGV do
   local id, tenant, n = ARGV[a + 4], ARGV[a + 5], tonumber(ARGV[a + 19])
   reply_index = #replies + 1
