@@ -15,8 +15,9 @@ local stream, prefix, group, idem_ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local now = nil
 -- The reply slot of the job being accepted.
 local reply_index = 0
--- Per batch: buckets drawn from (key -> {tat, changed}), tenants' used quota (tenant -> count), the jobs created
--- per tenant whose pending-set entry is added at the end (tenant -> {ids, reply indexes}), the stream known.
+-- Per batch: buckets drawn from (bucket -> tenant -> {tat, changed, key}), tenants' used quota (tenant -> count),
+-- the jobs created per tenant whose pending-set entry is added at the end (tenant -> {ids, reply indexes}), the
+-- stream known.
 local buckets, used, created, stream_ready = {}, {}, {}, false
 
 local function accept(a, id, tenant, n)
@@ -53,16 +54,10 @@ local function accept(a, id, tenant, n)
   if redis.call('EXISTS', job) == 1 then
     return {'duplicate'}
   end
-  local fields = {'id', id, 'tenant', tenant, 'hook_token', hook, 'kind', ARGV[a + 12], 'status', ARGV[a + 13],
-    'attempts', ARGV[a + 14], 'max_attempts', ARGV[a + 15], 'created_at', ARGV[a + 16], 'updated_at', ARGV[a + 17],
-    'request', ARGV[a + 18]}
-  if qr ~= '' then
-    fields[#fields + 1], fields[#fields + 2] = 'qr_token', qr
-  end
-  for f = a + 20, a + 19 + 2 * n do
-    fields[#fields + 1] = ARGV[f]
-  end
-  redis.call('HSET', job, unpack(fields))
+  -- One call straight from ARGV: no table built for the record's fields ('' = no QR window).
+  redis.call('HSET', job, 'id', id, 'tenant', tenant, 'hook_token', hook, 'kind', ARGV[a + 12],
+    'status', ARGV[a + 13], 'attempts', ARGV[a + 14], 'max_attempts', ARGV[a + 15], 'created_at', ARGV[a + 16],
+    'updated_at', ARGV[a + 17], 'request', ARGV[a + 18], 'qr_token', qr, unpack(ARGV, a + 20, a + 19 + 2 * n))
   redis.call('HSET', prefix .. 'hook:' .. hook, 'tenant', tenant, 'job', id, 'callback', callback)
   local mine = created[tenant]
   if not mine then
@@ -92,11 +87,16 @@ local function draw(a, tenant)
   local bucket = ARGV[a + 1]
   if bucket == '' then return nil end
   now = now or gcra_now()
-  local key = prefix .. 'rate:' .. bucket .. ':' .. tenant
-  local b = buckets[key]
+  local of_bucket = buckets[bucket]
+  if not of_bucket then
+    of_bucket = {}
+    buckets[bucket] = of_bucket
+  end
+  local b = of_bucket[tenant]
   if not b then
-    b = {tonumber(redis.call('GET', key) or '0') or 0, false}
-    buckets[key] = b
+    local key = prefix .. 'rate:' .. bucket .. ':' .. tenant
+    b = {tonumber(redis.call('GET', key) or '0') or 0, false, key}
+    of_bucket[tenant] = b
   end
   local reply, tat, store = gcra_draw(b[1], now, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
   b[1], b[2] = tat, b[2] or store
@@ -132,7 +132,9 @@ for tenant, mine in pairs(created) do
     end
   end
 end
-for key, b in pairs(buckets) do
-  if b[2] then gcra_store(key, b[1], now) end
+for _, of_bucket in pairs(buckets) do
+  for _, b in pairs(of_bucket) do
+    if b[2] then gcra_store(b[3], b[1], now) end
+  end
 end
 return replies
