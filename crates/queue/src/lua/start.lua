@@ -9,7 +9,8 @@
 --   job whose reconcile passes could not reach upstream, 10 publish command (PUBLISH, or SPUBLISH on a cluster),
 --   then 3 per attempt: entry id, '1' when the entry was taken
 --   over from a dead consumer, job id
--- Answers per attempt {'skip'} (finished or missing: entry acked), {'dead', record}, {'run', record} or
+-- Answers per attempt {'skip'} (finished or missing: entry acked), {'dead', record}, {'run', record} (field/value
+--   pairs, a later pair overriding an earlier one) or
 --   {'reconcile', record}.
 local group, now_ns, now_ms, ttl, channel, prefix, lost = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local max_reconciles, unreconciled, publish = tonumber(ARGV[8]), ARGV[9], ARGV[10]
@@ -34,7 +35,6 @@ for i = 0, n - 1 do
     local maybe = cur[7] == '1'
     if taken_over == '1' then
       redis.call('HSET', job, 'maybe_sent', '1')
-      h.maybe_sent = '1'
       maybe = true
     end
     local attempts = tonumber(cur[2]) or 0
@@ -72,14 +72,18 @@ for i = 0, n - 1 do
       if cur[6] then
         redis.call('HDEL', job, 'next_attempt_at')
       end
-      -- The record as these writes left it, without reading it again.
-      h.status, h.attempts, h.updated_at, h.next_attempt_at = 'running', tostring(attempts + 1), now_ns, nil
-      local record = {}
-      for f, v in pairs(h) do
-        record[#record + 1] = f
-        record[#record + 1] = v
+      -- The record as these writes left it, without reading it again: the fields read, then the ones written
+      -- (a later pair wins; an empty next_attempt_at is none).
+      local n = #flat
+      flat[n + 1], flat[n + 2], flat[n + 3], flat[n + 4] = 'status', 'running', 'attempts', tostring(attempts + 1)
+      flat[n + 5], flat[n + 6] = 'updated_at', now_ns
+      if cur[6] then
+        flat[n + 7], flat[n + 8] = 'next_attempt_at', ''
       end
-      results[i + 1] = {'run', record}
+      if taken_over == '1' then
+        flat[#flat + 1], flat[#flat + 2] = 'maybe_sent', '1'
+      end
+      results[i + 1] = {'run', flat}
     end
   end
 end
