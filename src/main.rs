@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+// The allocator of wgate-api and wgate-worker, whose code `wgate dev` and `wgate chaos` run in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = wgate::cli::Cli::parse();
     match wgate::cli::run(cli) {

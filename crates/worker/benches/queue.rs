@@ -4,7 +4,7 @@
 //! Run: `cargo bench -p wgate-worker --bench queue` (env `BENCH_JOBS`, default 20000; `BENCH_CONCURRENCY`, 256;
 //! `BENCH_REDIS_URL`: the no-op drain runs against that Redis instead of its own, so a peer's baseline can share
 //! the server, as `benches/load/peers.sh` does; `BENCH_SCHEDULED=N`: N retries wait in the scheduled set during the
-//! pickup measurement). Against a Redis Cluster: `BENCH_REDIS_MODE=cluster` with `BENCH_REDIS_URL` listing every
+//! pickup measurement; `BENCH_STATS=1` prints Redis's `INFO commandstats` of the no-op drain). Against a Redis Cluster: `BENCH_REDIS_MODE=cluster` with `BENCH_REDIS_URL` listing every
 //! node (comma separated; Redis CPU is summed over them), `BENCH_PARTITIONS` (default: the mode's, 16 on a
 //! cluster) and `BENCH_TENANTS` (the jobs' tenants, default 1 with one partition and 64 with more, so the jobs
 //! spread over the partitions); e.g. `BENCH_ONLY=noop BENCH_REDIS_MODE=cluster BENCH_REDIS_URL=redis://127.0.0.1:7000,...`.
@@ -31,6 +31,10 @@ use wgate_queue::{
 use wgate_testkit::{RedisServer, unique_namespace};
 use wgate_types::{JobId, JobRecord, NewJob, SessionCreate, TenantId};
 use wgate_upstream::UpstreamSettings;
+
+// The allocator of the wgate-worker binary, so the drain measured is the one it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use wgate_upstream_sim::SimConfig;
 use wgate_worker::{Application, Settings};
 
@@ -247,6 +251,12 @@ async fn noop_drain(n: usize, concurrency: usize) -> (f64, f64, f64) {
         store.for_partition(p).ensure_group().await.unwrap();
     }
     let enqueued = enqueue_all(&store, n).await;
+    let stats = std::env::var("BENCH_STATS").is_ok();
+    if stats {
+        // The commands of the drain alone.
+        let mut c = redis.connection().await;
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut c).await.unwrap();
+    }
     let cpu = redis_cpu(&redis).await;
     let t = Instant::now();
     let ctx = start_noop_worker(&store, concurrency, None);
@@ -254,7 +264,7 @@ async fn noop_drain(n: usize, concurrency: usize) -> (f64, f64, f64) {
     let rate = n as f64 / t.elapsed().as_secs_f64();
     let cpu_per_job = (redis_cpu(&redis).await - cpu) / n as f64;
     let _ = ctx.stop();
-    if std::env::var("BENCH_STATS").is_ok() {
+    if stats {
         let mut c = redis.connection().await;
         let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut c).await.unwrap();
         eprintln!("{stats}");

@@ -11,6 +11,11 @@ struct Cli {
     config: Option<std::path::PathBuf>,
 }
 
+// mimalloc, as in wgate-api: the no-op drain spent about 30% of the worker's CPU in glibc's allocator (malloc,
+// free, consolidation), and drains faster with it (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     wgate_service::init_crypto();
