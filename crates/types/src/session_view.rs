@@ -20,7 +20,7 @@ pub fn unique_id_text(v: &Value) -> Option<String> {
 #[schema(as = Session, example = json!({"id": 151, "name": "My WhatsApp", "unique_id": "6345454545454",
     "status": "PENDING", "callback": "https://callback.example/hook", "date_add": "2022-10-11 19:30:14",
     "qr": null, "status_name": "Initialization", "pushname": null, "wid": null,
-    "qr_link": "https://gateway.example/qr/Kx8f3vQ2mZ5nR7tY1wA9cE4hJ6kL0pS2uV8xB3dF5gH",
+    "qr_link": "https://gateway.example/qr/01JDQ3M8X4K2V7T9B6N5R0C1PZKx8f3vQ2mZ5nR7tY1wA9cE",
     "upstream_qr_link": "https://whatsgate.ru/qr/6345454545454"}))]
 pub struct SessionView {
     /// WhatsGate's numeric id of the session.
