@@ -211,15 +211,49 @@ impl JobStore {
         per_partition(
             items,
             |(d, _, _)| d.partition,
-            |p, group| async move { self.for_partition(p).finish_attempts_here(&group).await },
+            |p, group| async move { Ok(self.for_partition(p).finish_attempts_here(&group, None).await?.0) },
         )
         .await
+    }
+
+    /// [`JobStore::finish_attempts`], and in the same round trip up to `count` new entries of the stream for
+    /// `consumer` (the slots the batch frees, filled at once). Only with one partition, where the stream is the
+    /// only one: with several, the fetchers share the slots among the partitions, and nothing is read here.
+    pub(crate) async fn finish_attempts_reading(
+        &self,
+        items: &[(&Delivery, &JobRecord, &Outcome)],
+        consumer: &str,
+        count: usize,
+    ) -> Result<(Vec<Written>, Vec<Delivery>, Vec<Poison>), QueueError> {
+        if self.layout().count() != 1 || count == 0 {
+            return Ok((self.finish_attempts(items).await?, Vec::new(), Vec::new()));
+        }
+        let (written, next) = self.finish_attempts_here(items, Some((consumer, count))).await?;
+        let (good, bad) = match &next {
+            redis::Value::Array(streams) => {
+                let mut good = Vec::new();
+                let mut bad = Vec::new();
+                for s in streams {
+                    if let redis::Value::Array(parts) = s
+                        && let Some(entries) = parts.get(1)
+                    {
+                        let (g, b) = parse_entries(entries, false, self.partition());
+                        good.extend(g);
+                        bad.extend(b);
+                    }
+                }
+                (good, bad)
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        Ok((written, good, bad))
     }
 
     async fn finish_attempts_here(
         &self,
         items: &[(&Delivery, &JobRecord, &Outcome)],
-    ) -> Result<Vec<Written>, QueueError> {
+        read: Option<(&str, usize)>,
+    ) -> Result<(Vec<Written>, redis::Value), QueueError> {
         let keys = self.keys();
         let now = OffsetDateTime::now_utc();
         let stream = self.stream_key();
@@ -232,7 +266,9 @@ impl JobStore {
             .arg(self.ttl_ms())
             .arg(keys.done_channel())
             .arg(self.publish_command())
-            .arg(keys.prefix());
+            .arg(keys.prefix())
+            .arg(read.map_or("", |(consumer, _)| consumer))
+            .arg(read.map_or(0, |(_, count)| count));
         for (d, job, outcome) in items {
             let (kind, error, response, due, maybe_sent, unique_id) = match outcome {
                 Outcome::Succeeded { response, unique_id } => {
@@ -258,9 +294,9 @@ impl JobStore {
                 .arg(&job.hook_token)
                 .arg(ts(job.updated_at));
         }
-        let reply: Vec<String> =
+        let (written, next): (Vec<String>, redis::Value) =
             self.redis().call("finish", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
-        Ok(reply.into_iter().map(|r| if r == "ok" { Written::Ok } else { Written::Stale }).collect())
+        Ok((written.into_iter().map(|r| if r == "ok" { Written::Ok } else { Written::Stale }).collect(), next))
     }
 
     /// Moves due retries to the stream, `batch` at a time; answers how many moved.

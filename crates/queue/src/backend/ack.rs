@@ -17,12 +17,13 @@ use crate::{
     attempt::{Delivery, Finished, Written},
 };
 
-/// One attempt's outcome for the writer; `done` fires once it is written (or given up on).
+/// One attempt's outcome for the writer; `done` fires once it is written (or given up on), true when its slot
+/// already runs an entry the same script read.
 pub(super) struct AckRequest {
     pub(super) delivery: Delivery,
     pub(super) job: Box<JobRecord>,
     pub(super) outcome: Outcome,
-    pub(super) done: oneshot::Sender<()>,
+    pub(super) done: oneshot::Sender<bool>,
 }
 
 /// Writes each attempt's outcome (ack + outcome + retry + publish in one script) and frees its slot.
@@ -46,17 +47,20 @@ impl Acknowledge<Finished> for StreamAck {
             match finished {
                 Ok(f) => {
                     let delivery = f.delivery.clone();
+                    let mut reused = false;
                     if let Some((job, outcome)) = f.write {
                         let (done, written) = oneshot::channel();
                         let request = AckRequest { delivery: f.delivery.clone(), job, outcome, done };
-                        match shared.acks.send(request) {
-                            Ok(()) => {
-                                let _ = written.await;
-                            }
-                            Err(mpsc::error::SendError(r)) => write_batch(&shared, vec![r]).await,
+                        if let Err(mpsc::error::SendError(r)) = shared.acks.send(request) {
+                            write_batch(&shared, vec![r]).await;
                         }
+                        reused = written.await.unwrap_or(false);
                     }
-                    shared.release_slot(&delivery);
+                    if reused {
+                        shared.retire(&delivery);
+                    } else {
+                        shared.release_slot(&delivery);
+                    }
                 }
                 Err(e) => {
                     // Left un-acked and no longer kept alive: taken over after the visibility timeout, and the
@@ -89,13 +93,21 @@ async fn write_batch(shared: &Shared, batch: Vec<AckRequest>) {
     let mut backoff = Duration::from_millis(50);
     let items: Vec<(&Delivery, &JobRecord, &Outcome)> =
         batch.iter().map(|r| (&r.delivery, r.job.as_ref(), &r.outcome)).collect();
+    // The slots this batch frees are filled in the same round trip, but for a quarter of them, which the fetcher
+    // gets: it also takes over the entries of consumers that died.
+    let read = if shared.is_stopping() { 0 } else { batch.len() - batch.len() / 4 };
+    let mut next = Vec::new();
     loop {
-        match shared.store.finish_attempts(&items).await {
-            Ok(written) => {
+        match shared.store.finish_attempts_reading(&items, &shared.config.consumer, read).await {
+            Ok((written, got, poison)) => {
                 for (r, w) in batch.iter().zip(written) {
                     if w == Written::Stale {
                         tracing::info!(job.id = %r.job.id, attempt = r.job.attempts, "attempt outcome not written: the job was taken over");
                     }
+                }
+                next = got;
+                if let Err(e) = shared.store.dead_letter(&poison).await {
+                    tracing::warn!(error = %e, count = poison.len(), "could not dead-letter entries; retried at takeover");
                 }
                 break;
             }
@@ -111,7 +123,8 @@ async fn write_batch(shared: &Shared, batch: Vec<AckRequest>) {
         }
     }
     drop(items);
-    for r in batch {
-        let _ = r.done.send(());
+    let reused = shared.hand_next(next).await;
+    for (i, r) in batch.into_iter().enumerate() {
+        let _ = r.done.send(i < reused);
     }
 }

@@ -9,7 +9,9 @@
 //!   live worker keeps them), and removes idle empty consumers.
 //! - The acknowledger (the backend's layer) hands each attempt's outcome to a writer that batches whatever is
 //!   queued into one run of the fenced finish script ([`JobStore::finish_attempts`]: outcome, ack, retry, publish),
-//!   then frees the slot. A handler error leaves the entry un-acked: it is taken over after the visibility timeout
+//!   then frees the slot. With one partition the same script reads the next entries for three quarters of the
+//!   slots it frees, which pass straight to them: one round trip less per job; the fetcher gets the other quarter,
+//!   so it keeps reading and taking over. A handler error leaves the entry un-acked: it is taken over after the visibility timeout
 //!   and its next start counts an attempt.
 //! - Closing stops the fetcher and gives fetched-but-unstarted entries back to the stream.
 //!
@@ -67,6 +69,9 @@ struct Shared {
     acks: mpsc::UnboundedSender<AckRequest>,
     /// Attempts waiting to be started by the batching starter.
     starts: mpsc::UnboundedSender<StartRequest>,
+    /// Where the writer hands the entries its finish script read for the slots it freed; gone once stopping, so
+    /// the worker's stream ends when the fetchers do.
+    next: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
 }
 
 impl Shared {
@@ -80,12 +85,50 @@ impl Shared {
         }
     }
 
+    /// `d` is done and its slot already runs another entry: no longer in flight, no slot freed.
+    fn retire(&self, d: &Delivery) {
+        self.in_flight().remove(&(d.partition, d.entry_id.clone()));
+    }
+
+    /// Hands entries read for slots being freed to the worker; answers how many slots they took (the rest are
+    /// freed). Once stopping, they go back to the stream instead.
+    async fn hand_next(&self, got: Vec<Delivery>) -> usize {
+        if got.is_empty() {
+            return 0;
+        }
+        let next = self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let Some(tx) = next else {
+            if let Err(e) = self.store.release(&got).await {
+                tracing::warn!(error = %e, count = got.len(), "could not give entries back; they will be taken over");
+            }
+            return 0;
+        };
+        {
+            let mut in_flight = self.in_flight();
+            for d in &got {
+                in_flight.insert((d.partition, d.entry_id.clone()));
+            }
+        }
+        let mut taken = 0;
+        for d in got {
+            match tx.send(d) {
+                Ok(()) => taken += 1,
+                // The worker's stream is gone: the entry stays pending and is taken over.
+                Err(mpsc::error::SendError(d)) => {
+                    self.in_flight().remove(&(d.partition, d.entry_id.clone()));
+                }
+            }
+        }
+        taken
+    }
+
     fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 
     fn request_stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         self.stop.notify_waiters();
     }
 
@@ -148,6 +191,7 @@ impl StreamBackend {
             stop: Notify::new(),
             acks,
             starts,
+            next: Mutex::new(Some(tx.clone())),
         });
         Self {
             shared,

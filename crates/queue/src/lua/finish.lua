@@ -7,16 +7,17 @@
 --   its tenant's pending and sessions sets, the session and hook hashes) are built from the partition's prefix:
 --   the same hash slot, and no per-job key strings to pass.
 -- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL (ms), 5 completion channel, 6 publish command (PUBLISH, or
---   SPUBLISH on a cluster), 7 the partition's key prefix "{tag}:", then 13 per attempt: entry id, attempt,
+--   SPUBLISH on a cluster), 7 the partition's key prefix "{tag}:", 8 the consumer reading next ('' = none), 9 how
+--   many new entries it reads for the slots this batch frees (0 = none), then 13 per attempt: entry id, attempt,
 --   outcome (succeeded|failed|retry|dead), job id, error JSON, response JSON, due (ns), due (ms), maybe_sent,
 --   session unique id, tenant, hook token, `updated_at` written by the attempt's start (ns)
 local group, now_ns, now_ms, ttl, channel, publish = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local prefix = ARGV[7]
+local prefix, consumer, read = ARGV[7], ARGV[8], tonumber(ARGV[9])
 local stream, scheduled, dead = KEYS[1], KEYS[2], KEYS[3]
 local results, acks = {}, {}
-local n = (#ARGV - 7) / 13
+local n = (#ARGV - 9) / 13
 for i = 0, n - 1 do
-  local a = 7 + i * 13
+  local a = 9 + i * 13
   local entry, attempt, outcome, id = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local err, resp, due_ns, due_ms, maybe = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
   local uid, tenant, token, started = ARGV[a + 10], ARGV[a + 11], ARGV[a + 12], ARGV[a + 13]
@@ -61,4 +62,9 @@ end
 if #acks > 0 then
   redis.call('XACK', stream, group, unpack(acks))
 end
-return results
+-- The next entries for the freed slots, in the same round trip (XREADGROUP's reply, or false).
+local next = false
+if read > 0 then
+  next = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', read, 'STREAMS', stream, '>')
+end
+return {results, next}

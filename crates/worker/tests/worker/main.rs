@@ -6,6 +6,7 @@ mod helpers;
 mod partitions;
 mod poison;
 mod reconcile;
+mod slots;
 mod webhooks;
 
 use std::time::Duration;
