@@ -156,6 +156,24 @@ fn parse_started(item: redis::Value) -> Result<Started, QueueError> {
     }
 }
 
+/// Parses an `XREADGROUP` reply (`[[stream, entries], ...]`, or nil when nothing was read) as [`parse_entries`]
+/// parses each stream's entries.
+pub(crate) fn parse_read(reply: &redis::Value, partition: usize) -> (Vec<Delivery>, Vec<Poison>) {
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    if let redis::Value::Array(streams) = reply {
+        for s in streams {
+            if let redis::Value::Array(parts) = s
+                && let Some(entries) = parts.get(1)
+            {
+                let (g, b) = parse_entries(entries, false, partition);
+                good.extend(g);
+                bad.extend(b);
+            }
+        }
+    }
+    (good, bad)
+}
+
 /// Parses `[[id, [field, value, ...]], ...]` into deliveries, and the entries without a valid `job` field into
 /// poison to dead-letter.
 pub(crate) fn parse_entries(v: &redis::Value, taken_over: bool, partition: usize) -> (Vec<Delivery>, Vec<Poison>) {

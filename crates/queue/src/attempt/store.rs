@@ -7,7 +7,7 @@ use wgate_types::{ErrorClass, JobError, JobRecord};
 
 use super::{
     DEAD_LETTER_CAP, Delivery, MAX_RECONCILE_PASSES, Outcome, Poison, Started, Written, consumer_fields, json,
-    parse_entries, parse_started,
+    parse_entries, parse_read, parse_started,
 };
 use crate::{JobStore, QueueError, keys::GROUP, record::ts, scripts};
 
@@ -124,12 +124,16 @@ impl JobStore {
                 }
             }
         }
-        if !poison.is_empty()
-            && let Err(e) = self.dead_letter(&poison).await
-        {
-            tracing::warn!(error = %e, "could not dead-letter entries; they will be taken over and tried again");
-        }
+        self.set_aside(&poison).await;
         Ok(started)
+    }
+
+    /// [`JobStore::dead_letter`], logging a failure: the entries are left pending, taken over after the
+    /// visibility timeout and set aside then.
+    pub(crate) async fn set_aside(&self, entries: &[Poison]) {
+        if let Err(e) = self.dead_letter(entries).await {
+            tracing::warn!(error = %e, count = entries.len(), "could not dead-letter entries; retried at takeover");
+        }
     }
 
     /// Acks `entries` and keeps them in the queue's dead-letter list (capped at [`DEAD_LETTER_CAP`], expiring with
@@ -229,23 +233,7 @@ impl JobStore {
             return Ok((self.finish_attempts(items).await?, Vec::new(), Vec::new()));
         }
         let (written, next) = self.finish_attempts_here(items, Some((consumer, count))).await?;
-        let (good, bad) = match &next {
-            redis::Value::Array(streams) => {
-                let mut good = Vec::new();
-                let mut bad = Vec::new();
-                for s in streams {
-                    if let redis::Value::Array(parts) = s
-                        && let Some(entries) = parts.get(1)
-                    {
-                        let (g, b) = parse_entries(entries, false, self.partition());
-                        good.extend(g);
-                        bad.extend(b);
-                    }
-                }
-                (good, bad)
-            }
-            _ => (Vec::new(), Vec::new()),
-        };
+        let (good, bad) = parse_read(&next, self.partition());
         Ok((written, good, bad))
     }
 

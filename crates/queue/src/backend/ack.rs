@@ -106,9 +106,7 @@ async fn write_batch(shared: &Shared, batch: Vec<AckRequest>) {
                     }
                 }
                 next = got;
-                if let Err(e) = shared.store.dead_letter(&poison).await {
-                    tracing::warn!(error = %e, count = poison.len(), "could not dead-letter entries; retried at takeover");
-                }
+                shared.store.set_aside(&poison).await;
                 break;
             }
             Err(e) if Instant::now() + backoff < deadline => {

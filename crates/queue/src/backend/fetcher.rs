@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, mpsc};
 use super::Shared;
 use crate::{
     JobStore, QueueError,
-    attempt::{Delivery, parse_entries},
+    attempt::{Delivery, parse_read},
     keys::GROUP,
     redis_conn::Conn,
 };
@@ -175,22 +175,9 @@ impl Fetcher {
             }
             Err(e) => return Err(e),
         };
-        let mut poison = Vec::new();
-        if let redis::Value::Array(streams) = reply {
-            for s in streams {
-                if let redis::Value::Array(parts) = s
-                    && let Some(entries) = parts.get(1)
-                {
-                    let (good, bad) = parse_entries(entries, false, store.partition());
-                    got.extend(good);
-                    poison.extend(bad);
-                }
-            }
-        }
-        // Left pending, they would be taken over (and set aside) after the visibility timeout.
-        if let Err(e) = store.dead_letter(&poison).await {
-            tracing::warn!(error = %e, count = poison.len(), "could not dead-letter entries; retried at takeover");
-        }
+        let (good, poison) = parse_read(&reply, store.partition());
+        got.extend(good);
+        store.set_aside(&poison).await;
         Ok(())
     }
 
