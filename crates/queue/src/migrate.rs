@@ -132,23 +132,9 @@ impl JobStore {
         let mut cursor = 0u64;
         let mut keys = Vec::new();
         loop {
-            let pattern = pattern.clone();
-            let (next, batch): (u64, Vec<String>) = self
-                .redis()
-                .call_again("SCAN", |mut c| {
-                    let pattern = pattern.clone();
-                    async move {
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(pattern)
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async(&mut c)
-                            .await
-                    }
-                })
-                .await?;
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
+            let (next, batch): (u64, Vec<String>) = self.redis().query_again("SCAN", &scan).await?;
             keys.extend(batch);
             if next == 0 {
                 return Ok(keys);
@@ -164,13 +150,7 @@ impl JobStore {
 
     /// One field of a record of the source (`None`: gone, or no such field).
     async fn field_of(&self, key: &str, field: &'static str) -> Result<Option<String>, QueueError> {
-        let key = key.to_owned();
-        self.redis()
-            .call_again("HGET", |mut c| {
-                let key = key.clone();
-                async move { redis::cmd("HGET").arg(key).arg(field).query_async(&mut c).await }
-            })
-            .await
+        self.redis().query_again("HGET", redis::cmd("HGET").arg(key).arg(field)).await
     }
 
     async fn move_key(
@@ -230,13 +210,7 @@ impl JobStore {
     }
 
     async fn pttl(&self, key: &str) -> Result<i64, QueueError> {
-        let key = key.to_owned();
-        self.redis()
-            .call_again("PTTL", |mut c| {
-                let key = key.clone();
-                async move { redis::cmd("PTTL").arg(key).query_async(&mut c).await }
-            })
-            .await
+        self.redis().query_again("PTTL", redis::cmd("PTTL").arg(key)).await
     }
 
     /// `DUMP` from the source, `RESTORE` here under `to` with the same time to live (answered: in ms, 0 for none).
@@ -248,14 +222,7 @@ impl JobStore {
         report: &mut MigrateReport,
     ) -> Result<Result<i64, String>, QueueError> {
         let ttl = source.pttl(key).await?;
-        let k = key.to_owned();
-        let dump: Option<Vec<u8>> = source
-            .redis()
-            .call_again("DUMP", |mut c| {
-                let k = k.clone();
-                async move { redis::cmd("DUMP").arg(k).query_async(&mut c).await }
-            })
-            .await?;
+        let dump: Option<Vec<u8>> = source.redis().query_again("DUMP", redis::cmd("DUMP").arg(key)).await?;
         let (Some(dump), true) = (dump, ttl != -2) else {
             return Ok(Err(format!("{key}: expired during the migration")));
         };
@@ -295,44 +262,24 @@ impl JobStore {
         q: Queue,
         report: &mut MigrateReport,
     ) -> Result<(), QueueError> {
-        let k = key.to_owned();
-        let groups: StreamInfoGroupsReply = source
-            .redis()
-            .call_again("XINFO GROUPS", |mut c| {
-                let k = k.clone();
-                async move { redis::cmd("XINFO").arg("GROUPS").arg(k).query_async(&mut c).await }
-            })
-            .await?;
+        let groups: StreamInfoGroupsReply =
+            source.redis().query_again("XINFO GROUPS", redis::cmd("XINFO").arg("GROUPS").arg(key)).await?;
         let last = groups.groups.iter().find(|g| g.name == GROUP).map(|g| stream_id(&g.last_delivered_id));
         let pending: StreamPendingCountReply = match last {
             None => StreamPendingCountReply::default(),
             Some(_) => {
                 source
                     .redis()
-                    .call_again("XPENDING", |mut c| {
-                        let k = k.clone();
-                        async move {
-                            redis::cmd("XPENDING")
-                                .arg(k)
-                                .arg(GROUP)
-                                .arg("-")
-                                .arg("+")
-                                .arg(1_000_000)
-                                .query_async(&mut c)
-                                .await
-                        }
-                    })
+                    .query_again(
+                        "XPENDING",
+                        redis::cmd("XPENDING").arg(key).arg(GROUP).arg("-").arg("+").arg(1_000_000),
+                    )
                     .await?
             }
         };
         let pending: HashSet<String> = pending.ids.into_iter().map(|p| p.id).collect();
-        let entries: StreamRangeReply = source
-            .redis()
-            .call_again("XRANGE", |mut c| {
-                let k = k.clone();
-                async move { redis::cmd("XRANGE").arg(k).arg("-").arg("+").query_async(&mut c).await }
-            })
-            .await?;
+        let entries: StreamRangeReply =
+            source.redis().query_again("XRANGE", redis::cmd("XRANGE").arg(key).arg("-").arg("+")).await?;
         let mut grouped = HashSet::new();
         for entry in entries.ids {
             let delivered = last.is_some_and(|l| stream_id(&entry.id).cmp(&l) != Ordering::Greater);
@@ -375,13 +322,9 @@ impl JobStore {
         dead: bool,
         report: &mut MigrateReport,
     ) -> Result<(), QueueError> {
-        let k = key.to_owned();
         let members: Vec<(String, f64)> = source
             .redis()
-            .call_again("ZRANGE", |mut c| {
-                let k = k.clone();
-                async move { redis::cmd("ZRANGE").arg(k).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut c).await }
-            })
+            .query_again("ZRANGE", redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES"))
             .await?;
         for (id, score) in members {
             let Some(tenant) = source.member_tenant(old, q, &id).await? else {

@@ -330,6 +330,15 @@ impl Redis {
         r
     }
 
+    /// [`Redis::call_again`] for one command built beforehand.
+    pub(crate) async fn query_again<T: redis::FromRedisValue>(
+        &self,
+        what: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, QueueError> {
+        self.call_again(what, |mut c| async move { cmd.query_async(&mut c).await }).await
+    }
+
     /// Like [`Redis::call`] for calls that are safe to repeat (reads): the first call after Redis restarted
     /// fails on the dead connection, so it is tried once more on the new one, within the same time bound.
     pub(crate) async fn call_again<T, F, Fut>(&self, what: &'static str, f: F) -> Result<T, QueueError>

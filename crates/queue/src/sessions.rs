@@ -5,7 +5,7 @@
 
 use std::sync::LazyLock;
 
-use redis::{AsyncCommands, Script};
+use redis::Script;
 use wgate_types::{CallbackUrl, TenantId};
 
 use crate::{JobStore, QueueError};
@@ -25,13 +25,8 @@ impl JobStore {
     /// see a stable order whatever Redis's set order is.
     pub async fn tenant_sessions(&self, tenant: &TenantId) -> Result<Vec<String>, QueueError> {
         let key = self.layout().tenant(tenant).tenant_sessions(tenant);
-        let mut ids: Vec<String> = self
-            .redis()
-            .call_again("SMEMBERS tenant sessions", |mut c| {
-                let key = key.clone();
-                async move { c.smembers(key).await }
-            })
-            .await?;
+        let mut ids: Vec<String> =
+            self.redis().query_again("SMEMBERS tenant sessions", redis::cmd("SMEMBERS").arg(&key)).await?;
         ids.sort_unstable();
         Ok(ids)
     }

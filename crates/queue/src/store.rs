@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use redis::{AsyncCommands, Value};
+use redis::Value;
 use time::OffsetDateTime;
 use wgate_types::{CallbackUrl, IdempotencyKey, JobId, JobRecord, JobStatus, TenantId};
 
@@ -245,7 +245,7 @@ impl JobStore {
     }
 
     pub async fn ping(&self) -> Result<(), QueueError> {
-        self.redis.call_again("PING", |mut c| async move { redis::cmd("PING").query_async::<()>(&mut c).await }).await
+        self.redis.query_again("PING", &redis::cmd("PING")).await
     }
 
     /// Stores and queues `job` atomically, with the idempotency and quota checks in the same script.
@@ -378,13 +378,7 @@ impl JobStore {
             return Ok(None);
         }
         let alias = layout.base().token_partition(token);
-        let p: Option<usize> = self
-            .redis
-            .call_again("token partition", |mut c| {
-                let alias = alias.clone();
-                async move { c.get(alias).await }
-            })
-            .await?;
+        let p: Option<usize> = self.redis.query_again("token partition", redis::cmd("GET").arg(&alias)).await?;
         match p {
             Some(p) if p != own && p < layout.count() => self.read_record(what, key(layout.part(p))).await,
             _ => Ok(None),
@@ -394,13 +388,7 @@ impl JobStore {
     /// One record hash (`HGETALL`), retried once on a dropped connection; `None` when the key does not exist.
     /// `what` names the record in the error a malformed one gives.
     pub(crate) async fn read_record(&self, what: &'static str, key: String) -> Result<Option<RecordHash>, QueueError> {
-        let fields: HashMap<String, String> = self
-            .redis
-            .call_again(what, |mut c| {
-                let key = key.clone();
-                async move { c.hgetall(key).await }
-            })
-            .await?;
+        let fields: HashMap<String, String> = self.redis.query_again(what, redis::cmd("HGETALL").arg(&key)).await?;
         Ok((!fields.is_empty()).then_some(RecordHash { what, fields }))
     }
 
@@ -478,12 +466,7 @@ impl JobStore {
     /// The tenant's unfinished jobs (its pending set, which the session quota counts).
     pub async fn unfinished_jobs(&self, tenant: &TenantId) -> Result<u64, QueueError> {
         let key = self.layout.tenant(tenant).tenant_pending(tenant);
-        self.redis
-            .call_again("SCARD pending", |mut c| {
-                let key = key.clone();
-                async move { c.scard(key).await }
-            })
-            .await
+        self.redis.query_again("SCARD pending", redis::cmd("SCARD").arg(&key)).await
     }
 
     /// The relay target of a hook token; `None` for an unknown (or malformed) token.

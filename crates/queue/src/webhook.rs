@@ -414,13 +414,8 @@ impl JobStore {
     pub async fn delivery(&self, id: JobId) -> Result<Option<DeliveryRecord>, QueueError> {
         for keys in self.layout().all() {
             let key = keys.delivery(id);
-            let map: HashMap<String, String> = self
-                .redis()
-                .call_again("HGETALL delivery", |mut c| {
-                    let key = key.clone();
-                    async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await }
-                })
-                .await?;
+            let map: HashMap<String, String> =
+                self.redis().query_again("HGETALL delivery", redis::cmd("HGETALL").arg(&key)).await?;
             if let Some(found) = DeliveryRecord::from_map(&map)? {
                 return Ok(Some(found));
             }
@@ -475,13 +470,7 @@ impl JobStore {
             }
         };
         if filter.is_empty() {
-            let total: usize = self
-                .redis()
-                .call_again("ZCARD deliveries", |mut c| {
-                    let key = key.clone();
-                    async move { redis::cmd("ZCARD").arg(key).query_async(&mut c).await }
-                })
-                .await?;
+            let total: usize = self.redis().query_again("ZCARD deliveries", redis::cmd("ZCARD").arg(&key)).await?;
             if take == 0 || skip >= total {
                 return Ok(DeliveryPage { items: Vec::new(), total });
             }

@@ -182,13 +182,8 @@ impl JobStore {
         }
         let key = self.keys().queue_dead_letters(self.queue());
         let stop = i64::try_from(count).unwrap_or(i64::MAX) - 1;
-        let raw: Vec<String> = self
-            .redis()
-            .call_again("LRANGE dead letters", |mut c| {
-                let key = key.clone();
-                async move { redis::cmd("LRANGE").arg(key).arg(0).arg(stop).query_async(&mut c).await }
-            })
-            .await?;
+        let raw: Vec<String> =
+            self.redis().query_again("LRANGE dead letters", redis::cmd("LRANGE").arg(key).arg(0).arg(stop)).await?;
         raw.iter()
             .map(|s| serde_json::from_str(s).map_err(|e| QueueError::Corrupt(format!("dead letter: {e}"))))
             .collect()
