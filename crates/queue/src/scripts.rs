@@ -11,11 +11,18 @@ macro_rules! with_gcra {
     };
 }
 
+/// The scripts that start attempts share one function for it.
+macro_rules! with_start_one {
+    ($file:literal) => {
+        concat!(include_str!("lua/start_one.lua"), include_str!($file))
+    };
+}
+
 pub(crate) static ENQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(with_gcra!("lua/enqueue.lua")));
 pub(crate) static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/replay.lua")));
 pub(crate) static COUNTS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/counts.lua")));
-pub(crate) static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/start.lua")));
-pub(crate) static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish.lua")));
+pub(crate) static START: LazyLock<Script> = LazyLock::new(|| Script::new(with_start_one!("lua/start.lua")));
+pub(crate) static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(with_start_one!("lua/finish.lua")));
 pub(crate) static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));
 pub(crate) static REFRESH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/refresh.lua")));
 pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));

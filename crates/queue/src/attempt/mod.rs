@@ -1,6 +1,8 @@
 //! The worker's side of the job store: starting and finishing attempts, the scripts the backend runs in the
 //! background (promotion of due retries, takeover, refresh, release).
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use store::per_partition;
 
@@ -136,8 +138,52 @@ fn consumer_fields(v: &redis::Value) -> Vec<(String, String)> {
 
 fn parse_started(item: redis::Value) -> Result<Started, QueueError> {
     let (tag, rest) = tagged(item)?;
+    started_of(&tag, &rest)
+}
+
+/// An attempt the finish script started as it read the entry (`finish.lua`): the handler's start takes it instead
+/// of paying a round trip of its own, and an entry given back to the stream unstarted is unstarted first.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Begun {
+    pub(crate) started: Started,
+    /// What the start changed, as it was before (`start_one.lua`'s order: status, attempts, updated_at,
+    /// next_attempt_at, reconciles; '' = absent); empty after a skip or a dead end, which leave nothing to undo.
+    pub(crate) prior: Vec<String>,
+}
+
+impl Begun {
+    /// The arguments of `release.lua` that unstart it: the attempt and `updated_at` the start wrote, then the
+    /// earlier values (all '' when there is nothing to undo).
+    pub(crate) fn undo_args(&self) -> Vec<String> {
+        match &self.started {
+            Started::Run { record, .. } | Started::Reconcile(record) if self.prior.len() == 5 => {
+                let mut args = vec![record.attempts.to_string(), record::ts(record.updated_at)];
+                args.extend(self.prior.iter().cloned());
+                args
+            }
+            _ => vec![String::new(); 7],
+        }
+    }
+}
+
+/// Parses the starts a finish script answered (entry id, start reply, ...) by entry id.
+pub(crate) fn parse_begun(v: redis::Value) -> Result<std::collections::HashMap<String, Begun>, QueueError> {
+    let redis::Value::Array(items) = v else { return Ok(std::collections::HashMap::new()) };
+    let mut begun = std::collections::HashMap::with_capacity(items.len() / 2);
+    let mut items = items.into_iter();
+    while let (Some(entry), Some(reply)) = (items.next(), items.next()) {
+        let entry =
+            crate::store::text(&entry).ok_or_else(|| QueueError::Corrupt("a start without its entry".into()))?;
+        let (tag, rest) = tagged(reply)?;
+        let prior = rest.get(1).map(to_strings).transpose()?.unwrap_or_default();
+        begun.insert(entry, Begun { started: started_of(&tag, &rest)?, prior });
+    }
+    Ok(begun)
+}
+
+fn started_of(tag: &str, rest: &[redis::Value]) -> Result<Started, QueueError> {
     let flat = rest.first().map(to_strings).transpose()?.unwrap_or_default();
-    match tag.as_str() {
+    match tag {
         "skip" => Ok(Started::Skip),
         "dead" => {
             let rec = record::from_flat(flat)?.ok_or_else(|| QueueError::Corrupt("dead job vanished".into()))?;

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use wgate_types::{ErrorClass, JobError, JobRecord};
 
 use super::{
-    DEAD_LETTER_CAP, Delivery, MAX_RECONCILE_PASSES, Outcome, Poison, Started, Written, consumer_fields, json,
-    parse_entries, parse_read, parse_started,
+    Begun, DEAD_LETTER_CAP, Delivery, MAX_RECONCILE_PASSES, Outcome, Poison, Started, Written, consumer_fields, json,
+    parse_begun, parse_entries, parse_read, parse_started,
 };
 use crate::{JobStore, QueueError, keys::GROUP, record::ts, scripts};
 
@@ -72,18 +72,7 @@ impl JobStore {
     async fn start_attempts_here(&self, deliveries: &[Delivery]) -> Result<Vec<Started>, QueueError> {
         let keys = self.keys();
         let now = OffsetDateTime::now_utc();
-        let lost = JobError {
-            name: "WorkerLost".into(),
-            message: "the worker running the last attempt stopped before finishing it, and no attempt is left".into(),
-            class: ErrorClass::Unavailable,
-        };
-        let unreconciled = JobError {
-            name: "Unreconciled".into(),
-            message: "an attempt may have created the session upstream, and WhatsGate could not be reached to look \
-                      for it; a replay looks for it again before creating"
-                .into(),
-            class: ErrorClass::Unavailable,
-        };
+        let (lost, unreconciled) = start_errors();
         let (stream, dead) = (self.stream_key(), keys.dead());
         let mut inv = scripts::START.prepare_invoke();
         inv.arg(GROUP)
@@ -92,9 +81,9 @@ impl JobStore {
             .arg(self.ttl_ms())
             .arg(keys.done_channel())
             .arg(keys.prefix())
-            .arg(json(&lost))
+            .arg(lost)
             .arg(MAX_RECONCILE_PASSES)
-            .arg(json(&unreconciled))
+            .arg(unreconciled)
             .arg(self.publish_command());
         for d in deliveries {
             inv.key(keys.job(d.job_id)).key(&stream).key(&dead);
@@ -223,12 +212,20 @@ impl JobStore {
         items: &[(&Delivery, &JobRecord, &Outcome)],
         consumer: &str,
         count: usize,
-    ) -> Result<(Vec<Written>, Vec<Delivery>, Vec<Poison>), QueueError> {
+    ) -> Result<(Vec<Written>, Vec<(Delivery, Option<Begun>)>, Vec<Poison>), QueueError> {
         if self.layout().count() != 1 || count == 0 {
             return Ok((self.finish_attempts(items).await?, Vec::new(), Vec::new()));
         }
-        let (written, next) = self.finish_attempts_here(items, Some((consumer, count))).await?;
+        let (written, next, begun) = self.finish_attempts_here(items, Some((consumer, count))).await?;
         let (good, bad) = parse_read(&next, self.partition());
+        let mut begun = parse_begun(begun)?;
+        let good = good
+            .into_iter()
+            .map(|d| {
+                let b = begun.remove(&d.entry_id);
+                (d, b)
+            })
+            .collect();
         Ok((written, good, bad))
     }
 
@@ -236,7 +233,7 @@ impl JobStore {
         &self,
         items: &[(&Delivery, &JobRecord, &Outcome)],
         read: Option<(&str, usize)>,
-    ) -> Result<(Vec<Written>, redis::Value), QueueError> {
+    ) -> Result<(Vec<Written>, redis::Value, redis::Value), QueueError> {
         let keys = self.keys();
         let now = OffsetDateTime::now_utc();
         let stream = self.stream_key();
@@ -252,6 +249,8 @@ impl JobStore {
             .arg(keys.prefix())
             .arg(read.map_or("", |(consumer, _)| consumer))
             .arg(read.map_or(0, |(_, count)| count));
+        let (lost, unreconciled) = start_errors();
+        inv.arg(lost).arg(MAX_RECONCILE_PASSES).arg(unreconciled);
         for (d, job, outcome) in items {
             let (kind, error, response, due, maybe_sent, unique_id) = match outcome {
                 Outcome::Succeeded { response, unique_id } => {
@@ -277,9 +276,9 @@ impl JobStore {
                 .arg(&job.hook_token)
                 .arg(ts(job.updated_at));
         }
-        let (written, next): (Vec<String>, redis::Value) =
+        let (written, next, begun): (Vec<String>, redis::Value, redis::Value) =
             self.redis().call("finish", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
-        Ok((written.into_iter().map(|r| if r == "ok" { Written::Ok } else { Written::Stale }).collect(), next))
+        Ok((written.into_iter().map(|r| if r == "ok" { Written::Ok } else { Written::Stale }).collect(), next, begun))
     }
 
     /// Moves due retries to the stream, `batch` at a time; answers how many moved.
@@ -361,25 +360,30 @@ impl JobStore {
         self.redis().call("refresh", |mut c| async move { inv.invoke_async(&mut c).await }).await
     }
 
-    /// Puts entries that were fetched but never started back on the queue (one script run per partition).
-    pub async fn release(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
+    /// Puts entries that were fetched but never run back on the queue (one script run per partition), unstarting
+    /// those whose attempt the finish script started as it read them.
+    pub(crate) async fn release(&self, entries: &[(Delivery, Option<Begun>)]) -> Result<(), QueueError> {
         per_partition(
-            deliveries,
-            |d| d.partition,
+            entries,
+            |(d, _)| d.partition,
             |p, group| async move { self.for_partition(p).release_here(&group).await.map(|()| vec![(); group.len()]) },
         )
         .await
         .map(drop)
     }
 
-    async fn release_here(&self, deliveries: &[Delivery]) -> Result<(), QueueError> {
-        if deliveries.is_empty() {
+    async fn release_here(&self, entries: &[(Delivery, Option<Begun>)]) -> Result<(), QueueError> {
+        if entries.is_empty() {
             return Ok(());
         }
         let mut inv = scripts::RELEASE.prepare_invoke();
-        inv.key(self.stream_key()).arg(GROUP);
-        for d in deliveries {
+        inv.key(self.stream_key()).arg(GROUP).arg(self.keys().prefix());
+        for (d, begun) in entries {
             inv.arg(&d.entry_id).arg(d.job_id.to_string());
+            match begun {
+                Some(b) => inv.arg(b.undo_args()),
+                None => inv.arg(vec![""; 7]),
+            };
         }
         self.redis().call("release", |mut c| async move { inv.invoke_async::<()>(&mut c).await }).await
     }
@@ -465,4 +469,25 @@ where
         }
     }
     out.into_iter().map(|r| r.ok_or_else(|| QueueError::Corrupt("a result is missing".into()))).collect()
+}
+
+/// The errors a job out of attempts ends with (the start scripts' arguments, as JSON): its last attempt never
+/// finished, or its reconcile-only passes could not reach upstream.
+fn start_errors() -> &'static (String, String) {
+    static ERRORS: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|| {
+        let lost = JobError {
+            name: "WorkerLost".into(),
+            message: "the worker running the last attempt stopped before finishing it, and no attempt is left".into(),
+            class: ErrorClass::Unavailable,
+        };
+        let unreconciled = JobError {
+            name: "Unreconciled".into(),
+            message: "an attempt may have created the session upstream, and WhatsGate could not be reached to look \
+                  for it; a replay looks for it again before creating"
+                .into(),
+            class: ErrorClass::Unavailable,
+        };
+        (json(&lost), json(&unreconciled))
+    });
+    &ERRORS
 }

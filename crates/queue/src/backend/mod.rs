@@ -10,10 +10,10 @@
 //! - The acknowledger (the backend's layer) hands each attempt's outcome to a writer that batches whatever is
 //!   queued into one run of the fenced finish script ([`JobStore::finish_attempts`]: outcome, ack, retry, publish),
 //!   then frees the slot. With one partition the same script reads the next entries for three quarters of the
-//!   slots it frees, which pass straight to them: one round trip less per job; the fetcher gets the other quarter,
-//!   so it keeps reading and taking over. A handler error leaves the entry un-acked: it is taken over after the visibility timeout
+//!   slots it frees and starts their attempts, and they pass straight to those slots: a job read so costs one round
+//!   trip (its finish) instead of three; the fetcher gets the other quarter, so it keeps reading and taking over. A handler error leaves the entry un-acked: it is taken over after the visibility timeout
 //!   and its next start counts an attempt.
-//! - Closing stops the fetcher and gives fetched-but-unstarted entries back to the stream.
+//! - Closing stops the fetcher and gives fetched-but-unrun entries back to the stream, unstarted.
 //!
 //! A Redis outage never fails the worker: every background loop logs and retries with a capped backoff.
 
@@ -25,7 +25,7 @@ mod janitor;
 mod start;
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -55,7 +55,10 @@ use self::{
     janitor::janitor_loop,
     start::{StartRequest, start_loop},
 };
-use crate::{JobStore, QueueError, attempt::Delivery};
+use crate::{
+    JobStore, QueueError,
+    attempt::{Begun, Delivery},
+};
 
 struct Shared {
     store: JobStore,
@@ -72,6 +75,9 @@ struct Shared {
     /// Where the writer hands the entries its finish script read for the slots it freed; gone once stopping, so
     /// the worker's stream ends when the fetchers do.
     next: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
+    /// The attempts the finish script started as it read their entries, by (partition, entry id), until the
+    /// handler's start takes them.
+    begun: Mutex<HashMap<(usize, String), Begun>>,
 }
 
 impl Shared {
@@ -79,7 +85,17 @@ impl Shared {
         self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn begun(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, String), Begun>> {
+        self.begun.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The attempt already started for `d`, once.
+    fn take_begun(&self, d: &Delivery) -> Option<Begun> {
+        self.begun().remove(&(d.partition, d.entry_id.clone()))
+    }
+
     fn release_slot(&self, d: &Delivery) {
+        self.take_begun(d);
         if self.in_flight().remove(&(d.partition, d.entry_id.clone())) {
             self.slots.add_permits(1);
         }
@@ -87,12 +103,13 @@ impl Shared {
 
     /// `d` is done and its slot already runs another entry: no longer in flight, no slot freed.
     fn retire(&self, d: &Delivery) {
+        self.take_begun(d);
         self.in_flight().remove(&(d.partition, d.entry_id.clone()));
     }
 
-    /// Hands entries read for slots being freed to the worker; answers how many slots they took (the rest are
-    /// freed). Once stopping, they go back to the stream instead.
-    async fn hand_next(&self, got: Vec<Delivery>) -> usize {
+    /// Hands entries read for slots being freed to the worker, with the attempts the read started; answers how many
+    /// slots they took (the rest are freed). Once stopping, they go back to the stream instead, unstarted.
+    async fn hand_next(&self, got: Vec<(Delivery, Option<Begun>)>) -> usize {
         if got.is_empty() {
             return 0;
         }
@@ -105,16 +122,21 @@ impl Shared {
         };
         {
             let mut in_flight = self.in_flight();
-            for d in &got {
+            let mut begun = self.begun();
+            for (d, b) in &got {
                 in_flight.insert((d.partition, d.entry_id.clone()));
+                if let Some(b) = b {
+                    begun.insert((d.partition, d.entry_id.clone()), b.clone());
+                }
             }
         }
         let mut taken = 0;
-        for d in got {
+        for (d, _) in got {
             match tx.send(d) {
                 Ok(()) => taken += 1,
                 // The worker's stream is gone: the entry stays pending and is taken over.
                 Err(mpsc::error::SendError(d)) => {
+                    self.take_begun(&d);
                     self.in_flight().remove(&(d.partition, d.entry_id.clone()));
                 }
             }
@@ -192,6 +214,7 @@ impl StreamBackend {
             acks,
             starts,
             next: Mutex::new(Some(tx.clone())),
+            begun: Mutex::new(HashMap::new()),
         });
         Self {
             shared,
@@ -213,7 +236,7 @@ impl StreamBackend {
 
     /// The handle the job handler starts its attempts through.
     pub fn starter(&self) -> Starter {
-        Starter { tx: self.shared.starts.clone(), store: self.shared.store.clone() }
+        Starter { tx: self.shared.starts.clone(), shared: self.shared.clone() }
     }
 
     fn start(&mut self) {
@@ -277,14 +300,15 @@ impl Backend for StreamBackend {
                     }
                     let mut unstarted = Vec::new();
                     while let Ok(d) = rx.try_recv() {
-                        unstarted.push(d);
+                        let begun = shared.take_begun(&d);
+                        unstarted.push((d, begun));
                     }
                     if !unstarted.is_empty() {
                         match shared.store.release(&unstarted).await {
                             Ok(()) => tracing::info!(count = unstarted.len(), "gave unstarted jobs back to the queue"),
                             Err(e) => tracing::warn!(error = %e, "could not give unstarted jobs back; they will be taken over"),
                         }
-                        for d in &unstarted {
+                        for (d, _) in &unstarted {
                             shared.release_slot(d);
                         }
                     }

@@ -19,19 +19,23 @@ pub(super) struct StartRequest {
 #[derive(Clone)]
 pub struct Starter {
     pub(super) tx: mpsc::UnboundedSender<StartRequest>,
-    pub(super) store: JobStore,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl Starter {
-    /// [`JobStore::start_attempt`], batched with the other attempts starting now.
+    /// [`JobStore::start_attempt`], batched with the other attempts starting now; or, for an entry the finish
+    /// script read and started already, that start (no round trip).
     pub async fn start(&self, d: &Delivery) -> Result<Started, QueueError> {
+        if let Some(b) = self.shared.take_begun(d) {
+            return Ok(b.started);
+        }
         let (reply, answer) = oneshot::channel();
         if self.tx.send(StartRequest { delivery: d.clone(), reply }).is_ok()
             && let Ok(r) = answer.await
         {
             return r;
         }
-        self.store.start_attempt(d).await
+        self.shared.store.start_attempt(d).await
     }
 }
 

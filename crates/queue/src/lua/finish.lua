@@ -1,70 +1,100 @@
--- Finish attempts atomically, a batch at a time: per attempt, the outcome into the record, retry scheduling or
--- terminal bookkeeping, ack of the stream entry (one XACK for the batch, whose attempts share one partition;
--- trim.lua removes acked entries), publish of the completion. Each is fenced by its attempt number and the
+-- (after start_one.lua) Finish attempts atomically, a batch at a time: per attempt, the outcome into the record,
+-- retry scheduling or terminal bookkeeping, ack of the stream entry (one XACK for the batch, whose attempts share one
+-- partition; trim.lua removes acked entries), publish of the completion. Each is fenced by its attempt number and the
 -- `updated_at` its start wrote: an attempt (or reconcile-only pass, which keeps the attempt number) that was taken
--- over by another worker, or already finished, writes nothing ('stale').
+-- over by another worker, or already finished, writes nothing ('stale'). Then, when asked, it reads new entries for
+-- the slots the batch frees and starts their attempts (start_one), so a job's next attempt costs no round trip of
+-- its own.
 -- KEYS: 1 the partition's stream, 2 its scheduled set, 3 its dead set. The keys of each attempt's job (its hash,
 --   its tenant's pending and sessions sets, the session and hook hashes) are built from the partition's prefix:
 --   the same hash slot, and no per-job key strings to pass.
 -- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL (ms), 5 completion channel, 6 publish command (PUBLISH, or
 --   SPUBLISH on a cluster), 7 the partition's key prefix "{tag}:", 8 the consumer reading next ('' = none), 9 how
---   many new entries it reads for the slots this batch frees (0 = none), then 13 per attempt: entry id, attempt,
---   outcome (succeeded|failed|retry|dead), job id, error JSON, response JSON, due (ns), due (ms), maybe_sent,
---   session unique id, tenant, hook token, `updated_at` written by the attempt's start (ns)
+--   many new entries it reads for the slots this batch frees (0 = none), 10-12 start.lua's ARGV 7-9 (the errors of
+--   jobs out of attempts, the reconcile-only passes allowed), then 13 per attempt: entry id, attempt, outcome
+--   (succeeded|failed|retry|dead), job id, error JSON, response JSON, due (ns), due (ms), maybe_sent, session unique
+--   id, tenant, hook token, `updated_at` written by the attempt's start (ns)
+-- Answers {per attempt 'ok' or 'stale', XREADGROUP's reply (or false), the starts: entry id, start_one's reply with
+--   what it changed appended, ... (an entry whose job field is not a job id is left unstarted, for the worker to set
+--   aside)}.
 local group, now_ns, now_ms, ttl, channel, publish = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local prefix, consumer, read = ARGV[7], ARGV[8], tonumber(ARGV[9])
+local c = start_constants(group, now_ns, now_ms, ttl, channel, prefix, ARGV[10], ARGV[11], ARGV[12], publish)
 local stream, scheduled, dead = KEYS[1], KEYS[2], KEYS[3]
 local results, acks = {}, {}
-local n = (#ARGV - 9) / 13
+-- Per tenant: the ids leaving its pending set and the sessions joining its sessions set, one SREM and one SADD for
+-- the batch.
+local done, sessions = {}, {}
+local n = (#ARGV - 12) / 13
 for i = 0, n - 1 do
-  local a = 9 + i * 13
+  local a = 12 + i * 13
   local entry, attempt, outcome, id = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local err, resp, due_ns, due_ms, maybe = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
   local uid, tenant, token, started = ARGV[a + 10], ARGV[a + 11], ARGV[a + 12], ARGV[a + 13]
   local job = prefix .. 'job:' .. id
-  local pending, sessions = prefix .. 'tenant:' .. tenant .. ':pending', prefix .. 'tenant:' .. tenant .. ':sessions'
-  local hook = prefix .. 'hook:' .. token
-  local cur = redis.call('HMGET', job, 'attempts', 'status', 'updated_at', 'next_attempt_at', 'maybe_sent', 'error')
+  local cur = call('HMGET', job, 'attempts', 'status', 'updated_at', 'next_attempt_at', 'maybe_sent', 'error')
   if cur[1] ~= attempt or cur[2] ~= 'running' or cur[3] ~= started then
     results[i + 1] = 'stale'
   else
     if outcome == 'retry' then
-      redis.call('HSET', job, 'status', 'retrying', 'updated_at', now_ns, 'error', err,
+      call('HSET', job, 'status', 'retrying', 'updated_at', now_ns, 'error', err,
         'next_attempt_at', due_ns, 'maybe_sent', maybe)
-      redis.call('ZADD', scheduled, due_ms, id)
+      call('ZADD', scheduled, due_ms, id)
     else
       if outcome == 'succeeded' then
         if cur[4] or cur[5] or cur[6] then
-          redis.call('HDEL', job, 'next_attempt_at', 'maybe_sent', 'error')
+          call('HDEL', job, 'next_attempt_at', 'maybe_sent', 'error')
         end
-        redis.call('HSET', job, 'status', 'succeeded', 'updated_at', now_ns, 'response', resp)
-        redis.call('HSET', prefix .. 'session:' .. uid, 'tenant', tenant, 'job', id, 'hook_token', token)
-        redis.call('SADD', sessions, uid)
+        call('HSET', job, 'status', 'succeeded', 'updated_at', now_ns, 'response', resp)
+        call('HSET', prefix .. 'session:' .. uid, 'tenant', tenant, 'job', id, 'hook_token', token)
+        local mine = sessions[tenant]
+        if mine then mine[#mine + 1] = uid else sessions[tenant] = {uid} end
       else
         if cur[4] or cur[5] then
-          redis.call('HDEL', job, 'next_attempt_at', 'maybe_sent')
+          call('HDEL', job, 'next_attempt_at', 'maybe_sent')
         end
-        redis.call('HSET', job, 'status', outcome, 'updated_at', now_ns, 'error', err)
-        redis.call('PEXPIRE', hook, ttl)
+        call('HSET', job, 'status', outcome, 'updated_at', now_ns, 'error', err)
+        call('PEXPIRE', prefix .. 'hook:' .. token, ttl)
         if outcome == 'dead' then
-          redis.call('ZADD', dead, now_ms, id)
+          call('ZADD', dead, now_ms, id)
         end
       end
-      redis.call('PEXPIRE', job, ttl)
-      redis.call('SREM', pending, id)
-      redis.call(publish, channel, id)
+      call('PEXPIRE', job, ttl)
+      local mine = done[tenant]
+      if mine then mine[#mine + 1] = id else done[tenant] = {id} end
+      call(publish, channel, id)
     end
     table.insert(acks, entry)
     results[i + 1] = 'ok'
   end
 end
+for tenant, ids in pairs(done) do
+  call('SREM', prefix .. 'tenant:' .. tenant .. ':pending', unpack(ids))
+end
+for tenant, uids in pairs(sessions) do
+  call('SADD', prefix .. 'tenant:' .. tenant .. ':sessions', unpack(uids))
+end
 -- One XACK for the whole batch.
 if #acks > 0 then
-  redis.call('XACK', stream, group, unpack(acks))
+  call('XACK', stream, group, unpack(acks))
 end
--- The next entries for the freed slots, in the same round trip (XREADGROUP's reply, or false).
-local next = false
+-- The next entries for the freed slots, in the same round trip (XREADGROUP's reply, or false), started.
+local next, begun = false, {}
 if read > 0 then
-  next = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', read, 'STREAMS', stream, '>')
+  next = call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', read, 'STREAMS', stream, '>')
+  if next then
+    for _, e in ipairs(next[1][2]) do
+      local fields, id = e[2], nil
+      for f = 1, #fields, 2 do
+        if fields[f] == 'job' then id = fields[f + 1] end
+      end
+      -- A job id (a ULID in canonical form) or left to the worker.
+      if id and #id == 26 and not string.find(id, '[^0-9A-HJKMNP-TV-Z]') and string.byte(id) <= 55 then
+        local reply, prior = start_one(c, prefix .. 'job:' .. id, stream, dead, e[1], '0', id)
+        if prior then reply[3] = prior end
+        begun[#begun + 1], begun[#begun + 2] = e[1], reply
+      end
+    end
+  end
 end
-return {results, next}
+return {results, next, begun}
