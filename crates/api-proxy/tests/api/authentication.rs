@@ -159,6 +159,54 @@ async fn alg_none_and_hs256_signed_with_the_rsa_public_key_are_refused() {
     assert_invalid_token(&app, &hs256(&rsa_pub, &c)).await;
 }
 
+/// Every public-key algorithm verifies with its own key, whether the key was parsed once (PEM files, EC and Ed25519
+/// keys) or is held as an RSA JWK's modulus and exponent; a token whose claims or signature were changed is refused.
+#[tokio::test]
+async fn each_public_key_algorithm_verifies_its_tokens_and_refuses_changed_ones() {
+    use wgate_api_proxy::auth::{AuthConfig, AuthError, Verifier};
+    wgate_service::init_crypto();
+    let mut rsa_jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&rsa_private_key(), Algorithm::RS256).unwrap();
+    rsa_jwk.common.key_id = Some("rsa-jwk".into());
+    let keys = Arc::new(Mutex::new(json!({"keys": [rsa_jwk]})));
+    let url = jwks_server(keys, Arc::new(AtomicUsize::new(0))).await;
+    let mut settings = wgate_api_proxy::ApiSettings::on_loopback("redis://127.0.0.1:1", "unused", SECRET);
+    settings.jwt_public_keys = Some(pem_keys());
+    settings.jwt_jwks_url = Some(url);
+    let verifier = Verifier::new(&AuthConfig::from_settings(&settings)).unwrap();
+    verifier.warm_up().await;
+
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let cases = [
+        (Algorithm::RS256, "rsa"),
+        (Algorithm::RS512, "rsa"),
+        (Algorithm::PS256, "rsa"),
+        (Algorithm::ES256, "ec"),
+        (Algorithm::EdDSA, "ed"),
+        (Algorithm::RS256, "rsa-jwk"),
+    ];
+    for (alg, kid) in cases {
+        let good = signed(alg, Some(kid), &claims("acme", json!({})));
+        let verified = verifier.verify(&good).await.map(|p| p.tenant.to_string());
+        assert_eq!(verified, Ok("acme".to_owned()), "{alg:?} under {kid}");
+        let [header, _, signature] = good.split('.').collect::<Vec<_>>()[..] else { panic!("{good}") };
+        let other_claims = format!("{header}.{}.{signature}", b64(&claims("other", json!({}))));
+        assert_eq!(verifier.verify(&other_claims).await, Err(AuthError::Signature), "{alg:?} under {kid}");
+        let mut flipped = signature.to_owned().into_bytes();
+        let middle = flipped.len() / 2;
+        flipped[middle] = if flipped[middle] == b'A' { b'B' } else { b'A' };
+        let other_signature =
+            format!("{header}.{}.{}", good.split('.').nth(1).unwrap(), String::from_utf8(flipped).unwrap());
+        assert_eq!(verifier.verify(&other_signature).await, Err(AuthError::Signature), "{alg:?} under {kid}");
+    }
+    // A token under an algorithm its key does not take (ES384 on a P-256 key, RS256 on an EC key) is refused too.
+    let es = signed(Algorithm::ES256, Some("ec"), &claims("acme", json!({})));
+    let [_, payload, signature] = es.split('.').collect::<Vec<_>>()[..] else { panic!("{es}") };
+    let es384 = format!("{}.{payload}.{signature}", b64(&json!({"alg": "ES384", "kid": "ec"})));
+    assert_eq!(verifier.verify(&es384).await, Err(AuthError::Signature));
+    let rs = format!("{}.{payload}.{signature}", b64(&json!({"alg": "RS256", "kid": "ec"})));
+    assert!(verifier.verify(&rs).await.is_err());
+}
+
 /// A JWKS endpoint that counts its fetches and serves whatever `keys` holds.
 pub(crate) async fn jwks_server(keys: Arc<Mutex<Value>>, hits: Arc<AtomicUsize>) -> String {
     let addr = serve(move |cfg| {

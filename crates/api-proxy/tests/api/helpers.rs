@@ -41,11 +41,16 @@ pub fn hs256(secret: &str, claims: &Value) -> String {
         .expect("signing")
 }
 
+/// The test RSA key pair's private key.
+pub fn rsa_private_key() -> EncodingKey {
+    EncodingKey::from_rsa_pem(&std::fs::read(keys_dir().join("rsa_private.pem")).unwrap()).unwrap()
+}
+
 /// Signs with one of the test key pairs in `tests/api/keys` (`rsa`, `ec`, `ed`).
 pub fn signed(alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
     let dir = keys_dir();
     let key = match alg {
-        Algorithm::RS256 => EncodingKey::from_rsa_pem(&std::fs::read(dir.join("rsa_private.pem")).unwrap()).unwrap(),
+        Algorithm::RS256 | Algorithm::RS512 | Algorithm::PS256 => rsa_private_key(),
         Algorithm::ES256 => EncodingKey::from_ec_pem(&std::fs::read(dir.join("ec_private.pem")).unwrap()).unwrap(),
         Algorithm::EdDSA => EncodingKey::from_ed_pem(&std::fs::read(dir.join("ed_private.pem")).unwrap()).unwrap(),
         other => panic!("no test key for {other:?}"),
