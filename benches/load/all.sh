@@ -50,7 +50,7 @@ half_bare="$(pick api '^== half load .* bare:' 's/.* bare: .*p99 ([0-9.]+ ms).*/
 cost="$(pick api '^== CPU per request' 's/== CPU per request: //')"
 wait1="$(pick api '^== wait replicas 1 vs 0' 's/== wait replicas 1 vs 0: ([0-9.]+) \(([0-9.]+) \/ ([0-9.]+) .*/\1x (\2 vs \3 requests\/s)/')"
 rss="$(pick api 'memory after the run' 's/.*VmHWM: +([0-9]+) kB.*/\1 kB (VmHWM)/')"
-added="$(pick sync '^\| \*\*added by wgate' 's/^\| \*\*added by wgate\*\* \| \| \*\*([0-9.-]+) ms\*\*[^|]*\| \*\*([0-9.-]+) ms\*\*.*/p50 +\1 ms, p99 +\2 ms/')"
+added="$(pick sync '^\| \*\*added by wgate' 's/^\| \*\*added by wgate\*\* \| \| \*\*([0-9.-]+) ms\*\*[^|]*\| \*\*([0-9.-]+) ms\*\*.*/p50 +\1 ms, p99 +\2 ms/; s/\+-/-/g')"
 pickup="$(pick queue '^\| idle pickup' 's/^\| [^|]+\| ([^|]+) \|$/\1/')"
 noop="$(pick queue '^\| no-op drain' 's/^\| [^|]+\| ([^|]+) \|$/\1/')"
 e2e="$(pick queue '^\| end to end' 's/^\| [^|]+\| ([^|]+) \|$/\1/')"
@@ -79,7 +79,8 @@ echo "| no-op drain vs BullMQ 6.7.0, same redis-server | >= 2x | $peers | \`benc
 echo "| no-op drain vs arq 0.28.0, same redis-server | | $arq | (same) |"
 echo "| chaos ($chaos_jobs jobs, 3 worker SIGKILLs, 1 Redis restart) | 0 lost, <= 1 session per job | lost $lost, max sessions $sessions: $verdict | \`target/release/wgate chaos --jobs $chaos_jobs\` |"
 if [ "$quick" = 0 ]; then
-  echo "| JWT verify HS256 / RS256 / ES256 / EdDSA | | $(crit_next jwt_verify/hs256) / $(crit_next jwt_verify/rs256) / $(crit_next jwt_verify/es256) / $(crit_next jwt_verify/eddsa) | \`cargo bench -p wgate-api-proxy --bench auth\` |"
+  echo "| JWT first use (signature checked) RS256 / ES256 / EdDSA | <= 50 us | $(crit_next jwt_verify/rs256_first_use) / $(crit_next jwt_verify/es256_first_use) / $(crit_next jwt_verify/eddsa_first_use); the signature check alone, same run: $(crit_next jwt_verify/rs256_signature_only) / $(crit_next jwt_verify/es256_signature_only) / $(crit_next jwt_verify/eddsa_signature_only) | \`cargo bench -p wgate-api-proxy --bench auth\` |"
+  echo "| JWT verify HS256, and RS256 / ES256 / EdDSA on the same token again (verified cache) | (5 us for the whole path) | $(crit_next jwt_verify/hs256) / $(crit_next jwt_verify/rs256) / $(crit_next jwt_verify/es256) / $(crit_next jwt_verify/eddsa) | (same) |"
   echo "| limiter check, 100k tenants | | $(crit_next rate_limit/check_100000_tenants_round_robin) | \`cargo bench -p wgate-api-proxy --bench limits\` |"
   echo "| limiter memory, 100k tenants | 100k tenants | $(pick criterion '^limiter memory' 's/limiter memory: //') | (same) |"
   echo "| validation (CODE body with callback) | | $(crit_next validation/session_create_code_with_callback) | \`cargo bench -p wgate-types --bench validation\` |"

@@ -1,7 +1,8 @@
 //! JWT verification through the API's real `Verifier` (header, signature, `exp`/`nbf`/`iat`/`aud`/`sub`,
 //! scopes), one algorithm family at a time: HS256 (shared secret), RS256 (RSA 2048), ES256 (P-256), EdDSA
 //! (Ed25519). The keys are the API tests' own (`crates/api-proxy/tests/api/keys/`). Public-key tokens are measured
-//! on first use (signature checked) and on repeated use (signature remembered, claims checked).
+//! on first use (signature checked) and on repeated use (signature remembered, claims checked), beside the
+//! backend's signature check alone on the same token: the floor a first use cannot go under on this machine.
 //!
 //! `cargo bench -p wgate-api-proxy --bench auth`
 
@@ -11,7 +12,7 @@
 use std::{hint::black_box, path::PathBuf};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::json;
 use wgate_api_proxy::{
     ApiSettings,
@@ -40,6 +41,16 @@ fn token(alg: Algorithm) -> String {
     jsonwebtoken::encode(&Header::new(alg), &claims, &key).unwrap()
 }
 
+fn public_key(alg: Algorithm) -> DecodingKey {
+    let read = |f: &str| std::fs::read(keys().join(f)).unwrap();
+    match alg {
+        Algorithm::RS256 => DecodingKey::from_rsa_pem(&read("rsa.pem")).unwrap(),
+        Algorithm::ES256 => DecodingKey::from_ec_pem(&read("ec.pem")).unwrap(),
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(&read("ed.pem")).unwrap(),
+        other => panic!("no key for {other:?}"),
+    }
+}
+
 fn jwt_verify(c: &mut Criterion) {
     let mut settings = ApiSettings::on_loopback("redis://127.0.0.1:1", "bench", SECRET);
     let dir = keys();
@@ -61,6 +72,14 @@ fn jwt_verify(c: &mut Criterion) {
         // Repeated use of one token: a tenant's steady state (public-key tokens come from the verified cache).
         group.bench_function(name, |b| b.iter(|| futures::executor::block_on(verifier.verify(black_box(&t))).unwrap()));
         if alg != Algorithm::HS256 {
+            // The floor under a first use, in the same run: the backend's signature check alone (what
+            // `jsonwebtoken::decode` spends in AWS-LC), with no header, claims or cache around it.
+            let (message, signature) = t.rsplit_once('.').unwrap();
+            let public = public_key(alg);
+            assert!(jsonwebtoken::crypto::verify(signature, message.as_bytes(), &public, alg).unwrap());
+            group.bench_function(format!("{name}_signature_only"), |b| {
+                b.iter(|| jsonwebtoken::crypto::verify(black_box(signature), message.as_bytes(), &public, alg).unwrap())
+            });
             // First use of a token: the signature is checked (a fresh verifier, built outside the timing).
             group.bench_function(format!("{name}_first_use"), |b| {
                 b.iter_batched(
