@@ -152,13 +152,13 @@ pub(crate) struct Begun {
 }
 
 impl Begun {
-    /// The arguments of `release.lua` that unstart it: the attempt and `updated_at` the start wrote, then the
-    /// earlier values (all '' when there is nothing to undo).
-    pub(crate) fn undo_args(&self) -> Vec<String> {
-        match &self.started {
-            Started::Run { record, .. } | Started::Reconcile(record) if self.prior.len() == 5 => {
+    /// The arguments of `release.lua` that unstart an entry: the attempt and `updated_at` its start wrote, then the
+    /// earlier values (all '' when it was not started here or there is nothing to undo).
+    pub(crate) fn undo_args(begun: Option<&Self>) -> Vec<String> {
+        match begun.map(|b| (&b.started, &b.prior)) {
+            Some((Started::Run { record, .. } | Started::Reconcile(record), prior)) if prior.len() == 5 => {
                 let mut args = vec![record.attempts.to_string(), record::ts(record.updated_at)];
-                args.extend(self.prior.iter().cloned());
+                args.extend(prior.iter().cloned());
                 args
             }
             _ => vec![String::new(); 7],

@@ -379,11 +379,7 @@ impl JobStore {
         let mut inv = scripts::RELEASE.prepare_invoke();
         inv.key(self.stream_key()).arg(GROUP).arg(self.keys().prefix());
         for (d, begun) in entries {
-            inv.arg(&d.entry_id).arg(d.job_id.to_string());
-            match begun {
-                Some(b) => inv.arg(b.undo_args()),
-                None => inv.arg(vec![""; 7]),
-            };
+            inv.arg(&d.entry_id).arg(d.job_id.to_string()).arg(Begun::undo_args(begun.as_ref()));
         }
         self.redis().call("release", |mut c| async move { inv.invoke_async::<()>(&mut c).await }).await
     }

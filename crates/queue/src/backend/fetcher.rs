@@ -188,7 +188,7 @@ impl Fetcher {
         {
             let mut in_flight = shared.in_flight();
             for d in &got {
-                in_flight.insert((d.partition, d.entry_id.clone()));
+                in_flight.insert(super::slot_of(d));
             }
         }
         for d in got {

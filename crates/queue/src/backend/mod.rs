@@ -80,6 +80,11 @@ struct Shared {
     begun: Mutex<HashMap<(usize, String), Begun>>,
 }
 
+/// The key of an entry in flight (and of its started attempt): its partition and entry id.
+fn slot_of(d: &Delivery) -> (usize, String) {
+    (d.partition, d.entry_id.clone())
+}
+
 impl Shared {
     fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<(usize, String)>> {
         self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -91,12 +96,12 @@ impl Shared {
 
     /// The attempt already started for `d`, once.
     fn take_begun(&self, d: &Delivery) -> Option<Begun> {
-        self.begun().remove(&(d.partition, d.entry_id.clone()))
+        self.begun().remove(&slot_of(d))
     }
 
     fn release_slot(&self, d: &Delivery) {
         self.take_begun(d);
-        if self.in_flight().remove(&(d.partition, d.entry_id.clone())) {
+        if self.in_flight().remove(&slot_of(d)) {
             self.slots.add_permits(1);
         }
     }
@@ -104,7 +109,7 @@ impl Shared {
     /// `d` is done and its slot already runs another entry: no longer in flight, no slot freed.
     fn retire(&self, d: &Delivery) {
         self.take_begun(d);
-        self.in_flight().remove(&(d.partition, d.entry_id.clone()));
+        self.in_flight().remove(&slot_of(d));
     }
 
     /// Hands entries read for slots being freed to the worker, with the attempts the read started; answers how many
@@ -120,25 +125,26 @@ impl Shared {
             }
             return 0;
         };
-        {
+        // Each started attempt moves into the map (its record is not copied).
+        let deliveries: Vec<Delivery> = {
             let mut in_flight = self.in_flight();
             let mut begun = self.begun();
-            for (d, b) in &got {
-                in_flight.insert((d.partition, d.entry_id.clone()));
-                if let Some(b) = b {
-                    begun.insert((d.partition, d.entry_id.clone()), b.clone());
-                }
-            }
-        }
+            got.into_iter()
+                .map(|(d, b)| {
+                    in_flight.insert(slot_of(&d));
+                    if let Some(b) = b {
+                        begun.insert(slot_of(&d), b);
+                    }
+                    d
+                })
+                .collect()
+        };
         let mut taken = 0;
-        for (d, _) in got {
+        for d in deliveries {
             match tx.send(d) {
                 Ok(()) => taken += 1,
                 // The worker's stream is gone: the entry stays pending and is taken over.
-                Err(mpsc::error::SendError(d)) => {
-                    self.take_begun(&d);
-                    self.in_flight().remove(&(d.partition, d.entry_id.clone()));
-                }
+                Err(mpsc::error::SendError(d)) => self.retire(&d),
             }
         }
         taken
