@@ -188,14 +188,13 @@ async fn each_public_key_algorithm_verifies_its_tokens_and_refuses_changed_ones(
         let good = signed(alg, Some(kid), &claims("acme", json!({})));
         let verified = verifier.verify(&good).await.map(|p| p.tenant.to_string());
         assert_eq!(verified, Ok("acme".to_owned()), "{alg:?} under {kid}");
-        let [header, _, signature] = good.split('.').collect::<Vec<_>>()[..] else { panic!("{good}") };
+        let [header, payload, signature] = good.split('.').collect::<Vec<_>>()[..] else { panic!("{good}") };
         let other_claims = format!("{header}.{}.{signature}", b64(&claims("other", json!({}))));
         assert_eq!(verifier.verify(&other_claims).await, Err(AuthError::Signature), "{alg:?} under {kid}");
         let mut flipped = signature.to_owned().into_bytes();
         let middle = flipped.len() / 2;
         flipped[middle] = if flipped[middle] == b'A' { b'B' } else { b'A' };
-        let other_signature =
-            format!("{header}.{}.{}", good.split('.').nth(1).unwrap(), String::from_utf8(flipped).unwrap());
+        let other_signature = format!("{header}.{payload}.{}", String::from_utf8(flipped).unwrap());
         assert_eq!(verifier.verify(&other_signature).await, Err(AuthError::Signature), "{alg:?} under {kid}");
     }
     // A token under an algorithm its key does not take (ES384 on a P-256 key, RS256 on an EC key) is refused too.
