@@ -5,6 +5,7 @@
 
 mod certs;
 mod cluster;
+mod cut_proxy;
 mod ports;
 mod process;
 mod receiver;
@@ -14,6 +15,7 @@ mod worker_process;
 
 pub use certs::TestCertificates;
 pub use cluster::RedisCluster;
+pub use cut_proxy::CutProxy;
 pub use ports::{ClosedPort, free_port};
 pub use process::{ChildLog, address_in, announced, announced_with};
 pub use receiver::{Behaviour, Received, Receiver};

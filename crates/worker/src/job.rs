@@ -70,7 +70,8 @@ async fn run(d: Delivery, deps: Arc<AttemptDeps>) -> Result<Finished, BoxDynErro
             return Ok(Finished::nothing(d));
         }
         Started::Reconcile(record) => (record, Mode::ReconcileOnly),
-        Started::Run { record, reconcile } if reconcile || d.taken_over => (record, Mode::ReconcileFirst),
+        // An entry taken over mid-attempt has its `maybe_sent` set by its start; one taken over unstarted runs as new.
+        Started::Run { record, reconcile: true } => (record, Mode::ReconcileFirst),
         Started::Run { record, .. } => (record, Mode::Create),
     };
     let span = tracing::info_span!("job", job.id = %record.id, tenant = %record.tenant.as_str(),

@@ -4,7 +4,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use store::per_partition;
+pub(crate) use store::{Reading, per_partition, unique_now};
 
 use serde_json::Value;
 use time::OffsetDateTime;

@@ -1,6 +1,8 @@
 //! The attempt scripts as `JobStore` methods: start, finish, takeover, refresh, release, promotion, trimming,
 //! dead-lettering and vacuuming.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::Value;
 use time::OffsetDateTime;
 use wgate_types::{ErrorClass, JobError, JobRecord};
@@ -10,6 +12,35 @@ use super::{
     parse_begun, parse_entries, parse_read, parse_started,
 };
 use crate::{JobStore, QueueError, keys::GROUP, record::ts, scripts};
+
+/// What a finish run reads for the slots its batch frees (see [`JobStore::finish_attempts_reading`]).
+pub(crate) struct Reading<'a> {
+    /// The consumer the entries are read for.
+    pub(crate) consumer: &'a str,
+    /// How many entries at most.
+    pub(crate) count: usize,
+    /// The batch's clock ([`unique_now`]), the same on every try: the starts it makes write it as `updated_at`.
+    pub(crate) at: OffsetDateTime,
+    /// On a retry, how many of the consumer's pending entries to look through for the starts an earlier try made
+    /// (0 on the first try).
+    pub(crate) recover: usize,
+}
+
+/// The time now, later by at least a nanosecond than every time answered before in this process: the `updated_at` a
+/// start writes names the script run that made it, which a retry after a lost answer looks for.
+pub(crate) fn unique_now() -> OffsetDateTime {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = OffsetDateTime::now_utc();
+    let ns = u64::try_from(now.unix_timestamp_nanos()).unwrap_or(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = ns.max(last + 1);
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return OffsetDateTime::from_unix_timestamp_nanos(i128::from(next)).unwrap_or(now),
+            Err(seen) => last = seen,
+        }
+    }
+}
 
 fn ms_of(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
@@ -71,7 +102,7 @@ impl JobStore {
 
     async fn start_attempts_here(&self, deliveries: &[Delivery]) -> Result<Vec<Started>, QueueError> {
         let keys = self.keys();
-        let now = OffsetDateTime::now_utc();
+        let now = unique_now();
         let (lost, unreconciled) = start_errors();
         let (stream, dead) = (self.stream_key(), keys.dead());
         let mut inv = scripts::START.prepare_invoke();
@@ -204,19 +235,22 @@ impl JobStore {
         .await
     }
 
-    /// [`JobStore::finish_attempts`], and in the same round trip up to `count` new entries of the stream for
-    /// `consumer` (the slots the batch frees, filled at once). Only with one partition, where the stream is the
-    /// only one: with several, the fetchers share the slots among the partitions, and nothing is read here.
+    /// [`JobStore::finish_attempts`], and in the same round trip up to `read.count` entries of the stream for
+    /// `read.consumer` (the slots the batch frees, filled at once), started. Only with one partition, where the
+    /// stream is the only one: with several, the fetchers share the slots among the partitions, and nothing is
+    /// read here.
+    ///
+    /// A retry of a batch whose answer was lost passes the same clock (`read.at`) with `read.recover` set: the
+    /// entries the earlier run read and started come back as they are, in place of as many new ones.
     pub(crate) async fn finish_attempts_reading(
         &self,
         items: &[(&Delivery, &JobRecord, &Outcome)],
-        consumer: &str,
-        count: usize,
+        read: &Reading<'_>,
     ) -> Result<(Vec<Written>, Vec<(Delivery, Option<Begun>)>, Vec<Poison>), QueueError> {
-        if self.layout().count() != 1 || count == 0 {
+        if self.layout().count() != 1 || read.count == 0 {
             return Ok((self.finish_attempts(items).await?, Vec::new(), Vec::new()));
         }
-        let (written, next, begun) = self.finish_attempts_here(items, Some((consumer, count))).await?;
+        let (written, next, begun) = self.finish_attempts_here(items, Some(read)).await?;
         let (good, bad) = parse_read(&next, self.partition());
         let mut begun = parse_begun(begun)?;
         let good = good
@@ -232,10 +266,10 @@ impl JobStore {
     async fn finish_attempts_here(
         &self,
         items: &[(&Delivery, &JobRecord, &Outcome)],
-        read: Option<(&str, usize)>,
+        read: Option<&Reading<'_>>,
     ) -> Result<(Vec<Written>, redis::Value, redis::Value), QueueError> {
         let keys = self.keys();
-        let now = OffsetDateTime::now_utc();
+        let now = read.map_or_else(unique_now, |r| r.at);
         let stream = self.stream_key();
         let (scheduled, dead) = (keys.scheduled(), keys.dead());
         let mut inv = scripts::FINISH.prepare_invoke();
@@ -247,10 +281,10 @@ impl JobStore {
             .arg(keys.done_channel())
             .arg(self.publish_command())
             .arg(keys.prefix())
-            .arg(read.map_or("", |(consumer, _)| consumer))
-            .arg(read.map_or(0, |(_, count)| count));
+            .arg(read.map_or("", |r| r.consumer))
+            .arg(read.map_or(0, |r| r.count));
         let (lost, unreconciled) = start_errors();
-        inv.arg(lost).arg(MAX_RECONCILE_PASSES).arg(unreconciled);
+        inv.arg(lost).arg(MAX_RECONCILE_PASSES).arg(unreconciled).arg(read.map_or(0, |r| r.recover));
         for (d, job, outcome) in items {
             let (kind, error, response, due, maybe_sent, unique_id) = match outcome {
                 Outcome::Succeeded { response, unique_id } => {

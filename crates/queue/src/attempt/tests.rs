@@ -1,11 +1,12 @@
-//! The attempts the finish script starts as it reads their entries, and giving them back unstarted.
+//! The attempts the finish script starts as it reads their entries, giving them back unstarted, and starts whose
+//! answer was lost.
 
 use serde_json::json;
 use time::OffsetDateTime;
 use wgate_testkit::{RedisServer, unique_namespace};
 use wgate_types::{JobId, JobRecord, JobStatus, NewJob, SessionCreate, TenantId};
 
-use super::{Begun, Delivery, Outcome, Started, Written};
+use super::{Begun, Delivery, Outcome, Reading, Started, Written};
 use crate::{JobStore, QueueConfig};
 
 fn job(name: &str) -> JobRecord {
@@ -52,8 +53,9 @@ async fn finish_reading_two(store: &JobStore, redis: &RedisServer) -> (Vec<JobRe
         panic!("the first job did not start")
     };
     let outcome = Outcome::Succeeded { response: json!({"unique_id": "s1"}), unique_id: "s1".into() };
+    let read = Reading { consumer: "fetcher", count: 2, at: super::unique_now(), recover: 0 };
     let (written, next, poison) =
-        store.finish_attempts_reading(&[(&first, &record, &outcome)], "fetcher", 2).await.expect("finish");
+        store.finish_attempts_reading(&[(&first, &record, &outcome)], &read).await.expect("finish");
     assert_eq!(written, vec![Written::Ok]);
     assert!(poison.is_empty());
     (jobs, next)
@@ -109,4 +111,111 @@ async fn entries_given_back_are_unstarted_unless_their_record_moved_on() {
         panic!("the unstarted job did not start")
     };
     assert_eq!(record.attempts, 1);
+}
+
+/// The entries pending for `consumer`, oldest first.
+async fn pending_of(redis: &RedisServer, store: &JobStore, consumer: &str) -> Vec<String> {
+    let mut c = redis.connection().await;
+    let reply: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(store.stream_key())
+        .arg(crate::GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(100)
+        .arg(consumer)
+        .query_async(&mut c)
+        .await
+        .expect("XPENDING");
+    reply.into_iter().map(|(id, ..)| id).collect()
+}
+
+#[tokio::test]
+async fn a_finish_retried_after_its_answer_was_lost_gets_back_the_entries_that_run_started() {
+    let redis = RedisServer::start().await;
+    let store = JobStore::new(QueueConfig::new(redis.url(), unique_namespace("lost"))).expect("store");
+    store.ensure_group().await.expect("group");
+    let jobs: Vec<JobRecord> = (0..5).map(|i| job(&format!("j{i}"))).collect();
+    for j in &jobs {
+        store.enqueue(j, None, None).await.expect("enqueue");
+    }
+    let first = read_new(&store, &redis, "w", 1).await.into_iter().next().expect("one entry");
+    let Started::Run { record, .. } = store.start_attempt(&first).await.expect("start") else { panic!("no start") };
+    let outcome = Outcome::Succeeded { response: json!({"unique_id": "s1"}), unique_id: "s1".into() };
+    let items = [(&first, record.as_ref(), &outcome)];
+    let mut read = Reading { consumer: "w", count: 2, at: super::unique_now(), recover: 0 };
+    // The run happens; its answer never reaches the worker.
+    let (_, lost, _) = store.finish_attempts_reading(&items, &read).await.expect("finish");
+    let lost_entries: Vec<&str> = lost.iter().map(|(d, _)| d.entry_id.as_str()).collect();
+    assert_eq!(lost_entries.len(), 2);
+
+    read.recover = 100;
+    let (written, again, poison) = store.finish_attempts_reading(&items, &read).await.expect("retry");
+    assert_eq!(written, vec![Written::Stale], "the outcome was written by the lost run");
+    assert!(poison.is_empty());
+    let again_entries: Vec<&str> = again.iter().map(|(d, _)| d.entry_id.as_str()).collect();
+    assert_eq!(again_entries, lost_entries, "the same entries come back, no new ones are read");
+    for ((d, begun), job) in again.iter().zip(&jobs[1..3]) {
+        assert_eq!(d.job_id, job.id);
+        let Some(Begun { started: Started::Run { record, reconcile: false }, prior }) = begun else {
+            panic!("{:?} not answered as started", d.entry_id)
+        };
+        let stored = store.get(&job.tenant, job.id).await.expect("get").expect("record");
+        assert_eq!((stored.status, stored.attempts), (JobStatus::Running, 1), "the attempt is counted once");
+        assert_eq!(**record, stored, "the start answered is the one the lost run made");
+        assert!(prior.is_empty(), "a start made by the lost run is not undone on release");
+    }
+    assert_eq!(pending_of(&redis, &store, "w").await, lost_entries, "nothing else was read");
+
+    // A retry that finds nothing of an earlier run (that try never ran) reads anew.
+    let second = &again[0].0;
+    let Some(Begun { started: Started::Run { record: second_record, .. }, .. }) = &again[0].1 else { unreachable!() };
+    let items = [(second, second_record.as_ref(), &outcome)];
+    let fresh = Reading { consumer: "w", count: 2, at: super::unique_now(), recover: 100 };
+    let (written, next, _) = store.finish_attempts_reading(&items, &fresh).await.expect("finish");
+    assert_eq!(written, vec![Written::Ok]);
+    assert_eq!(next.iter().map(|(d, _)| d.job_id).collect::<Vec<_>>(), vec![jobs[3].id, jobs[4].id]);
+}
+
+#[tokio::test]
+async fn a_start_asked_again_after_its_answer_was_lost_answers_the_same_start() {
+    let redis = RedisServer::start().await;
+    let store = JobStore::new(QueueConfig::new(redis.url(), unique_namespace("lost"))).expect("store");
+    store.ensure_group().await.expect("group");
+    let j = job("again");
+    store.enqueue(&j, None, None).await.expect("enqueue");
+    let d = read_new(&store, &redis, "w", 1).await.into_iter().next().expect("one entry");
+    let Started::Run { record: lost, .. } = store.start_attempt(&d).await.expect("start") else { panic!("no start") };
+    let Started::Run { record: again, reconcile } = store.start_attempt(&d).await.expect("start") else {
+        panic!("no start")
+    };
+    assert_eq!((again.attempts, again.updated_at, reconcile), (1, lost.updated_at, false));
+    // Taken over by another consumer, the running attempt counts as lost: the next one looks upstream first.
+    let taken = Delivery { taken_over: true, ..d };
+    let Started::Run { record, reconcile } = store.start_attempt(&taken).await.expect("start") else {
+        panic!("no start")
+    };
+    assert_eq!((record.attempts, reconcile), (2, true));
+}
+
+#[tokio::test]
+async fn an_entry_taken_over_before_any_start_runs_as_a_new_attempt() {
+    let redis = RedisServer::start().await;
+    let store = JobStore::new(QueueConfig::new(redis.url(), unique_namespace("lost"))).expect("store");
+    store.ensure_group().await.expect("group");
+    let mut j = job("unstarted");
+    j.max_attempts = 1;
+    store.enqueue(&j, None, None).await.expect("enqueue");
+    // Its reader's answer was lost: pending, never started.
+    read_new(&store, &redis, "gone", 1).await;
+    let (taken, _) = store.take_over("w", std::time::Duration::ZERO, "0-0", 10).await.expect("take over");
+    assert_eq!(taken.len(), 1);
+    assert!(taken[0].taken_over);
+    let Started::Run { record, reconcile } = store.start_attempt(&taken[0]).await.expect("start") else {
+        panic!("its one attempt did not run")
+    };
+    assert_eq!((record.attempts, reconcile), (1, false));
+    let mut c = redis.connection().await;
+    let marked: bool =
+        redis::cmd("HEXISTS").arg(store.keys().job(j.id)).arg("maybe_sent").query_async(&mut c).await.expect("HEXISTS");
+    assert!(!marked, "nothing was sent before the takeover");
 }

@@ -14,7 +14,7 @@ use wgate_types::JobRecord;
 use super::{Shared, batch::run_batches};
 use crate::{
     Outcome, QueueError,
-    attempt::{Delivery, Finished, Written},
+    attempt::{Delivery, Finished, Reading, Written, unique_now},
 };
 
 /// One attempt's outcome for the writer; `done` fires once it is written (or given up on), true when its slot
@@ -88,6 +88,10 @@ pub(super) async fn write_loop(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<
 
 /// Writes a batch of outcomes, retrying while Redis is unreachable (bounded by the visibility timeout: after
 /// that the entries may be someone else's, and the fence would refuse the writes anyway).
+///
+/// A try whose answer is lost may still have run: a retry then finds its outcomes written (`Stale`) and gets back
+/// the entries it read and started (by the batch's clock, which every try shares), instead of leaving them pending
+/// until the visibility timeout.
 async fn write_batch(shared: &Shared, batch: Vec<AckRequest>) {
     let deadline = Instant::now() + shared.config.visibility_timeout;
     let mut backoff = Duration::from_millis(50);
@@ -95,14 +99,17 @@ async fn write_batch(shared: &Shared, batch: Vec<AckRequest>) {
         batch.iter().map(|r| (&r.delivery, r.job.as_ref(), &r.outcome)).collect();
     // The slots this batch frees are filled in the same round trip, but for a quarter of them, which the fetcher
     // gets: it also takes over the entries of consumers that died.
-    let read = if shared.is_stopping() { 0 } else { batch.len() - batch.len() / 4 };
+    let count = if shared.is_stopping() { 0 } else { batch.len() - batch.len() / 4 };
+    let mut read = Reading { consumer: &shared.config.consumer, count, at: unique_now(), recover: 0 };
     let mut next = Vec::new();
     loop {
-        match shared.store.finish_attempts_reading(&items, &shared.config.consumer, read).await {
+        match shared.store.finish_attempts_reading(&items, &read).await {
             Ok((written, got, poison)) => {
                 for (r, w) in batch.iter().zip(written) {
-                    if w == Written::Stale {
+                    if w == Written::Stale && read.recover == 0 {
                         tracing::info!(job.id = %r.job.id, attempt = r.job.attempts, "attempt outcome not written: the job was taken over");
+                    } else if w == Written::Stale {
+                        tracing::info!(job.id = %r.job.id, attempt = r.job.attempts, "attempt outcome not written again: the try whose answer was lost wrote it, or the job was taken over");
                     }
                 }
                 next = got;
@@ -111,6 +118,8 @@ async fn write_batch(shared: &Shared, batch: Vec<AckRequest>) {
             }
             Err(e) if Instant::now() + backoff < deadline => {
                 tracing::warn!(error = %e, count = batch.len(), "writing attempt outcomes; retrying");
+                // This consumer's pending entries: those in flight, and at most `count` the lost try read.
+                read.recover = shared.config.concurrency * 2 + count + 64;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }

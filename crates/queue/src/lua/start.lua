@@ -1,4 +1,5 @@
--- (after start_one.lua) Start attempts, a batch at a time: start_one for each.
+-- (after start_one.lua) Start attempts, a batch at a time: start_one for each (a retry of a start whose answer was
+-- lost gets that start back).
 -- KEYS, 3 per attempt: job hash, stream, dead set
 -- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL of terminal records (ms), 5 completion channel, 6 key prefix,
 --   7 error JSON for a job whose last attempt never finished, 8 reconcile-only passes allowed, 9 error JSON for a

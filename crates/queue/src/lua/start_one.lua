@@ -4,12 +4,18 @@
 -- gets up to c.max_reconciles reconcile-only passes (look upstream for the session, adopt it or end dead; never
 -- create), so no session that wgate caused is left without an owner. Passes used up: dead, `maybe_sent` kept for
 -- the replay.
+-- An entry taken over whose record is running was started by a consumer that stopped answering: its call may have
+-- reached WhatsGate (`maybe_sent`). One taken over unstarted (its reader's answer was lost before any start) is an
+-- ordinary start.
+-- A job has one entry unacknowledged at a time, read by one consumer: an entry not taken over whose record is
+-- running was started already, for this consumer, by a call whose answer was lost. That start is answered again as
+-- it is, and nothing is counted twice.
 -- c: the batch's {group, now_ns, now_ms, ttl, channel, prefix, lost, max_reconciles, unreconciled, publish} (see
 -- start.lua's ARGV). taken_over: '1' when the entry was taken over from a dead consumer.
 -- Answers {'skip'} (finished or missing: entry acked), {'dead', record}, {'run', record} (field/value pairs, a later
--- pair overriding an earlier one) or {'reconcile', record}; and, for a run or a reconcile pass, what the start
--- changed as it was before ({status, attempts, updated_at, next_attempt_at, reconciles}, '' = absent), which giving
--- the entry back unstarted restores (release.lua).
+-- pair overriding an earlier one) or {'reconcile', record}; and, for a run or a reconcile pass started now, what the
+-- start changed as it was before ({status, attempts, updated_at, next_attempt_at, reconciles}, '' = absent), which
+-- giving the entry back unstarted restores (release.lua).
 local call = redis.call
 local function start_one(c, job, stream, dead, entry, taken_over, id)
   local now_ns = c.now_ns
@@ -27,18 +33,23 @@ local function start_one(c, job, stream, dead, entry, taken_over, id)
     call('XACK', stream, c.group, entry)
     return {'skip'}
   end
-  local prior = {status, h.attempts or '', h.updated_at or '', next_at or '', h.reconciles or ''}
-  local maybe = h.maybe_sent == '1'
-  if taken_over == '1' then
-    call('HSET', job, 'maybe_sent', '1')
-    maybe = true
-  end
   local attempts = tonumber(h.attempts) or 0
   local max = tonumber(h.max_attempts) or 1
   local reconciles = tonumber(h.reconciles) or 0
+  local lost_run = taken_over == '1' and status == 'running'
+  if status == 'running' and not lost_run then
+    -- The start whose answer was lost, again (a pass keeps the attempt number and counts `reconciles`).
+    return {(attempts >= max and reconciles > 0) and 'reconcile' or 'run', flat}
+  end
+  local prior = {status, h.attempts or '', h.updated_at or '', next_at or '', h.reconciles or ''}
+  local maybe = h.maybe_sent == '1'
+  if lost_run then
+    call('HSET', job, 'maybe_sent', '1')
+    maybe = true
+  end
   if attempts >= max and maybe and reconciles < c.max_reconciles then
     call('HSET', job, 'status', 'running', 'reconciles', tostring(reconciles + 1), 'updated_at', now_ns)
-    if taken_over == '1' and reconciles == 0 then
+    if lost_run and reconciles == 0 then
       -- The last attempt itself never finished: that is the error the job ends with if nothing is found.
       call('HSET', job, 'error', c.lost)
     end
@@ -77,7 +88,7 @@ local function start_one(c, job, stream, dead, entry, taken_over, id)
   if next_at then
     flat[n + 7], flat[n + 8] = 'next_attempt_at', ''
   end
-  if taken_over == '1' then
+  if lost_run then
     flat[#flat + 1], flat[#flat + 2] = 'maybe_sent', '1'
   end
   return {'run', flat}, prior

@@ -1,6 +1,6 @@
 //! The finish script fills the slots it frees with the stream's next entries and starts their attempts, in the same
 //! round trip: the worker never holds more entries than its concurrency, each job runs once, and most jobs need no
-//! start script of their own.
+//! start script of their own. When the answer of such a run is lost, its retry gets those starts back.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde_json::json;
 use wgate_types::JobStatus;
 
-use crate::helpers::World;
+use crate::helpers::{TestWorker, World};
 
 /// Entries read and not yet acknowledged, for every consumer of the job stream.
 async fn pending(c: &mut redis::aio::MultiplexedConnection, world: &World) -> u64 {
@@ -88,4 +88,66 @@ async fn the_finish_script_refills_and_starts_freed_slots_and_the_worker_never_h
     assert!(read_by_a_script, "no finish script read the stream's next entries");
     // A worker of concurrency 8 reads the first 8 and, later, a quarter of the freed slots itself.
     assert!(by_start_script < jobs.len() / 2, "{by_start_script} of {} jobs started by a start script", jobs.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_a_finish_run_started_before_its_answer_was_lost_run_once_without_waiting_for_a_takeover() {
+    let world = World::start(json!({"latency_ms": 20})).await;
+    let proxy = wgate_testkit::CutProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], world.redis.port()))).await;
+    let mut settings = world.settings();
+    settings.redis =
+        wgate_queue::RedisSettings::new(format!("redis://{}", proxy.addr()), world.queue.namespace.clone());
+    // Far beyond the test's patience: only the retry can run the jobs the lost run started in time.
+    settings.visibility_timeout_ms = 120_000;
+    load_the_scripts(&world).await;
+    // One attempt each: a job whose start counted twice would be dead, not succeeded.
+    let names: Vec<String> = (0..40).map(|i| format!("lost answer {i}")).collect();
+    let jobs = futures::future::join_all(names.iter().map(|n| world.enqueue(n, 1))).await;
+    // The first finish run that writes a success reaches Redis and loses its answer (outcomes are its arguments).
+    proxy.arm(b"\r\nsucceeded\r\n");
+    let worker = TestWorker::start(settings).await;
+
+    tokio::time::timeout(Duration::from_secs(20), proxy.cut(1)).await.expect("no finish run was cut");
+    let mut c = world.redis.connection().await;
+    for (i, (job, name)) in jobs.iter().zip(&names).enumerate() {
+        let done = world.finished(job.id, Duration::from_secs(20)).await;
+        assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 1), "job {i}");
+        assert_eq!(world.sim.created(name).await, 1, "job {i} created once upstream");
+        let marked: bool = redis::cmd("HEXISTS")
+            .arg(world.key(&format!("job:{}", job.id)))
+            .arg("maybe_sent")
+            .query_async(&mut c)
+            .await
+            .expect("HEXISTS");
+        assert!(!marked, "job {i} is marked as maybe sent");
+    }
+    assert_eq!(proxy.cuts(), 1);
+    worker.stop().await;
+}
+
+/// Runs one job through start and finish by hand, so Redis holds both scripts: a script's first call answers
+/// NOSCRIPT and runs nothing.
+async fn load_the_scripts(world: &World) {
+    let job = world.enqueue("script loader", 1).await;
+    world.store.ensure_group().await.expect("group");
+    let mut c = world.redis.connection().await;
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(wgate_queue::GROUP)
+        .arg("loader")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(world.key("queue:session-create"))
+        .arg(">")
+        .query_async(&mut c)
+        .await
+        .expect("XREADGROUP");
+    let entry = read.keys.first().and_then(|k| k.ids.first()).expect("the loader's entry");
+    let d = wgate_queue::Delivery { job_id: job.id, entry_id: entry.id.clone(), taken_over: false, partition: 0 };
+    let wgate_queue::Started::Run { record, .. } = world.store.start_attempt(&d).await.expect("start") else {
+        panic!("the loader job did not start")
+    };
+    let done = wgate_queue::Outcome::Succeeded { response: json!({"unique_id": "loader"}), unique_id: "loader".into() };
+    assert_eq!(world.store.finish_attempt(&d, &record, &done).await.expect("finish"), wgate_queue::Written::Ok);
 }
