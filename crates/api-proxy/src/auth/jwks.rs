@@ -26,6 +26,8 @@ pub(super) struct Jwks {
 
 impl Jwks {
     pub(super) fn new(url: String, cooldown_ms: u64) -> Self {
+        // reqwest is built without a default TLS provider and panics without one (as `Client::default` would).
+        wgate_service::init_crypto();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .connect_timeout(Duration::from_secs(2))

@@ -164,7 +164,6 @@ async fn alg_none_and_hs256_signed_with_the_rsa_public_key_are_refused() {
 #[tokio::test]
 async fn each_public_key_algorithm_verifies_its_tokens_and_refuses_changed_ones() {
     use wgate_api_proxy::auth::{AuthConfig, AuthError, Verifier};
-    wgate_service::init_crypto();
     let mut rsa_jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&rsa_private_key(), Algorithm::RS256).unwrap();
     rsa_jwk.common.key_id = Some("rsa-jwk".into());
     let keys = Arc::new(Mutex::new(json!({"keys": [rsa_jwk]})));
