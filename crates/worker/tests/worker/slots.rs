@@ -92,22 +92,35 @@ async fn the_finish_script_refills_and_starts_freed_slots_and_the_worker_never_h
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_a_finish_run_started_before_its_answer_was_lost_run_once_without_waiting_for_a_takeover() {
+    // The first finish run that writes a success (outcomes are its arguments).
+    each_job_runs_once_though_an_answer_is_lost(|_| b"\r\nsucceeded\r\n".to_vec()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_answer_was_lost_is_answered_again_and_counts_no_second_attempt() {
+    // The first start run: its keys are the jobs' records (the finish script takes ids, not keys).
+    each_job_runs_once_though_an_answer_is_lost(|world| world.key("job:").into_bytes()).await;
+}
+
+/// Forty jobs of one attempt each, run by a worker whose connection to Redis is cut right after the first command
+/// holding `pattern` reaches Redis: each job still succeeds with one attempt and one session upstream, none marked
+/// as maybe sent, long before the visibility timeout could have let another consumer take it over.
+async fn each_job_runs_once_though_an_answer_is_lost(pattern: impl Fn(&World) -> Vec<u8>) {
     let world = World::start(json!({"latency_ms": 20})).await;
     let proxy = wgate_testkit::CutProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], world.redis.port()))).await;
     let mut settings = world.settings();
     settings.redis =
         wgate_queue::RedisSettings::new(format!("redis://{}", proxy.addr()), world.queue.namespace.clone());
-    // Far beyond the test's patience: only the retry can run the jobs the lost run started in time.
+    // Far beyond the test's patience: only the worker's own retry can run the jobs in time.
     settings.visibility_timeout_ms = 120_000;
     load_the_scripts(&world).await;
     // One attempt each: a job whose start counted twice would be dead, not succeeded.
     let names: Vec<String> = (0..40).map(|i| format!("lost answer {i}")).collect();
     let jobs = futures::future::join_all(names.iter().map(|n| world.enqueue(n, 1))).await;
-    // The first finish run that writes a success reaches Redis and loses its answer (outcomes are its arguments).
-    proxy.arm(b"\r\nsucceeded\r\n");
+    proxy.arm(&pattern(&world));
     let worker = TestWorker::start(settings).await;
 
-    tokio::time::timeout(Duration::from_secs(20), proxy.cut(1)).await.expect("no finish run was cut");
+    tokio::time::timeout(Duration::from_secs(20), proxy.cut(1)).await.expect("no answer was lost");
     let mut c = world.redis.connection().await;
     for (i, (job, name)) in jobs.iter().zip(&names).enumerate() {
         let done = world.finished(job.id, Duration::from_secs(20)).await;
