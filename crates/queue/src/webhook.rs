@@ -327,7 +327,7 @@ impl JobStore {
             .arg(keys.prefix());
         for d in deliveries {
             inv.key(keys.delivery(d.job_id)).key(&stream).key(&dead);
-            inv.arg(&d.entry_id).arg(d.job_id.to_string());
+            inv.arg(&d.entry_id).arg(d.job_id.to_string()).arg(if d.taken_over { "1" } else { "0" });
         }
         let reply: Value =
             self.redis().call("start deliveries", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
@@ -560,5 +560,68 @@ impl JobStore {
             })
             .await?;
         current.ok_or_else(|| QueueError::Corrupt("the webhook signing key vanished".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wgate_testkit::{RedisServer, unique_namespace};
+    use wgate_types::{JobId, TenantId};
+
+    use super::{DeliveryStart, NewEvent, Queue, Received};
+    use crate::{Delivery, GROUP, JobStore, QueueConfig};
+
+    #[tokio::test]
+    async fn a_delivery_start_asked_again_after_its_answer_was_lost_counts_no_second_attempt() {
+        let redis = RedisServer::start().await;
+        let store = JobStore::new(QueueConfig::new(redis.url(), unique_namespace("hooks"))).expect("store");
+        let keys = store.keys();
+        let mut c = redis.connection().await;
+        let () = redis::cmd("HSET")
+            .arg(keys.hook("token"))
+            .arg("tenant")
+            .arg("acme")
+            .arg("callback")
+            .arg("https://tenant.example/hook")
+            .query_async(&mut c)
+            .await
+            .expect("hook");
+        let tenant = TenantId::parse("acme").expect("tenant");
+        let event = NewEvent {
+            id: JobId::new(),
+            tenant: &tenant,
+            hook_token: "token",
+            job: JobId::new(),
+            event_id: "1",
+            event: "message",
+            session: "6345454545454",
+            event_at: None,
+            body: "{}",
+            deliver: true,
+        };
+        assert!(matches!(store.receive_event(&event).await.expect("receive"), Received::Stored(_)));
+        let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg("w")
+            .arg("STREAMS")
+            .arg(keys.queue_stream(Queue::Webhook))
+            .arg(">")
+            .query_async(&mut c)
+            .await
+            .expect("XREADGROUP");
+        let entry = read.keys.first().and_then(|k| k.ids.first()).expect("the event's entry");
+        let d = Delivery { job_id: event.id, entry_id: entry.id.clone(), taken_over: false, partition: 0 };
+        let attempts = |s: DeliveryStart| match s {
+            DeliveryStart::Run { record, .. } => record.attempts,
+            other => panic!("not run: {other:?}"),
+        };
+        let start = |d: Delivery| {
+            let store = store.clone();
+            async move { store.start_deliveries(&[d], 8).await.expect("start").remove(0) }
+        };
+        assert_eq!(attempts(start(d.clone()).await), 1);
+        assert_eq!(attempts(start(d.clone()).await), 1, "the start whose answer was lost, answered again");
+        assert_eq!(attempts(start(Delivery { taken_over: true, ..d }).await), 2, "taken over: a new attempt");
     }
 }

@@ -3,21 +3,27 @@
 -- The hook hash (current callback, 410 stop) is named from the delivery's `token` and the key prefix: it shares the
 -- delivery's hash tag.
 -- KEYS, 3 per attempt: delivery hash, stream, dead set
+-- A delivery has one entry unacknowledged at a time, read by one consumer: an entry not taken over whose delivery is
+-- already `delivering` was started by a call whose answer was lost, and that start is answered again as it is,
+-- nothing counted twice.
 -- ARGV: 1 group, 2 now (ms), 3 attempts allowed, 4 retention (ms), 5 error for a delivery whose last attempt never
---   finished, 6 key prefix, then 2 per attempt: entry id, delivery id
+--   finished, 6 key prefix, then 3 per attempt: entry id, delivery id, '1' when the entry was taken over from a
+--   consumer that stopped answering
 -- Answers per attempt {'skip'} (finished, not deliverable or gone: entry acked), {'dead'} (out of attempts: now
 --   dead) or {'run', delivery fields, hook fields}.
 local group, now, max, ttl, lost, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local results = {}
-local n = (#ARGV - 6) / 2
+local n = (#ARGV - 6) / 3
 for i = 0, n - 1 do
   local delivery, stream, dead = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
-  local entry, id = ARGV[7 + i * 2], ARGV[8 + i * 2]
+  local entry, id, taken_over = ARGV[7 + i * 3], ARGV[8 + i * 3], ARGV[9 + i * 3]
   local cur = redis.call('HMGET', delivery, 'status', 'attempts', 'token')
   local status = cur[1]
   if not status or (status ~= 'queued' and status ~= 'retrying' and status ~= 'delivering') then
     redis.call('XACK', stream, group, entry)
     results[i + 1] = {'skip'}
+  elseif status == 'delivering' and taken_over ~= '1' then
+    results[i + 1] = {'run', redis.call('HGETALL', delivery), redis.call('HGETALL', prefix .. 'hook:' .. (cur[3] or ''))}
   else
     local attempts = tonumber(cur[2]) or 0
     if attempts >= max then
