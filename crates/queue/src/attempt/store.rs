@@ -394,24 +394,31 @@ impl JobStore {
         self.redis().call("refresh", |mut c| async move { inv.invoke_async(&mut c).await }).await
     }
 
-    /// Puts entries that were fetched but never run back on the queue (one script run per partition), unstarting
-    /// those whose attempt the finish script started as it read them.
-    pub(crate) async fn release(&self, entries: &[(Delivery, Option<Begun>)]) -> Result<(), QueueError> {
+    /// Puts entries that `consumer` fetched but never ran back on the queue (one script run per partition),
+    /// unstarting those whose attempt the finish script started as it read them; an entry another consumer has taken
+    /// over meanwhile is left to it.
+    pub(crate) async fn release(
+        &self,
+        consumer: &str,
+        entries: &[(Delivery, Option<Begun>)],
+    ) -> Result<(), QueueError> {
         per_partition(
             entries,
             |(d, _)| d.partition,
-            |p, group| async move { self.for_partition(p).release_here(&group).await.map(|()| vec![(); group.len()]) },
+            |p, group| async move {
+                self.for_partition(p).release_here(consumer, &group).await.map(|()| vec![(); group.len()])
+            },
         )
         .await
         .map(drop)
     }
 
-    async fn release_here(&self, entries: &[(Delivery, Option<Begun>)]) -> Result<(), QueueError> {
+    async fn release_here(&self, consumer: &str, entries: &[(Delivery, Option<Begun>)]) -> Result<(), QueueError> {
         if entries.is_empty() {
             return Ok(());
         }
         let mut inv = scripts::RELEASE.prepare_invoke();
-        inv.key(self.stream_key()).arg(GROUP).arg(self.keys().prefix());
+        inv.key(self.stream_key()).arg(GROUP).arg(self.keys().prefix()).arg(consumer);
         for (d, begun) in entries {
             inv.arg(&d.entry_id).arg(d.job_id.to_string()).arg(Begun::undo_args(begun.as_ref()));
         }

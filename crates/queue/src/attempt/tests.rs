@@ -98,7 +98,7 @@ async fn entries_given_back_are_unstarted_unless_their_record_moved_on() {
     let moved = store.keys().job(jobs[2].id);
     let () = redis::cmd("HSET").arg(&moved).arg("attempts").arg("2").query_async(&mut c).await.expect("HSET");
 
-    store.release(&next).await.expect("release");
+    store.release("fetcher", &next).await.expect("release");
 
     let back = store.get(&jobs[1].tenant, jobs[1].id).await.expect("get").expect("record");
     assert_eq!(back, jobs[1], "the unstarted record is the one queued");
@@ -218,4 +218,33 @@ async fn an_entry_taken_over_before_any_start_runs_as_a_new_attempt() {
     let marked: bool =
         redis::cmd("HEXISTS").arg(store.keys().job(j.id)).arg("maybe_sent").query_async(&mut c).await.expect("HEXISTS");
     assert!(!marked, "nothing was sent before the takeover");
+}
+
+#[tokio::test]
+async fn an_entry_taken_over_before_it_was_given_back_stays_with_the_consumer_that_took_it() {
+    let redis = RedisServer::start().await;
+    let store = JobStore::new(QueueConfig::new(redis.url(), unique_namespace("begun"))).expect("store");
+    let (jobs, next) = finish_reading_two(&store, &redis).await;
+    // The consumer stalled past the visibility timeout: another took the second entry over and runs it.
+    let taken = &next[1].0;
+    let mut c = redis.connection().await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(store.stream_key())
+        .arg(crate::GROUP)
+        .arg("other")
+        .arg(0)
+        .arg(&taken.entry_id)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .expect("XCLAIM");
+
+    store.release("fetcher", &next).await.expect("release");
+
+    assert_eq!(pending_of(&redis, &store, "other").await, vec![taken.entry_id.clone()], "still the taker's");
+    let running = store.get(&jobs[2].tenant, jobs[2].id).await.expect("get").expect("record");
+    assert_eq!((running.status, running.attempts), (JobStatus::Running, 1), "its start is not undone");
+    // Only the entry still ours is back on the stream: the taken one is not added a second time.
+    let again = read_new(&store, &redis, "fetcher", 10).await;
+    assert_eq!(again.iter().map(|d| d.job_id).collect::<Vec<_>>(), vec![jobs[1].id]);
 }

@@ -120,7 +120,7 @@ impl Shared {
         }
         let next = self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let Some(tx) = next else {
-            if let Err(e) = self.store.release(&got).await {
+            if let Err(e) = self.store.release(&self.config.consumer, &got).await {
                 tracing::warn!(error = %e, count = got.len(), "could not give entries back; they will be taken over");
             }
             return 0;
@@ -310,7 +310,7 @@ impl Backend for StreamBackend {
                         unstarted.push((d, begun));
                     }
                     if !unstarted.is_empty() {
-                        match shared.store.release(&unstarted).await {
+                        match shared.store.release(&shared.config.consumer, &unstarted).await {
                             Ok(()) => tracing::info!(count = unstarted.len(), "gave unstarted jobs back to the queue"),
                             Err(e) => tracing::warn!(error = %e, "could not give unstarted jobs back; they will be taken over"),
                         }
