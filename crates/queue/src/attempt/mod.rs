@@ -182,7 +182,12 @@ pub(crate) fn parse_begun(v: redis::Value) -> Result<std::collections::HashMap<S
 }
 
 fn started_of(tag: &str, rest: &[redis::Value]) -> Result<Started, QueueError> {
-    let flat = rest.first().map(to_strings).transpose()?.unwrap_or_default();
+    let flat = match rest.first() {
+        // A run's record: its pairs as one JSON array of strings.
+        Some(redis::Value::BulkString(json)) => serde_json::from_slice::<Vec<String>>(json)
+            .map_err(|e| QueueError::Corrupt(format!("a started record: {e}")))?,
+        other => other.map(to_strings).transpose()?.unwrap_or_default(),
+    };
     match tag {
         "skip" => Ok(Started::Skip),
         "dead" => {

@@ -248,3 +248,18 @@ async fn an_entry_taken_over_before_it_was_given_back_stays_with_the_consumer_th
     let again = read_new(&store, &redis, "fetcher", 10).await;
     assert_eq!(again.iter().map(|d| d.job_id).collect::<Vec<_>>(), vec![jobs[1].id]);
 }
+
+#[tokio::test]
+async fn a_started_record_comes_back_exact_whatever_its_text_holds() {
+    let redis = RedisServer::start().await;
+    let store = JobStore::new(QueueConfig::new(redis.url(), unique_namespace("begun"))).expect("store");
+    store.ensure_group().await.expect("group");
+    // Quotes, slashes and backslashes, which the record's JSON answer escapes; Cyrillic, CJK and an emoji.
+    let j = job(r#"Магазин "№1" / 店 \ 🛒"#);
+    store.enqueue(&j, None, None).await.expect("enqueue");
+    let d = read_new(&store, &redis, "w", 1).await.into_iter().next().expect("one entry");
+    let Started::Run { record, .. } = store.start_attempt(&d).await.expect("start") else { panic!("no start") };
+    let stored = store.get(&j.tenant, j.id).await.expect("get").expect("record");
+    assert_eq!(*record, stored);
+    assert_eq!(record.request, j.request);
+}
