@@ -166,17 +166,26 @@ impl Begun {
     }
 }
 
-/// Parses the starts a finish script answered (entry id, start reply, ...) by entry id.
-pub(crate) fn parse_begun(v: redis::Value) -> Result<std::collections::HashMap<String, Begun>, QueueError> {
-    let redis::Value::Array(items) = v else { return Ok(std::collections::HashMap::new()) };
-    let mut begun = std::collections::HashMap::with_capacity(items.len() / 2);
+/// Parses the starts a finish script answered (entry id, job id, start reply, ...) as deliveries of `partition`.
+pub(crate) fn parse_begun(v: redis::Value, partition: usize) -> Result<Vec<(Delivery, Begun)>, QueueError> {
+    let redis::Value::Array(items) = v else { return Ok(Vec::new()) };
+    let mut begun = Vec::with_capacity(items.len() / 3);
     let mut items = items.into_iter();
-    while let (Some(entry), Some(reply)) = (items.next(), items.next()) {
-        let entry =
+    while let (Some(entry), Some(job), Some(reply)) = (items.next(), items.next(), items.next()) {
+        let entry_id =
             crate::store::text(&entry).ok_or_else(|| QueueError::Corrupt("a start without its entry".into()))?;
+        let job_id = crate::store::text(&job)
+            .and_then(|j| j.parse().ok())
+            .ok_or_else(|| QueueError::Corrupt("a start without its job id".into()))?;
         let (tag, rest) = tagged(reply)?;
-        let prior = rest.get(1).map(to_strings).transpose()?.unwrap_or_default();
-        begun.insert(entry, Begun { started: started_of(&tag, &rest)?, prior });
+        // What the start changed: one comma-separated string.
+        let prior = match rest.get(1).map(crate::store::text) {
+            Some(Some(p)) => p.split(',').map(str::to_owned).collect(),
+            Some(None) => return Err(QueueError::Corrupt("a start's earlier values are not text".into())),
+            None => Vec::new(),
+        };
+        let delivery = Delivery { job_id, entry_id, taken_over: false, partition };
+        begun.push((delivery, Begun { started: started_of(&tag, &rest)?, prior }));
     }
     Ok(begun)
 }

@@ -250,17 +250,13 @@ impl JobStore {
         if self.layout().count() != 1 || read.count == 0 {
             return Ok((self.finish_attempts(items).await?, Vec::new(), Vec::new()));
         }
-        let (written, next, begun) = self.finish_attempts_here(items, Some(read)).await?;
-        let (good, bad) = parse_read(&next, self.partition());
-        let mut begun = parse_begun(begun)?;
-        let good = good
-            .into_iter()
-            .map(|d| {
-                let b = begun.remove(&d.entry_id);
-                (d, b)
-            })
-            .collect();
-        Ok((written, good, bad))
+        let (written, unstarted, begun) = self.finish_attempts_here(items, Some(read)).await?;
+        let (unstarted, bad) = parse_read(&unstarted, self.partition());
+        let mut got: Vec<(Delivery, Option<Begun>)> =
+            parse_begun(begun, self.partition())?.into_iter().map(|(d, b)| (d, Some(b))).collect();
+        // Read but not started: the handler's own start runs them.
+        got.extend(unstarted.into_iter().map(|d| (d, None)));
+        Ok((written, got, bad))
     }
 
     async fn finish_attempts_here(

@@ -263,3 +263,33 @@ async fn a_started_record_comes_back_exact_whatever_its_text_holds() {
     assert_eq!(*record, stored);
     assert_eq!(record.request, j.request);
 }
+
+#[tokio::test]
+async fn an_entry_the_finish_script_reads_without_a_job_id_comes_back_to_be_set_aside() {
+    let redis = RedisServer::start().await;
+    let store = JobStore::new(QueueConfig::new(redis.url(), unique_namespace("begun"))).expect("store");
+    store.ensure_group().await.expect("group");
+    let (first, second) = (job("first"), job("second"));
+    store.enqueue(&first, None, None).await.expect("enqueue");
+    let mut c = redis.connection().await;
+    let bad: String = redis::cmd("XADD")
+        .arg(store.stream_key())
+        .arg("*")
+        .arg("job")
+        .arg("not-a-job-id")
+        .query_async(&mut c)
+        .await
+        .expect("XADD");
+    store.enqueue(&second, None, None).await.expect("enqueue");
+    let d = read_new(&store, &redis, "w", 1).await.into_iter().next().expect("one entry");
+    let Started::Run { record, .. } = store.start_attempt(&d).await.expect("start") else { panic!("no start") };
+    let outcome = Outcome::Succeeded { response: json!({"unique_id": "s1"}), unique_id: "s1".into() };
+    let read = Reading { consumer: "w", count: 3, at: super::unique_now(), recover: 0 };
+    let (_, got, poison) =
+        store.finish_attempts_reading(&[(&d, record.as_ref(), &outcome)], &read).await.expect("finish");
+    assert_eq!(poison.iter().map(|p| p.entry_id.as_str()).collect::<Vec<_>>(), vec![bad.as_str()]);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let (d, begun) = &got[0];
+    assert_eq!(d.job_id, second.id);
+    assert!(matches!(begun, Some(Begun { started: Started::Run { .. }, .. })), "{begun:?}");
+}

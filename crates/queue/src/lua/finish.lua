@@ -16,9 +16,9 @@
 --   entry id, attempt, outcome
 --   (succeeded|failed|retry|dead), job id, error JSON, response JSON, due (ns), due (ms), maybe_sent, session unique
 --   id, tenant, hook token, `updated_at` written by the attempt's start (ns)
--- Answers {per attempt 'ok' or 'stale', XREADGROUP's reply (or false), the starts: entry id, start_one's reply with
---   what it changed appended, ... (an entry whose job field is not a job id is left unstarted, for the worker to set
---   aside)}.
+-- Answers {per attempt 'ok' or 'stale', the entries read and left unstarted (their job field is not a job id; for
+--   the worker to set aside) in XREADGROUP's form (or false), the starts: entry id, job id, start_one's reply with
+--   what it changed appended as one comma-separated string, ...}.
 -- A retry after an answer that was lost (the run happened, the worker never heard): its outcomes are written already
 -- ('stale' now), and the entries that run read are pending for this consumer, their records running with the
 -- `updated_at` of the batch's clock, which every try of a batch shares (and no other call of the process). They are
@@ -120,16 +120,19 @@ if read > #entries then
     end
   end
 end
-local next, begun = false, {}
-if #entries > 0 then
-  next = {{stream, entries}}
-  for _, e in ipairs(entries) do
-    local id = job_of(e[2])
-    if id then
-      local reply, prior = start_one(c, prefix .. 'job:' .. id, stream, dead, e[1], '0', id)
-      if prior then reply[3] = prior end
-      begun[#begun + 1], begun[#begun + 2] = e[1], reply
-    end
+-- The entries started answer as {entry id, job id, start}; the others (no job id) in XREADGROUP's form, for the worker
+-- to set aside.
+local begun, unstarted = {}, {}
+for _, e in ipairs(entries) do
+  local id = job_of(e[2])
+  if id then
+    local reply, prior = start_one(c, prefix .. 'job:' .. id, stream, dead, e[1], '0', id)
+    -- What the start changed, as one comma-separated string (a status and numbers: no commas in them).
+    if prior then reply[3] = table.concat(prior, ',') end
+    begun[#begun + 1], begun[#begun + 2], begun[#begun + 3] = e[1], id, reply
+  else
+    unstarted[#unstarted + 1] = e
   end
 end
+local next = #unstarted > 0 and {{stream, unstarted}} or false
 return {results, next, begun}
