@@ -117,9 +117,11 @@ impl Verifier {
         })?;
         let alg = head.alg;
         let family = alg.family();
-        // HS256 is cheaper to verify than to look up; only public-key tokens are remembered.
-        if family != AlgorithmFamily::Hmac
-            && let Some((claims, jwk)) = self.verified.get(&token_digest(token))
+        // HS256 is cheaper to verify than to look up; only public-key tokens are remembered, by their digest
+        // (computed once: the look-up and the remembering share it).
+        let digest = (family != AlgorithmFamily::Hmac).then(|| token_digest(token));
+        if let Some(digest) = &digest
+            && let Some((claims, jwk)) = self.verified.get(digest)
         {
             // A verification by a JWKS key holds only while the JWKS still serves that key.
             let served =
@@ -127,39 +129,41 @@ impl Verifier {
             if jwk.is_none_or(served) {
                 return self.check_claims(claims);
             }
-            self.verified.remove(&token_digest(token));
+            self.verified.remove(digest);
         }
         match &head.kid {
-            None if family == AlgorithmFamily::Hmac => self.verify_with(token, alg, self.hmac.iter()),
+            None if family == AlgorithmFamily::Hmac => self.verify_with(token, alg, digest, self.hmac.iter()),
             None => {
                 let jwks = self.jwks.as_ref().map(Jwks::snapshot);
                 let keys: Vec<&NamedKey> =
                     self.pem.iter().chain(jwks.iter().flat_map(|s| s.iter())).filter(|k| k.family == family).collect();
                 match keys.len() {
                     0 => Err(AuthError::Algorithm),
-                    1 => self.verify_with(token, alg, keys.into_iter()),
+                    1 => self.verify_with(token, alg, digest, keys.into_iter()),
                     _ => Err(AuthError::KidRequired),
                 }
             }
             Some(kid) => {
                 if let Some(key) = self.pem.iter().find(|k| k.kid.as_deref() == Some(kid.as_str())) {
-                    return self.verify_with(token, alg, std::iter::once(key));
+                    return self.verify_with(token, alg, digest, std::iter::once(key));
                 }
                 let key = match &self.jwks {
                     Some(jwks) => jwks.find(kid).await,
                     None => None,
                 };
                 let key = key.ok_or(AuthError::UnknownKid)?;
-                self.verify_with(token, alg, std::iter::once(&key))
+                self.verify_with(token, alg, digest, std::iter::once(&key))
             }
         }
     }
 
-    /// Tries the keys of the token's family (and, for a JWK that names one, its algorithm) in turn.
+    /// Tries the keys of the token's family (and, for a JWK that names one, its algorithm) in turn; a verified
+    /// token with a `digest` (a public-key one) is remembered under it.
     fn verify_with<'k>(
         &self,
         token: &str,
         alg: Algorithm,
+        digest: Option<[u8; 32]>,
         candidates: impl Iterator<Item = &'k NamedKey>,
     ) -> Result<Principal, AuthError> {
         // `decode_header` already refused anything but three base64url parts with a known `alg`.
@@ -186,8 +190,8 @@ impl Verifier {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).map_err(|_| AuthError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&json)
             .map_err(|e| AuthError::Claims(format!("the claims are not as expected ({e})")))?;
-        if alg.family() != AlgorithmFamily::Hmac {
-            self.verified.insert(token_digest(token), (claims.clone(), jwk));
+        if let Some(digest) = digest {
+            self.verified.insert(digest, (claims.clone(), jwk));
         }
         self.check_claims(claims)
     }
