@@ -13,6 +13,10 @@
 --   dead) or {'run', delivery fields, hook fields}.
 local group, now, max, ttl, lost, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local results = {}
+-- A run's answer: the delivery as it now is, and its hook (current callback, 410 stop).
+local function run(delivery, token)
+  return {'run', redis.call('HGETALL', delivery), redis.call('HGETALL', prefix .. 'hook:' .. (token or ''))}
+end
 local n = (#ARGV - 6) / 3
 for i = 0, n - 1 do
   local delivery, stream, dead = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
@@ -23,7 +27,7 @@ for i = 0, n - 1 do
     redis.call('XACK', stream, group, entry)
     results[i + 1] = {'skip'}
   elseif status == 'delivering' and taken_over ~= '1' then
-    results[i + 1] = {'run', redis.call('HGETALL', delivery), redis.call('HGETALL', prefix .. 'hook:' .. (cur[3] or ''))}
+    results[i + 1] = run(delivery, cur[3])
   else
     local attempts = tonumber(cur[2]) or 0
     if attempts >= max then
@@ -36,7 +40,7 @@ for i = 0, n - 1 do
     else
       redis.call('HSET', delivery, 'status', 'delivering', 'attempts', tostring(attempts + 1), 'updated_ms', now)
       redis.call('HDEL', delivery, 'next_ms')
-      results[i + 1] = {'run', redis.call('HGETALL', delivery), redis.call('HGETALL', prefix .. 'hook:' .. (cur[3] or ''))}
+      results[i + 1] = run(delivery, cur[3])
     end
   end
 end
