@@ -5,7 +5,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use tokio::{
@@ -19,7 +22,7 @@ use tokio::{
 struct State {
     /// What the next cut waits for in a client's bytes; taken by the cut.
     armed: Mutex<Option<Vec<u8>>>,
-    cuts: Mutex<usize>,
+    cuts: AtomicUsize,
     cut: Notify,
 }
 
@@ -73,7 +76,7 @@ impl CutProxy {
 
     /// How many connections were cut so far.
     pub fn cuts(&self) -> usize {
-        *self.state.cuts.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.cuts.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `n` connections were cut.
@@ -158,7 +161,7 @@ async fn relay(client: TcpStream, server: TcpStream, state: Arc<State>) {
             // The client's side closes as this half is dropped too: its further commands go nowhere.
             drop(from_client);
             let _ = to_server.write_all(&unsent[whole..end]).await;
-            *state.cuts.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+            state.cuts.fetch_add(1, Ordering::SeqCst);
             state.cut.notify_waiters();
             // The server's side stays open while the answering side drains it.
             std::future::pending::<()>().await;

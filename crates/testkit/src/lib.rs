@@ -1,6 +1,7 @@
 //! Test helpers shared by every crate's integration tests: a private `redis-server` per test, ports that no other
-//! socket can take, a child process's own announcement of its address, a webhook receiver, and a test-only tracing initialiser. No
-//! service depends on this crate; `wgate dev` uses its `RedisServer` for a throwaway Redis.
+//! socket can take, a child process's own announcement of its address, a webhook receiver, a proxy that loses one
+//! Redis answer on demand, and a test-only tracing initialiser. No service depends on this crate; `wgate dev` uses
+//! its `RedisServer` for a throwaway Redis.
 #![warn(unreachable_pub)]
 
 mod certs;
