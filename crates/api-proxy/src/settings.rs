@@ -29,6 +29,9 @@ pub struct ApiSettings {
     pub redis_wait_replicas: u32,
     /// How long that wait may take before the client gets 503.
     pub redis_wait_timeout_ms: u64,
+    /// `WGATE_JOB_TTL_SECS`, as the worker reads it: how long a deleted session's create job stays the relay's
+    /// target, and how long a succeeded job's QR window stays open.
+    pub job_ttl_secs: u64,
     pub api_listen: SocketAddr,
     pub api_admin_listen: SocketAddr,
     /// Base of the links the gateway hands out (`Location`).
@@ -97,6 +100,7 @@ impl Default for ApiSettings {
             logging: LogSettings::default(),
             redis_wait_replicas: 0,
             redis_wait_timeout_ms: 500,
+            job_ttl_secs: 7 * 24 * 3600,
             api_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             api_admin_listen: SocketAddr::from(([0, 0, 0, 0], 9464)),
             public_url: "http://127.0.0.1:8080".into(),
@@ -219,11 +223,13 @@ impl ApiSettings {
         }
     }
 
-    /// The queue's configuration: the shared Redis settings plus the API's `WAIT` for acknowledged writes.
+    /// The queue's configuration: the shared Redis settings, the API's `WAIT` for acknowledged writes and the job
+    /// TTL.
     pub fn queue_config(&self) -> Result<wgate_queue::QueueConfig, ConfigError> {
         let mut queue = self.redis.queue_config()?;
         queue.wait_replicas = self.redis_wait_replicas;
         queue.wait_timeout = Duration::from_millis(self.redis_wait_timeout_ms);
+        queue.job_ttl = Duration::from_secs(self.job_ttl_secs.max(1));
         Ok(queue)
     }
 

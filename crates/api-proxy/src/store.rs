@@ -83,9 +83,9 @@ impl BoundedStore {
         self.call_within("enqueue", self.write_bound(), self.inner.enqueue_drawing(job, key, max_sessions, draw)).await
     }
 
-    /// A hook or QR token for a new job of `tenant`: from `draw`, in the tenant's partition.
-    pub fn mint_token(&self, tenant: &TenantId, draw: impl FnMut() -> String) -> String {
-        self.inner.layout().mint_token(tenant, draw)
+    /// A hook or QR token for the tenant's new job `job` (see `Layout::mint_job_token`).
+    pub fn mint_job_token(&self, tenant: &TenantId, job: JobId) -> String {
+        self.inner.layout().mint_job_token(tenant, job)
     }
 
     pub async fn get(&self, tenant: &TenantId, id: JobId) -> Result<Option<JobRecord>, ApiError> {

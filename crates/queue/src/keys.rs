@@ -155,6 +155,17 @@ impl Layout {
         self.part(self.of_token(token))
     }
 
+    /// A capability token of the tenant's job `job` (its relay `/hooks/<token>`, its QR window `/qr/<token>`): the
+    /// job's id, where the capability's state is kept, and 128 random bits, URL-safe base64 without padding, drawn
+    /// until the token lands in the tenant's partition. Each call draws its own bits: knowing one of a job's tokens
+    /// tells nothing of the other.
+    pub fn mint_job_token(&self, tenant: &TenantId, job: JobId) -> String {
+        use base64::Engine;
+        self.mint_token(tenant, || {
+            format!("{job}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()))
+        })
+    }
+
     /// A token from `draw` that lands in the tenant's partition: drawn again until it does (`count` draws are
     /// expected; with one partition the first one does).
     pub fn mint_token(&self, tenant: &TenantId, mut draw: impl FnMut() -> String) -> String {
@@ -246,8 +257,20 @@ impl Keys {
         format!("{}webhook:signing-key", self.prefix)
     }
 
+    /// The own record of a hook token of an earlier release (`{tenant, job, callback, gone}`). A token of this
+    /// release has none: see [`Keys::hook_record`].
     pub fn hook(&self, token: &str) -> String {
         format!("{}hook:{token}", self.prefix)
+    }
+
+    /// The record that holds a hook token's relay target (`tenant`, `callback`, the 410 stop `gone`): its job's
+    /// record for a token of this release, which names its job; the token's own hash for one of an earlier
+    /// release.
+    pub fn hook_record(&self, token: &str) -> String {
+        match wgate_types::token_job(token) {
+            Some(job) => self.job(job),
+            None => self.hook(token),
+        }
     }
 
     /// The QR window's token -> `{tenant, job}`; written with the job, expires with the job TTL.
@@ -387,6 +410,23 @@ mod tests {
             assert_eq!(layout.token(&token), layout.tenant(&t));
         }
         assert_eq!(seen.len(), 16, "200 tenants use every one of 16 partitions");
+    }
+
+    #[test]
+    fn a_job_token_names_its_job_lands_in_its_tenants_partition_and_is_drawn_afresh() {
+        let layout = Layout::new("ns", 16);
+        let t = tenant("acme");
+        let id = JobId::new();
+        let (hook, qr) = (layout.mint_job_token(&t, id), layout.mint_job_token(&t, id));
+        assert_ne!(hook, qr);
+        for token in [&hook, &qr] {
+            assert_eq!(wgate_types::token_job(token), Some(id), "{token}");
+            assert_eq!(layout.of_token(token), layout.of_tenant(&t), "{token}");
+            assert_eq!(layout.token(token).hook_record(token), layout.tenant(&t).job(id));
+        }
+        // A token of an earlier release keeps its own hash.
+        let old = "A".repeat(43);
+        assert_eq!(layout.part(0).hook_record(&old), layout.part(0).hook(&old));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct MigrateReport {
 
 /// How a key of the old layout moves.
 enum Kind {
-    /// A record hash with a `tenant` field (job, hook, QR, session, delivery).
+    /// A record hash with a `tenant` field (job, hook and QR of an earlier release, session, delivery).
     Record,
     /// A key whose name names its tenant.
     Named(TenantId),
@@ -166,7 +166,7 @@ impl JobStore {
         let tenant = match &kind {
             Kind::Record => source.tenant_of(key).await?,
             Kind::Named(t) => Some(t.clone()),
-            Kind::EventSeen { hook_token } => source.tenant_of(&old.hook(hook_token)).await?,
+            Kind::EventSeen { hook_token } => source.tenant_of(&old.hook_record(hook_token)).await?,
             Kind::Stream(q) => return self.requeue(source, old, key, *q, report).await.map(Ok),
             Kind::Members { q, dead } => return self.place_members(source, old, key, *q, *dead, report).await.map(Ok),
             Kind::DeadLetters | Kind::Base => {
@@ -181,18 +181,20 @@ impl JobStore {
         let p = layout.of_tenant(&tenant);
         let moved = self.copy_to(source, key, &format!("{}{rest}", layout.part(p).prefix()), report).await?;
         // A token minted for another number of partitions: its own hash need not point at its tenant's partition
-        // here. A QR token of this release is kept in its job's record.
-        let token = match rest.strip_prefix("hook:").or_else(|| rest.strip_prefix("qr:")) {
-            Some(token) => Some(token.to_owned()),
+        // here. A hook or QR token of this release is kept in its job's record.
+        let mut tokens = Vec::new();
+        match rest.strip_prefix("hook:").or_else(|| rest.strip_prefix("qr:")) {
+            Some(token) => tokens.push(token.to_owned()),
             None if rest.starts_with("job:") && moved.is_ok() => {
-                source.field_of(key, "qr_token").await?.filter(|t| wgate_types::qr_token_job(t).is_some())
+                for field in ["hook_token", "qr_token"] {
+                    let token = source.field_of(key, field).await?;
+                    tokens.extend(token.filter(|t| wgate_types::token_job(t).is_some()));
+                }
             }
-            None => None,
-        };
-        if let Ok(ttl) = moved
-            && let Some(token) = token.as_deref()
-            && layout.of_token(token) != p
-        {
+            None => {}
+        }
+        let Ok(ttl) = moved else { return Ok(moved.map(|_| ())) };
+        for token in tokens.iter().filter(|t| layout.of_token(t) != p) {
             let alias = layout.base().token_partition(token);
             self.redis()
                 .call("SET token partition", |mut c| async move {
@@ -206,7 +208,7 @@ impl JobStore {
                 .await?;
             report.tokens_mapped += 1;
         }
-        Ok(moved.map(|_| ()))
+        Ok(Ok(()))
     }
 
     async fn pttl(&self, key: &str) -> Result<i64, QueueError> {

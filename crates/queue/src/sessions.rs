@@ -1,6 +1,6 @@
 //! A tenant's sessions as the API's session commands need them: which upstream sessions the tenant owns (the set
 //! the worker fills when a create job succeeds) and where a session's webhooks are relayed (the tenant's own
-//! callback in the hook hash, changed by `set-hook`). Ownership itself is read with `JobStore::session_owner` and
+//! callback in the relay target, its create job's record, changed by `set-hook`). Ownership itself is read with `JobStore::session_owner` and
 //! dropped with `JobStore::forget_session`.
 
 use std::sync::LazyLock;
@@ -10,9 +10,9 @@ use wgate_types::{CallbackUrl, TenantId};
 
 use crate::{JobStore, QueueError};
 
-/// Changes the relay target of an existing hook only: a missing hook is not created half-filled.
+/// Changes the relay target of an existing hook only: a missing one is not created half-filled.
 /// Setting a callback also lifts the stop a 410 Gone put on deliveries to the hook (`gone`).
-/// KEYS: 1 hook hash; ARGV: 1 callback ('' = none). Answers 1 when the hook exists, else 0.
+/// KEYS: 1 the relay target (the job's record, or the hook hash of a token of an earlier release); ARGV: 1 callback ('' = none). Answers 1 when the hook exists, else 0.
 static SET_HOOK_CALLBACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
@@ -41,11 +41,11 @@ impl JobStore {
         hook_token: &str,
         callback: Option<&CallbackUrl>,
     ) -> Result<bool, QueueError> {
-        if !wgate_types::is_capability_token(hook_token) {
+        if wgate_types::token_job(hook_token).is_none() && !wgate_types::is_capability_token(hook_token) {
             return Ok(false);
         }
         let mut inv = SET_HOOK_CALLBACK.prepare_invoke();
-        inv.key(self.layout().tenant(tenant).hook(hook_token)).arg(callback.map_or("", CallbackUrl::as_str));
+        inv.key(self.layout().tenant(tenant).hook_record(hook_token)).arg(callback.map_or("", CallbackUrl::as_str));
         let set: i64 =
             self.redis().call("set hook callback", |mut c| async move { inv.invoke_async(&mut c).await }).await?;
         Ok(set == 1)

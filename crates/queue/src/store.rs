@@ -3,6 +3,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use redis::Value;
+use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use wgate_types::{CallbackUrl, IdempotencyKey, JobId, JobRecord, JobStatus, TenantId};
 
@@ -283,6 +284,9 @@ impl JobStore {
     ) -> Result<(Option<RateAnswer>, Option<Enqueued>), QueueError> {
         let keys = self.layout.tenant(&job.tenant);
         let p = self.layout.of_tenant(&job.tenant);
+        if wgate_types::token_job(&job.hook_token) != Some(job.id) {
+            return Err(QueueError::Corrupt("the job's hook token was not minted from its id".into()));
+        }
         if self.layout.of_token(&job.hook_token) != p
             || (!job.qr_token.is_empty() && self.layout.of_token(&job.qr_token) != p)
         {
@@ -469,19 +473,31 @@ impl JobStore {
         self.redis.query_again("SCARD pending", redis::cmd("SCARD").arg(&key)).await
     }
 
-    /// The relay target of a hook token; `None` for an unknown (or malformed) token.
+    /// The relay target of a hook token; `None` for an unknown (or malformed) token. A token of this release is
+    /// looked up in its job's record and must equal the one the record keeps; one of an earlier release has a
+    /// record of its own.
     pub async fn hook_target(&self, token: &str) -> Result<Option<HookTarget>, QueueError> {
-        if !wgate_types::is_capability_token(token) {
+        let job_id = wgate_types::token_job(token);
+        if job_id.is_none() && !wgate_types::is_capability_token(token) {
             return Ok(None);
         }
-        let Some(record) = self.token_record("hook", token, |k| k.hook(token)).await? else {
+        let Some(record) = self.token_record("hook", token, |k| k.hook_record(token)).await? else {
             return Ok(None);
+        };
+        let job_id = match job_id {
+            Some(id) => {
+                if !record.keeps("hook_token", token) {
+                    return Ok(None);
+                }
+                id
+            }
+            None => record.job()?,
         };
         let callback = match record.optional("callback") {
             Some(c) => Some(CallbackUrl::parse(c).map_err(|_| record.bad("callback"))?),
             None => None,
         };
-        Ok(Some(HookTarget { tenant: record.tenant()?, job_id: record.job()?, callback }))
+        Ok(Some(HookTarget { tenant: record.tenant()?, job_id, callback }))
     }
 
     /// The owner of an upstream session created through the gateway, looked for in `tenant`'s partition; `None`
@@ -544,6 +560,12 @@ impl RecordHash {
     /// The create job (`job`).
     pub(crate) fn job(&self) -> Result<JobId, QueueError> {
         self.optional("job").and_then(|j| j.parse().ok()).ok_or_else(|| self.bad("job"))
+    }
+
+    /// True when the record keeps exactly `token` in `field` (a capability token: compared in constant time).
+    pub(crate) fn keeps(&self, field: &str, token: &str) -> bool {
+        let kept = self.optional(field).unwrap_or_default();
+        bool::from(kept.as_bytes().ct_eq(token.as_bytes()))
     }
 }
 

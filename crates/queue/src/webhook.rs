@@ -386,7 +386,7 @@ impl JobStore {
                 .key(&stream)
                 .key(&scheduled)
                 .key(&dead)
-                .key(keys.hook(if f.hook_token.is_empty() { "-" } else { f.hook_token }));
+                .key(keys.hook_record(if f.hook_token.is_empty() { "-" } else { f.hook_token }));
             let code = |s: &Option<u16>| s.map(|c| c.to_string()).unwrap_or_default();
             let (outcome, due, error, status, gone) = match &f.outcome {
                 DeliveryOutcome::Delivered { status } => ("delivered", 0, String::new(), status.to_string(), ""),

@@ -18,7 +18,7 @@ pub mod session_commands;
 pub mod session_view;
 pub mod tenant;
 
-pub use capability::{CAPABILITY_TOKEN_LEN, QR_SECRET_LEN, is_capability_token, qr_token_job};
+pub use capability::{CAPABILITY_TOKEN_LEN, TOKEN_SECRET_LEN, is_capability_token, token_job};
 pub use claims::{Audience, Claims, Scope, Scopes};
 pub use error::{ErrorBody, FieldProblem};
 pub use idempotency::IdempotencyKey;

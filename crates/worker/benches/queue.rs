@@ -63,11 +63,7 @@ fn job(store: &JobStore, tenants: &[TenantId], i: usize) -> JobRecord {
     let request = SessionCreate::from_json(json!({"name": format!("bench {i}")}).to_string().as_bytes()).unwrap();
     let id = JobId::new();
     let tenant = tenants[i % tenants.len()].clone();
-    let mut draw = 0u32;
-    let hook_token = store.layout().mint_token(&tenant, || {
-        draw += 1;
-        format!("h{id}{draw}")
-    });
+    let hook_token = store.layout().mint_job_token(&tenant, id);
     let new = NewJob { tenant, request, max_attempts: 6, request_id: None, hook_token, qr_token: String::new() };
     JobRecord::accepted(id, new, OffsetDateTime::now_utc())
 }

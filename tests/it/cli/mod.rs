@@ -72,15 +72,16 @@ async fn jobs_show_prints_a_record_and_replay_refuses_a_job_that_is_not_dead() {
     let store = JobStore::new(QueueConfig::new(redis.url(), "cli")).unwrap();
     let request = SessionCreate::from_json(br#"{"name":"Shop"}"#).unwrap();
     let now = time::OffsetDateTime::now_utc();
+    let id = JobId::new();
     let new = NewJob {
         tenant: TenantId::parse("acme").unwrap(),
         request,
         max_attempts: 6,
         request_id: None,
-        hook_token: "hook".into(),
+        hook_token: format!("{id}{:_<22}", "hook"),
         qr_token: String::new(),
     };
-    let job = JobRecord::accepted(JobId::new(), new, now);
+    let job = JobRecord::accepted(id, new, now);
     store.enqueue(&job, None, None).await.unwrap();
     let id = job.id.to_string();
     let args = |cmd: &str| ["jobs", "--redis-url", &redis.url(), "--namespace", "cli", cmd, &id].map(str::to_owned);

@@ -9,15 +9,16 @@ use super::wgate;
 fn job(name: &str) -> JobRecord {
     let request = SessionCreate::from_json(format!(r#"{{"name":"{name}"}}"#).as_bytes()).unwrap();
     let now = time::OffsetDateTime::now_utc();
+    let id = JobId::new();
     let new = NewJob {
         tenant: TenantId::parse("acme").unwrap(),
         request,
         max_attempts: 1,
         request_id: None,
-        hook_token: format!("hook-{name}"),
+        hook_token: format!("{id}{name:_<22}"),
         qr_token: String::new(),
     };
-    JobRecord::accepted(JobId::new(), new, now)
+    JobRecord::accepted(id, new, now)
 }
 
 /// Runs the one queued job's only attempt to `dead`, as a worker would.
@@ -78,8 +79,9 @@ async fn jobs_show_finds_a_job_in_its_tenants_partition_when_told_the_deployment
     // A tenant outside partition 0, where a store without partitions would look.
     let tenant =
         (0..).map(|i| TenantId::parse(&format!("t{i}")).unwrap()).find(|t| store.layout().of_tenant(t) != 0).unwrap();
-    let hook_token = store.layout().mint_token(&tenant, || format!("hook-{}", JobId::new()));
-    let queued = JobRecord { tenant, hook_token, ..job("parted") };
+    let queued = job("parted");
+    let hook_token = store.layout().mint_job_token(&tenant, queued.id);
+    let queued = JobRecord { tenant, hook_token, ..queued };
     store.enqueue(&queued, None, None).await.unwrap();
     let (url, id) = (redis.url(), queued.id.to_string());
 

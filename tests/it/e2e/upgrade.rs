@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use wgate_queue::{Enqueued, JobStore, Layout, QrTarget, QueueConfig};
 use wgate_testkit::{RedisCluster, RedisServer};
-use wgate_types::{JobId, JobRecord, JobStatus, NewJob, QR_SECRET_LEN, SessionCreate, TenantId};
+use wgate_types::{JobId, JobRecord, JobStatus, NewJob, SessionCreate, TOKEN_SECRET_LEN, TenantId};
 
 use super::helpers::{RedisTarget, Stack, StackOptions, json_of};
 
@@ -148,30 +148,33 @@ async fn wgate_migrate_moves_the_release_befores_namespace_onto_a_cluster_with_1
     let uid = fixture()["owned"]["acme"]["session"]["data"]["unique_id"].as_str().expect("unique_id").to_owned();
     let owner = stack.store.session_owner(&acme, &uid).await.expect("redis").expect("acme owns its session");
     assert_ne!(layout.of_token(&owner.hook_token), layout.of_tenant(&acme));
-    // The same holds for a QR token of today's release, kept in its job's record.
+    // The same holds for the hook and QR tokens of today's release, kept in their job's record.
     let window = stack.store.qr_target(&today.qr_token).await.expect("redis");
     assert_eq!(window, Some(QrTarget { tenant: acme.clone(), job_id: today.id }), "the QR window of a migrated job");
+    let relay = stack.store.hook_target(&today.hook_token).await.expect("redis").expect("the relay of a migrated job");
+    assert_eq!((relay.tenant, relay.job_id), (acme.clone(), today.id));
     assert_eq!(stack.finished(today.id, Duration::from_secs(20)).await.status, JobStatus::Succeeded);
     assert_state_kept(&stack).await;
 }
 
-/// A job of acme queued by today's release into the namespace before it is migrated (one partition), with a QR
-/// token whose own hash points away from acme's partition among 16.
+/// A job of acme queued by today's release into the namespace before it is migrated (one partition), with hook and
+/// QR tokens whose own hash points away from acme's partition among 16.
 async fn queue_a_job_of_today(redis: &RedisServer, namespace: &str) -> JobRecord {
     let source = JobStore::new(QueueConfig::new(redis.url(), namespace)).expect("job store");
     let acme = TenantId::parse("acme").expect("tenant");
     let sixteen = Layout::new(namespace, 16);
     let id = JobId::new();
-    let qr_token = (0u64..)
-        .map(|n| format!("{id}{n:0>QR_SECRET_LEN$}"))
-        .find(|t| sixteen.of_token(t) != sixteen.of_tenant(&acme))
-        .expect("a token hashing elsewhere");
+    let mut elsewhere = (0u64..)
+        .map(|n| format!("{id}{n:0>TOKEN_SECRET_LEN$}"))
+        .filter(|t| sixteen.of_token(t) != sixteen.of_tenant(&acme));
+    let (hook_token, qr_token) =
+        (elsewhere.next().expect("a token hashing elsewhere"), elsewhere.next().expect("another one"));
     let new = NewJob {
         tenant: acme,
         request: SessionCreate::from_json(br#"{"name":"Queued today"}"#).expect("request"),
         max_attempts: 6,
         request_id: None,
-        hook_token: format!("{:_<43}", format!("hook{id}")),
+        hook_token,
         qr_token,
     };
     let job = JobRecord::accepted(id, new, OffsetDateTime::now_utc());

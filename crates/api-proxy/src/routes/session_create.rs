@@ -9,10 +9,8 @@ use actix_web::{
     http::{StatusCode, header},
     web,
 };
-use base64::Engine;
 use bytes::BytesMut;
 use futures::StreamExt;
-use rand::RngCore;
 use time::OffsetDateTime;
 use wgate_queue::{Enqueued, RateDraw};
 use wgate_types::{ErrorBody, IdempotencyKey, JobId, JobRecord, NewJob, Scope, SessionCreate};
@@ -98,8 +96,8 @@ pub async fn session_create(
         request,
         max_attempts: state.max_attempts,
         request_id,
-        hook_token: state.store.mint_token(&principal.tenant, hook_token),
-        qr_token: state.store.mint_token(&principal.tenant, || qr_token(id)),
+        hook_token: state.store.mint_job_token(&principal.tenant, id),
+        qr_token: state.store.mint_job_token(&principal.tenant, id),
     };
     let job = JobRecord::accepted(id, new, OffsetDateTime::now_utc());
     let (job, waiter) = enqueue(&req, &state, &principal, job, key.as_ref(), wait, draw).await?;
@@ -307,39 +305,4 @@ pub(crate) async fn read_body(
         Ok(body.freeze())
     };
     tokio::time::timeout(deadline, read).await.map_err(|_| ApiError::BodyTimeout { ms: deadline.as_millis() })?
-}
-
-/// `N` random bytes, URL-safe base64 without padding.
-fn random_url_safe<const N: usize>() -> String {
-    let mut bytes = [0u8; N];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// 256 random bits, URL-safe base64 without padding: the relay capability for this job's webhooks.
-pub(crate) fn hook_token() -> String {
-    random_url_safe::<32>()
-}
-
-/// The capability of the job's QR window, `/qr/{qr_token}`: the job's id (where the window's state is kept) and
-/// 128 random bits drawn independently of the hook token (knowing one tells nothing of the other).
-pub(crate) fn qr_token(job: JobId) -> String {
-    format!("{job}{}", random_url_safe::<16>())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn minted_tokens_are_distinct_and_pass_every_lookup_s_shape_check() {
-        let a = hook_token();
-        let b = hook_token();
-        assert_ne!(a, b);
-        assert!(wgate_types::is_capability_token(&a), "{a}");
-        let id = JobId::new();
-        let (qr, other) = (qr_token(id), qr_token(id));
-        assert_ne!(qr, other);
-        assert_eq!(wgate_types::qr_token_job(&qr), Some(id), "{qr}");
-    }
 }

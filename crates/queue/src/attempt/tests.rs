@@ -16,7 +16,7 @@ fn job(name: &str) -> JobRecord {
         request: SessionCreate::from_json(json!({ "name": name }).to_string().as_bytes()).expect("request"),
         max_attempts: 3,
         request_id: None,
-        hook_token: format!("{:_<43}", format!("hook{id}")),
+        hook_token: format!("{id}{:_<22}", "hook"),
         qr_token: String::new(),
     };
     JobRecord::accepted(id, new, OffsetDateTime::now_utc())

@@ -1,7 +1,7 @@
 -- (after gcra.lua) Accepts a batch of jobs in arrival order, each with its own outcome, exactly as if each had been
 -- accepted alone in that order: the tenant's write bucket (when drawn), idempotency, quota, record (which keeps the
--- QR window's token), hook, pending set, stream entry. A job's keys are derived here from the key prefix and its ids; every key shares
--- the prefix's hash slot.
+-- relay's target and the QR window's token), pending set, stream entry. A job's keys are derived here from the key
+-- prefix and its ids; every key shares the prefix's hash slot.
 -- KEYS: 1 the stream
 -- ARGV: 1 key prefix "{ns}:", 2 consumer group, 3 TTL of idempotency keys (ms), then per job: 1 bucket drawn from ('' = no draw), 2 its emission interval (us), 3 its burst, 4 job id, 5 tenant,
 --   6 tenant callback ('' = none), 7 max sessions (-1 = no limit), 8 sha256 of the Idempotency-Key ('' = none),
@@ -54,11 +54,12 @@ local function accept(a, id, tenant, n)
   if redis.call('EXISTS', job) == 1 then
     return {'duplicate'}
   end
-  -- One call straight from ARGV: no table built for the record's fields ('' = no QR window).
+  -- One call straight from ARGV: no table built for the record's fields ('' = no QR window, no callback). The
+  -- record is also the relay's target: the hook token names the job, and `callback` is where its events go.
   redis.call('HSET', job, 'id', id, 'tenant', tenant, 'hook_token', hook, 'kind', ARGV[a + 12],
     'status', ARGV[a + 13], 'attempts', ARGV[a + 14], 'max_attempts', ARGV[a + 15], 'created_at', ARGV[a + 16],
-    'updated_at', ARGV[a + 17], 'request', ARGV[a + 18], 'qr_token', qr, unpack(ARGV, a + 20, a + 19 + 2 * n))
-  redis.call('HSET', prefix .. 'hook:' .. hook, 'tenant', tenant, 'job', id, 'callback', callback)
+    'updated_at', ARGV[a + 17], 'request', ARGV[a + 18], 'qr_token', qr, 'callback', callback,
+    unpack(ARGV, a + 20, a + 19 + 2 * n))
   local mine = created[tenant]
   if not mine then
     mine = {{}, {}}

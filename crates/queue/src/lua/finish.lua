@@ -6,7 +6,7 @@
 -- the slots the batch frees and starts their attempts (start_one), so a job's next attempt costs no round trip of
 -- its own.
 -- KEYS: 1 the partition's stream, 2 its scheduled set, 3 its dead set. The keys of each attempt's job (its hash,
---   its tenant's pending and sessions sets, the session and hook hashes) are built from the partition's prefix:
+--   its tenant's pending and sessions sets, the session hash) are built from the partition's prefix:
 --   the same hash slot, and no per-job key strings to pass.
 -- ARGV: 1 group, 2 now (ns), 3 now (ms), 4 TTL (ms), 5 completion channel, 6 publish command (PUBLISH, or
 --   SPUBLISH on a cluster), 7 the partition's key prefix "{tag}:", 8 the consumer reading next ('' = none), 9 how
@@ -53,6 +53,8 @@ for i = 0, n - 1 do
         if cur[4] or cur[5] or cur[6] then
           call('HDEL', job, 'next_attempt_at', 'maybe_sent', 'error')
         end
+        -- The record lives as long as the session it made (it is the session's relay target); forgetting the
+        -- session lets it expire.
         call('HSET', job, 'status', 'succeeded', 'updated_at', now_ns, 'response', resp)
         call('HSET', prefix .. 'session:' .. uid, 'tenant', tenant, 'job', id, 'hook_token', token)
         local mine = sessions[tenant]
@@ -62,12 +64,15 @@ for i = 0, n - 1 do
           call('HDEL', job, 'next_attempt_at', 'maybe_sent')
         end
         call('HSET', job, 'status', outcome, 'updated_at', now_ns, 'error', err)
-        call('PEXPIRE', prefix .. 'hook:' .. token, ttl)
+        call('PEXPIRE', job, ttl)
+        local hook = old_hook(prefix, token)
+        if hook then
+          call('PEXPIRE', hook, ttl)
+        end
         if outcome == 'dead' then
           call('ZADD', dead, now_ms, id)
         end
       end
-      call('PEXPIRE', job, ttl)
       local mine = done[tenant]
       if mine then mine[#mine + 1] = id else done[tenant] = {id} end
       call(publish, channel, id)

@@ -22,8 +22,10 @@ end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', '0', 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'next_attempt_at', 'error', 'response', 'taken_over', 'reconciles')
 redis.call('PERSIST', KEYS[1])
+-- A hook token of an earlier release (not a job id and 22 characters) has a hash of its own; one of this release
+-- lives in the record.
 local token = redis.call('HGET', KEYS[1], 'hook_token')
-if token then
+if token and #token ~= 48 then
   redis.call('PERSIST', ARGV[4] .. 'hook:' .. token)
 end
 redis.call('ZREM', KEYS[3], ARGV[1])

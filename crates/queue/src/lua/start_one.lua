@@ -18,6 +18,12 @@
 -- start changed as it was before ({status, attempts, updated_at, next_attempt_at, reconciles}, '' = absent), which
 -- giving the entry back unstarted restores (release.lua).
 local call = redis.call
+-- The own hash of a hook token of an earlier release; nil for a token of this release (its job's id and 22
+-- characters), whose relay target is its job's record.
+local function old_hook(prefix, token)
+  if token and token ~= '' and #token ~= 48 then return prefix .. 'hook:' .. token end
+  return nil
+end
 local function start_one(c, job, stream, dead, entry, taken_over, id)
   local now_ns = c.now_ns
   -- One read of the whole record: the fields decided on here, and (for a run) the record answered, patched below.
@@ -25,7 +31,8 @@ local function start_one(c, job, stream, dead, entry, taken_over, id)
   -- Sized for a record's fields up front: filled pair by pair, an empty table would be rehashed five times.
   local h = {id = false, tenant = false, hook_token = false, kind = false, status = false, attempts = false,
     max_attempts = false, created_at = false, updated_at = false, request = false, qr_token = false,
-    next_attempt_at = false, maybe_sent = false, reconciles = false, error = false, response = false}
+    callback = false, next_attempt_at = false, maybe_sent = false, reconciles = false, error = false,
+    response = false}
   for f = 1, #flat, 2 do
     h[flat[f]] = flat[f + 1]
   end
@@ -66,8 +73,9 @@ local function start_one(c, job, stream, dead, entry, taken_over, id)
       call('HDEL', job, 'maybe_sent')
     end
     call('PEXPIRE', job, c.ttl)
-    if h.hook_token then
-      call('PEXPIRE', c.prefix .. 'hook:' .. h.hook_token, c.ttl)
+    local hook = old_hook(c.prefix, h.hook_token)
+    if hook then
+      call('PEXPIRE', hook, c.ttl)
     end
     call('ZADD', dead, c.now_ms, id)
     if h.tenant then

@@ -1,7 +1,8 @@
 -- Start delivery attempts, a batch at a time: the attempt counter goes up before anything is sent, so a delivery
 -- that crashes its worker every time still runs out of attempts.
--- The hook hash (current callback, 410 stop) is named from the delivery's `token` and the key prefix: it shares the
--- delivery's hash tag.
+-- The relay target (current callback, 410 stop) is named from the delivery's `token` and the key prefix, and shares
+-- the delivery's hash tag: the record of the job the token names (a token of this release: the job's id and 22
+-- characters), or the token's own hash for a token of an earlier release.
 -- KEYS, 3 per attempt: delivery hash, stream, dead set
 -- A delivery has one entry unacknowledged at a time, read by one consumer: an entry not taken over whose delivery is
 -- already `delivering` was started by a call whose answer was lost, and that start is answered again as it is,
@@ -13,9 +14,18 @@
 --   dead) or {'run', delivery fields, hook fields}.
 local group, now, max, ttl, lost, prefix = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local results = {}
--- A run's answer: the delivery as it now is, and its hook (current callback, 410 stop).
+-- A delivery's relay target as field/value pairs (current callback, 410 stop); none when the token is no longer
+-- the one its job keeps.
+local function hook(token)
+  token = token or ''
+  if #token ~= 48 then return redis.call('HGETALL', prefix .. 'hook:' .. token) end
+  local h = redis.call('HMGET', prefix .. 'job:' .. string.sub(token, 1, 26), 'hook_token', 'callback', 'gone')
+  if h[1] ~= token then return {} end
+  return {'callback', h[2] or '', 'gone', h[3] or ''}
+end
+-- A run's answer: the delivery as it now is, and its relay target.
 local function run(delivery, token)
-  return {'run', redis.call('HGETALL', delivery), redis.call('HGETALL', prefix .. 'hook:' .. (token or ''))}
+  return {'run', redis.call('HGETALL', delivery), hook(token)}
 end
 local n = (#ARGV - 6) / 3
 for i = 0, n - 1 do

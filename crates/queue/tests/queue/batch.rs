@@ -135,10 +135,13 @@ async fn draws_inside_one_batch_come_from_the_bucket_in_arrival_order_and_a_refu
 async fn a_job_whose_write_redis_refuses_fails_alone_and_the_rest_of_its_batch_is_stored() {
     let q = TestQueue::start().await;
     let jobs: Vec<_> = (0..3).map(|i| job("acme", json!({"name": format!("n{i}")}))).collect();
-    // The middle job's hook key holds a string: its HSET is refused.
+    // The middle job's Idempotency-Key names a key holding a hash: its commands are refused.
+    let key = IdempotencyKey::parse("order-1").unwrap();
     let mut c = q.conn().await;
-    let _: () = c.set(q.key(&format!("hook:{}", jobs[1].hook_token)), "not a hash").await.unwrap();
-    let results = join_all(jobs.iter().map(|j| q.store.enqueue(j, None, None))).await;
+    let idem = q.store.layout().tenant(&jobs[1].tenant).idempotency(&jobs[1].tenant, key.as_str());
+    let _: () = c.hset(idem, "not", "a string").await.unwrap();
+    let results =
+        join_all(jobs.iter().enumerate().map(|(i, j)| q.store.enqueue(j, (i == 1).then_some(&key), None))).await;
     assert!(matches!(results[0], Ok(Enqueued::Created)), "{:?}", results[0]);
     assert!(matches!(&results[1], Err(QueueError::Redis(m)) if m.contains("WRONGTYPE")), "{:?}", results[1]);
     assert!(matches!(results[2], Ok(Enqueued::Created)), "{:?}", results[2]);

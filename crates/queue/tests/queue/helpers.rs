@@ -50,8 +50,8 @@ pub fn job(tenant_id: &str, body: serde_json::Value) -> JobRecord {
         request: request(body),
         max_attempts: 6,
         request_id: Some(format!("req-{id}")),
-        // Shaped as the API mints them (43 URL-safe characters), or a lookup refuses them unread.
-        hook_token: format!("{:_<43}", format!("hook{id}")),
+        // Shaped as the API mints them (the job's id and 22 URL-safe characters), or a lookup refuses them unread.
+        hook_token: format!("{id}{:_<22}", "hook"),
         qr_token: String::new(),
     };
     JobRecord::accepted(id, new, OffsetDateTime::now_utc())

@@ -4,7 +4,7 @@
 use redis::AsyncCommands;
 use serde_json::json;
 use wgate_queue::{Enqueued, QrTarget};
-use wgate_types::{JobRecord, QR_SECRET_LEN};
+use wgate_types::{JobRecord, TOKEN_SECRET_LEN};
 
 use crate::helpers::{TestQueue, job, tenant};
 
@@ -12,7 +12,7 @@ use crate::helpers::{TestQueue, job, tenant};
 const LEGACY: &str = "qrTokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 fn secret(c: char) -> String {
-    c.to_string().repeat(QR_SECRET_LEN)
+    c.to_string().repeat(TOKEN_SECRET_LEN)
 }
 
 /// A job of `acme` holding a QR token of this release.

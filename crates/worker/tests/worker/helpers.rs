@@ -149,7 +149,7 @@ impl World {
             request,
             max_attempts,
             request_id: Some(format!("req-{id}")),
-            hook_token: self.store.layout().mint_token(tenant, || format!("hook{}", JobId::new())),
+            hook_token: self.store.layout().mint_job_token(tenant, id),
             qr_token: String::new(),
         };
         let job = JobRecord::accepted(id, new, OffsetDateTime::now_utc());

@@ -46,10 +46,13 @@ async fn a_queued_job_creates_its_session_upstream_records_the_owner_and_publish
     assert_eq!(sessions, vec![unique_id]);
     let pending: Vec<String> = c.smembers(world.key("tenant:acme:pending")).await.unwrap();
     assert!(pending.is_empty());
+    // The job's record is the session's relay target: it lives as long as the session, and no other key is kept.
     let ttl: i64 = c.ttl(world.key(&format!("job:{}", job.id))).await.unwrap();
-    assert!(ttl > 6 * 24 * 3600, "a finished record expires after the job TTL, got {ttl}");
-    let hook_ttl: i64 = c.ttl(world.key(&format!("hook:{}", job.hook_token))).await.unwrap();
-    assert_eq!(hook_ttl, -1, "a live session's relay does not expire");
+    assert_eq!(ttl, -1, "the record of a live session's create job does not expire");
+    let hook = world.store.hook_target(&job.hook_token).await.unwrap().expect("the relay");
+    assert_eq!((hook.tenant.as_str(), hook.job_id), ("acme", job.id));
+    let hook_key: bool = c.exists(world.key(&format!("hook:{}", job.hook_token))).await.unwrap();
+    assert!(!hook_key, "no hook hash of its own");
     let counts = world.store.queue_counts().await.unwrap();
     assert_eq!((counts.pending, counts.running, counts.scheduled, counts.dead), (0, 0, 0, 0));
 
@@ -88,8 +91,8 @@ async fn a_rejected_api_key_fails_the_job_after_one_attempt_without_retrying() {
     let error = done.error.unwrap();
     assert_eq!((error.name.as_str(), error.class), ("Unauthorized", ErrorClass::Credentials));
     let mut c = world.redis.connection().await;
-    let ttl: i64 = c.ttl(world.key(&format!("hook:{}", job.hook_token))).await.unwrap();
-    assert!(ttl > 0, "a failed job's relay expires");
+    let ttl: i64 = c.ttl(world.key(&format!("job:{}", job.id))).await.unwrap();
+    assert!(ttl > 6 * 24 * 3600, "a failed job's record, its relay target, expires after the job TTL, got {ttl}");
     let counts = world.store.queue_counts().await.unwrap();
     assert_eq!((counts.pending, counts.running, counts.scheduled, counts.dead), (0, 0, 0, 0));
     let metrics = worker.metrics().await;
