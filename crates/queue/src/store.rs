@@ -321,13 +321,15 @@ impl JobStore {
         if tag != "rated" {
             return Ok((None, Some(enqueued(&tag, rest, max_sessions, job)?)));
         }
-        let mut rest = rest.into_iter();
-        let (Some(answer), Some(outcome)) = (rest.next(), rest.next()) else {
+        // {allowed, left, until full, until one fits, outcome tag, outcome...}, flat.
+        if rest.len() < 5 {
             return Err(QueueError::Corrupt("enqueue script answered a draw without its outcome".into()));
-        };
-        let answer: (i64, i64, i64, i64) = redis::from_redis_value(answer)
+        }
+        let mut outcome = rest;
+        let answer: Vec<Value> = outcome.drain(..4).collect();
+        let answer: (i64, i64, i64, i64) = redis::from_redis_value(Value::Array(answer))
             .map_err(|e| QueueError::Corrupt(format!("enqueue script answered a bad draw: {e}")))?;
-        let (tag, rest) = tagged(outcome)?;
+        let (tag, rest) = tagged(Value::Array(outcome))?;
         let outcome = if tag == "limited" { None } else { Some(enqueued(&tag, rest, max_sessions, job)?) };
         Ok((Some(rate_answer(answer)), outcome))
     }

@@ -8,8 +8,9 @@
 --   9 "<job id>:<sha256 of the request>", 10 hook token, 11 QR token ('' = none), 12-18 the record's kind,
 --   status, attempts, max_attempts, created_at, updated_at and request (the order of `record::ENQUEUE_FIXED`),
 --   19 the number n of further record fields, then n field/value pairs
--- Answers one reply per job: without a draw {outcome...}; with one {'rated', gcra's answer, {outcome...}}, and a
--- refused draw stores nothing ({'rated', answer, {'limited'}}). A job whose writes Redis refused answers
+-- Answers one reply per job, flat (a nested table costs Redis about a microsecond per job to answer): without a
+-- draw {outcome...}; with one {'rated', allowed, left, until full, until one fits (gcra's answer), outcome...}, and
+-- a refused draw stores nothing ({'rated', 0, 0, full, retry, 'limited'}). A job whose writes Redis refused answers
 -- {'error', message} and the others go on.
 local stream, prefix, group, idem_ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local now = nil
@@ -19,6 +20,8 @@ local reply_index = 0
 -- the jobs created per tenant whose pending-set entry is added at the end (tenant -> {ids, reply indexes}), the
 -- stream known.
 local buckets, used, created, stream_ready = {}, {}, {}, false
+-- The outcome of almost every job, shared: no table per job.
+local CREATED = {'created'}
 
 local function accept(a, id, tenant, n)
   local callback, max, idem, claim, hook, qr = ARGV[a + 6], tonumber(ARGV[a + 7]), ARGV[a + 8], ARGV[a + 9],
@@ -80,13 +83,11 @@ local function accept(a, id, tenant, n)
   if idem_key then
     redis.call('SET', idem_key, claim, 'PX', idem_ttl)
   end
-  return {'created'}
+  return CREATED
 end
 
--- The job's draw from its tenant's bucket, on the batch's one reading of the clock; nil when it draws none.
-local function draw(a, tenant)
-  local bucket = ARGV[a + 1]
-  if bucket == '' then return nil end
+-- The job's draw from its tenant's `bucket`, on the batch's one reading of the clock: gcra_draw's four numbers.
+local function draw(a, tenant, bucket)
   now = now or gcra_now()
   local of_bucket = buckets[bucket]
   if not of_bucket then
@@ -99,16 +100,19 @@ local function draw(a, tenant)
     b = {tonumber(redis.call('GET', key) or '0') or 0, false, key}
     of_bucket[tenant] = b
   end
-  local reply, tat, store = gcra_draw(b[1], now, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
+  local allowed, left, full, retry, tat, store = gcra_draw(b[1], now, tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
   b[1], b[2] = tat, b[2] or store
-  return reply
+  return allowed, left, full, retry
 end
 
 local function one(a, id, tenant, n)
-  local rate = draw(a, tenant)
-  if not rate then return accept(a, id, tenant, n) end
-  if rate[1] == 0 then return {'rated', rate, {'limited'}} end
-  return {'rated', rate, accept(a, id, tenant, n)}
+  local bucket = ARGV[a + 1]
+  if bucket == '' then return accept(a, id, tenant, n) end
+  local allowed, left, full, retry = draw(a, tenant, bucket)
+  if allowed == 0 then return {'rated', 0, left, full, retry, 'limited'} end
+  local outcome = accept(a, id, tenant, n)
+  if outcome == CREATED then return {'rated', allowed, left, full, retry, 'created'} end
+  return {'rated', allowed, left, full, retry, unpack(outcome)}
 end
 
 local function refused(e)

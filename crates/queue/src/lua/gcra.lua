@@ -9,9 +9,9 @@ local function gcra_now()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
--- One draw at `now` from a bucket whose tat is `tat` (0 = never drawn). Answers {allowed 1|0, requests left now,
--- microseconds until the bucket is full, microseconds until one fits}, the bucket's tat after the draw, and true
--- when that tat must be stored.
+-- One draw at `now` from a bucket whose tat is `tat` (0 = never drawn). Answers allowed 1|0, requests left now,
+-- microseconds until the bucket is full, microseconds until one fits (four numbers, no table: the enqueue script
+-- answers them flat), the bucket's tat after the draw, and true when that tat must be stored.
 local function gcra_draw(tat, now, interval, burst)
   if tat < now then tat = now end
   local store = false
@@ -24,9 +24,9 @@ local function gcra_draw(tat, now, interval, burst)
   local new_tat = tat + interval
   local allow_at = new_tat - burst * interval
   if now < allow_at then
-    return {0, 0, tat - now, allow_at - now}, tat, store
+    return 0, 0, tat - now, allow_at - now, tat, store
   end
-  return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}, new_tat, true
+  return 1, math.floor((now - allow_at) / interval), new_tat - now, 0, new_tat, true
 end
 
 -- Stores a bucket's tat until the bucket is full again. %.0f: a number this large would lose digits in Lua's
@@ -35,11 +35,12 @@ local function gcra_store(key, tat, now)
   redis.call('SET', key, string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1)
 end
 
--- gcra(key, interval, burst): one draw from the bucket at `key`, answered as gcra_draw answers it.
+-- gcra(key, interval, burst): one draw from the bucket at `key`, answered as {allowed, left, until full, until one
+-- fits}.
 local function gcra(key, interval, burst)
   local now = gcra_now()
-  local reply, tat, store =
+  local allowed, left, full, retry, tat, store =
     gcra_draw(tonumber(redis.call('GET', key) or '0') or 0, now, tonumber(interval), tonumber(burst))
   if store then gcra_store(key, tat, now) end
-  return reply
+  return {allowed, left, full, retry}
 end
