@@ -47,6 +47,8 @@ async fn the_relay_target_is_the_jobs_record_and_lives_until_its_session_is_forg
     let forged = format!("{}{}", j.id, "A".repeat(TOKEN_SECRET_LEN));
     assert_eq!(q.store.hook_target(&forged).await.unwrap(), None);
     assert_eq!(q.store.hook_target(&j.qr_token).await.unwrap(), None);
+    // Nor does the hook token open the job's QR window: the two capabilities stay apart.
+    assert_eq!(q.store.qr_target(&j.hook_token).await.unwrap(), None);
     assert_eq!(q.store.hook_target(&format!("{}{}", JobId::new(), "A".repeat(TOKEN_SECRET_LEN))).await.unwrap(), None);
 
     // Succeeded: the record no longer expires, and still relays and opens the QR window.
