@@ -23,7 +23,8 @@ impl JobStore {
     pub async fn qr_target(&self, token: &str) -> Result<Option<QrTarget>, QueueError> {
         if let Some(job_id) = token_job(token) {
             // The job's record, in the token's partition (minted to be its tenant's, or named by a migration).
-            let Some(record) = self.token_record("job", token, |k| k.job(job_id)).await? else {
+            let fields = ["tenant", "qr_token", "status", "updated_at"];
+            let Some(record) = self.token_record("job", token, &fields, |k| k.job(job_id)).await? else {
                 return Ok(None);
             };
             if !record.keeps("qr_token", token) || self.finished_long_ago(&record) {
@@ -34,7 +35,7 @@ impl JobStore {
         if !is_capability_token(token) {
             return Ok(None);
         }
-        let Some(record) = self.token_record("qr token", token, |k| k.qr(token)).await? else {
+        let Some(record) = self.token_record("qr token", token, &["tenant", "job"], |k| k.qr(token)).await? else {
             return Ok(None);
         };
         Ok(Some(QrTarget { tenant: record.tenant()?, job_id: record.job()? }))

@@ -367,17 +367,19 @@ impl JobStore {
         Ok(None)
     }
 
-    /// The record of a capability token (`key` builds its name in a partition's keys): in the token's own
-    /// partition, or, for a token minted before partitions, in the one `wgate migrate` wrote beside it.
+    /// The `fields` of a capability token's record (`key` builds its name in a partition's keys): in the token's
+    /// own partition, or, for a token minted before partitions, in the one `wgate migrate` wrote beside it. Only the
+    /// fields asked for are read: a token of this release names its job's whole record.
     pub(crate) async fn token_record(
         &self,
         what: &'static str,
         token: &str,
+        fields: &[&str],
         key: impl Fn(&Keys) -> String,
     ) -> Result<Option<RecordHash>, QueueError> {
         let layout = &self.layout;
         let own = layout.of_token(token);
-        if let Some(record) = self.read_record(what, key(layout.part(own))).await? {
+        if let Some(record) = self.read_fields(what, key(layout.part(own)), fields).await? {
             return Ok(Some(record));
         }
         if layout.count() == 1 {
@@ -386,9 +388,24 @@ impl JobStore {
         let alias = layout.base().token_partition(token);
         let p: Option<usize> = self.redis.query_again("token partition", redis::cmd("GET").arg(&alias)).await?;
         match p {
-            Some(p) if p != own && p < layout.count() => self.read_record(what, key(layout.part(p))).await,
+            Some(p) if p != own && p < layout.count() => self.read_fields(what, key(layout.part(p)), fields).await,
             _ => Ok(None),
         }
+    }
+
+    /// Some fields of one record hash (`HMGET`), retried once on a dropped connection; `None` when none of them is
+    /// there (no such key).
+    async fn read_fields(
+        &self,
+        what: &'static str,
+        key: String,
+        fields: &[&str],
+    ) -> Result<Option<RecordHash>, QueueError> {
+        let values: Vec<Option<String>> =
+            self.redis.query_again(what, redis::cmd("HMGET").arg(&key).arg(fields)).await?;
+        let fields: HashMap<String, String> =
+            fields.iter().zip(values).filter_map(|(f, v)| Some(((*f).to_owned(), v?))).collect();
+        Ok((!fields.is_empty()).then_some(RecordHash { what, fields }))
     }
 
     /// One record hash (`HGETALL`), retried once on a dropped connection; `None` when the key does not exist.
@@ -483,7 +500,8 @@ impl JobStore {
         if job_id.is_none() && !wgate_types::is_capability_token(token) {
             return Ok(None);
         }
-        let Some(record) = self.token_record("hook", token, |k| k.hook_record(token)).await? else {
+        let fields = ["tenant", "job", "hook_token", "callback"];
+        let Some(record) = self.token_record("hook", token, &fields, |k| k.hook_record(token)).await? else {
             return Ok(None);
         };
         let job_id = match job_id {
