@@ -110,9 +110,7 @@ local function one(a, id, tenant, n)
   if bucket == '' then return accept(a, id, tenant, n) end
   local allowed, left, full, retry = draw(a, tenant, bucket)
   if allowed == 0 then return {'rated', 0, left, full, retry, 'limited'} end
-  local outcome = accept(a, id, tenant, n)
-  if outcome == CREATED then return {'rated', allowed, left, full, retry, 'created'} end
-  return {'rated', allowed, left, full, retry, unpack(outcome)}
+  return {'rated', allowed, left, full, retry, unpack(accept(a, id, tenant, n))}
 end
 
 local function refused(e)
